@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# The tutorial's two VPCs, emulated with Linux network namespaces that have no link to the
+# host namespace. Needs root, iproute2, dnsmasq, openssl, python3 and dig.
+#
+#   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
+#   lab.sh step ID STEP   switch to a tutorial step: base gateway interface private-dns-off privatelink
+#   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2)
+#   lab.sh down ID        end the lab's processes (by recorded PID) and delete its namespaces
+#
+# Hosts (one namespace each, names pl<ID>-<role>):
+#   pub     public-subnet instance 10.10.0.10, default route to the VPC router
+#   priv    private-subnet instance 10.10.1.10, default route to the VPC router
+#   router  VPC router: one bridge per subnet, the public route table (main: local +
+#           0.0.0.0/0 -> internet) and the private one (table 101: local only, the rest
+#           dropped silently as AWS does); the VPC resolver (dnsmasq) at 10.10.0.2
+#   vpce    interface endpoint ENIs 10.10.0.100 / 10.10.1.100 (HTTPS for CloudFormation,
+#           no answer to ping) and the PrivateLink ENI 10.10.0.200 (TCP 80 -> the NLB)
+#   inet    the internet: public S3 and CloudFormation front ends
+#   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=names.env
+source "$here/names.env"
+ROLES=(router pub priv vpce inet vpc2)
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+
+[[ $# -ge 2 ]] || die "usage: lab.sh up|step|exec|down ID [...]"
+cmd=$1 ID=$2
+shift 2
+[[ $ID =~ ^[a-z0-9]{1,8}$ ]] || die "lab id '$ID': use 1 to 8 lowercase letters or digits"
+DIR=/tmp/probe-lab-$ID
+
+ns() { echo "pl$ID-$1"; }
+on() { local role=$1; shift; ip netns exec "$(ns "$role")" "$@"; }
+R() { ip -n "$(ns router)" "$@"; }
+
+# A veth pair created inside lab namespaces: the host namespace never holds either end.
+link() {
+  ip -n "$(ns "$1")" link add "$2" type veth peer name "$4" netns "$(ns "$3")"
+  ip -n "$(ns "$1")" link set "$2" up
+  ip -n "$(ns "$3")" link set "$4" up
+}
+
+# Starts a long-running process on a lab host and records its PID, role and name.
+start() {
+  local role=$1 name=$2; shift 2
+  ip netns exec "$(ns "$role")" "$@" >"$DIR/log/$name.log" 2>&1 &
+  echo "$! $role $name" >>"$DIR/pids"
+}
+
+# Ends one recorded process, only while it still runs inside this lab's namespace.
+stop_pid() {
+  local pid=$1 role=$2
+  [[ "$(ip netns identify "$pid" 2>/dev/null)" == "$(ns "$role")" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+  [[ "$(ip netns identify "$pid" 2>/dev/null)" == "$(ns "$role")" ]] && kill -KILL "$pid" 2>/dev/null
+  return 0
+}
+
+wait_tcp() {
+  local role=$1 ip=$2 port=$3
+  for _ in $(seq 100); do
+    on "$role" bash -c "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  die "nothing listens on $ip:$port in $(ns "$role"); see $DIR/log"
+}
+
+cert() {
+  local name=$1 sans=$2
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DIR/$name.key" \
+    -out "$DIR/$name.csr" -subj "/CN=${sans%%,*}" 2>/dev/null
+  local dns="" s
+  IFS=, read -ra list <<<"$sans"
+  for s in "${list[@]}"; do dns+="${dns:+,}DNS:$s"; done
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' "$dns" >"$DIR/$name.ext"
+  openssl x509 -req -in "$DIR/$name.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" -CAcreateserial \
+    -days 7 -extfile "$DIR/$name.ext" -out "$DIR/$name.pem" 2>/dev/null
+}
+
+up() {
+  [[ $(id -u) == 0 ]] || die "the lab builds network namespaces and needs root: run it with sudo"
+  local t
+  for t in ip dnsmasq openssl python3 dig; do
+    command -v "$t" >/dev/null || die "$t is missing: run .ci/run, or apt-get install iproute2 dnsmasq-base openssl bind9-dnsutils"
+  done
+  for t in "${ROLES[@]}"; do
+    ! ip netns list | grep -qw "$(ns "$t")" || die "lab $ID exists already: run lab.sh down $ID first"
+  done
+  rm -rf "$DIR"
+  mkdir -p "$DIR/log"
+  : >"$DIR/pids"
+  local py
+  py=$(python3 -c 'import sys; print(sys.executable)')
+
+  for t in "${ROLES[@]}"; do
+    ip netns add "$(ns "$t")"
+    ip -n "$(ns "$t")" link set lo up
+    on "$t" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  done
+  # ip netns exec mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: every lab host
+  # asks the VPC resolver, none ever reads the host's.
+  for t in "${ROLES[@]}"; do
+    mkdir -p "/etc/netns/$(ns "$t")"
+    echo "nameserver $RESOLVER_IP" >"/etc/netns/$(ns "$t")/resolv.conf"
+  done
+
+  # VPC router: a bridge per subnet.
+  on router sysctl -qw net.ipv4.ip_forward=1
+  R link add br-pub type bridge && R link set br-pub up
+  R link add br-priv type bridge && R link set br-priv up
+  link router p-pub pub eth0 && R link set p-pub master br-pub
+  link router p-priv priv eth0 && R link set p-priv master br-priv
+  link router p-vpce0 vpce eth0 && R link set p-vpce0 master br-pub
+  link router p-vpce1 vpce eth1 && R link set p-vpce1 master br-priv
+  link router to-inet inet to-vpc
+  R addr add 10.10.0.1/24 dev br-pub
+  R addr add "$RESOLVER_IP/24" dev br-pub
+  R addr add 10.10.1.1/24 dev br-priv
+  R addr add 100.64.0.1/30 dev to-inet
+  # Public subnet's route table: local + 0.0.0.0/0 -> IGW.
+  R route add default via 100.64.0.2
+  # Private subnet's route table: local only; everything else is dropped without a word.
+  R route add 10.10.0.0/24 dev br-pub table 101
+  R route add 10.10.1.0/24 dev br-priv table 101
+  R route add blackhole default table 101
+  R rule add iif br-priv lookup 101 pref 100
+
+  # Instances.
+  ip -n "$(ns pub)" addr add "$PUB_IP/24" dev eth0
+  ip -n "$(ns pub)" route add default via 10.10.0.1
+  ip -n "$(ns priv)" addr add "$PRIV_IP/24" dev eth0
+  ip -n "$(ns priv)" route add default via 10.10.1.1
+
+  # Endpoint ENIs: TCP only, like AWS's.
+  ip -n "$(ns vpce)" addr add "$ENI_A_IP/24" dev eth0
+  ip -n "$(ns vpce)" addr add "$SVC_ENI_IP/24" dev eth0
+  ip -n "$(ns vpce)" addr add "$ENI_C_IP/24" dev eth1
+  on vpce sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+  link vpce to-vpc2 vpc2 to-vpce
+  ip -n "$(ns vpce)" addr add 100.64.1.1/30 dev to-vpc2
+  ip -n "$(ns vpce)" route add 20.20.0.0/16 via 100.64.1.2
+
+  # The internet: it routes between the VPC and the second VPC.
+  on inet sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$(ns inet)" addr add 100.64.0.2/30 dev to-vpc
+  ip -n "$(ns inet)" addr add "$S3_IP/32" dev lo
+  ip -n "$(ns inet)" addr add "$CF_PUBLIC_IP/32" dev lo
+  ip -n "$(ns inet)" route add "$VPC_CIDR" via 100.64.0.1
+  link inet to-vpc2 vpc2 to-inet
+  ip -n "$(ns inet)" addr add 100.64.2.1/30 dev to-vpc2
+  ip -n "$(ns inet)" route add 20.20.0.0/16 via 100.64.2.2
+  ip -n "$(ns inet)" route add "$NLB_PUBLIC_IP/32" via 100.64.2.2
+
+  # The second VPC: web servers and the NLB's public and private addresses.
+  local a
+  for a in "$NLB_PUBLIC_IP" "$NLB_PRIVATE_IP" "$WEB1_IP" "$WEB2_IP"; do
+    ip -n "$(ns vpc2)" addr add "$a/32" dev lo
+  done
+  ip -n "$(ns vpc2)" addr add 100.64.2.2/30 dev to-inet
+  ip -n "$(ns vpc2)" addr add 100.64.1.2/30 dev to-vpce
+  ip -n "$(ns vpc2)" route add default via 100.64.2.1
+
+  # A test CA and the certificates AWS front ends would present.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -keyout "$DIR/ca.key" -out "$DIR/ca.pem" -subj "/CN=probe lab CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  cert s3 "$S3_NAME,*.$S3_NAME"
+  cert cf "$CF_NAME,*.${CF_NAME%.amazonaws.com}.vpce.amazonaws.com"
+
+  local s3_body='<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
+  start inet s3 "$py" "$here/servers.py" https --listen "$S3_IP:443" --cert "$DIR/s3.pem" --key "$DIR/s3.key" \
+    --status 403 --header "Server:AmazonS3" --header "x-amz-request-id:LAB0S3REQUEST0001" --body "$s3_body"
+  start inet cloudformation "$py" "$here/servers.py" https --listen "$CF_PUBLIC_IP:443" --cert "$DIR/cf.pem" \
+    --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-public" --body "<UnknownOperationException/>"
+  start vpce cloudformation-eni "$py" "$here/servers.py" https --listen "$ENI_A_IP:443" --listen "$ENI_C_IP:443" \
+    --cert "$DIR/cf.pem" --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-endpoint" \
+    --body "<UnknownOperationException/>"
+  start vpce privatelink "$py" "$here/servers.py" tcpfwd --listen "$SVC_ENI_IP:80" --to "$NLB_PRIVATE_IP:80"
+  start vpc2 web1 "$py" "$here/servers.py" http --listen "$WEB1_IP:80" --body "<html><h1>$WEB_PAGE 1</h1></html>"
+  start vpc2 web2 "$py" "$here/servers.py" http --listen "$WEB2_IP:80" --body "<html><h1>$WEB_PAGE 2</h1></html>"
+  start vpc2 nlb "$py" "$here/servers.py" tcpfwd --listen "$NLB_PUBLIC_IP:80" --listen "$NLB_PRIVATE_IP:80" \
+    --to "$WEB1_IP:80" --to "$WEB2_IP:80"
+  wait_tcp inet "$S3_IP" 443
+  wait_tcp inet "$CF_PUBLIC_IP" 443
+  wait_tcp vpce "$ENI_A_IP" 443
+  wait_tcp vpce "$SVC_ENI_IP" 80
+  wait_tcp vpc2 "$WEB1_IP" 80
+  wait_tcp vpc2 "$WEB2_IP" 80
+  wait_tcp vpc2 "$NLB_PUBLIC_IP" 80
+  step base
+}
+
+# The VPC resolver's records for a step: what Route 53 Resolver would answer.
+dns_records() {
+  local step=$1
+  echo "--host-record=$S3_NAME,$S3_IP"
+  echo "--host-record=$NLB_NAME,$NLB_PUBLIC_IP"
+  echo "--cname=$WWW_NAME,$NLB_NAME"
+  if [[ $step == interface ]]; then
+    # Private DNS on: the service's own name answers with the endpoint ENIs.
+    echo "--host-record=$CF_NAME,$ENI_A_IP"
+    echo "--host-record=$CF_NAME,$ENI_C_IP"
+  else
+    echo "--host-record=$CF_NAME,$CF_PUBLIC_IP"
+  fi
+  case $step in
+    interface | private-dns-off | privatelink)
+      echo "--host-record=$CF_VPCE_NAME,$ENI_A_IP"
+      echo "--host-record=$CF_VPCE_NAME,$ENI_C_IP"
+      echo "--host-record=$CF_VPCE_A_NAME,$ENI_A_IP"
+      echo "--host-record=$CF_VPCE_C_NAME,$ENI_C_IP"
+      ;;
+  esac
+  if [[ $step == privatelink ]]; then
+    echo "--host-record=$SVC_VPCE_NAME,$SVC_ENI_IP"
+  fi
+}
+
+step() {
+  local name=$1
+  [[ " $STEPS " == *" $name "* ]] || die "unknown step '$name': use one of $STEPS"
+  # The gateway endpoint: a prefix-list route to the vpce in the private route table.
+  R route del "$S3_PREFIX" table 101 2>/dev/null || true
+  [[ $name == base ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
+
+  local pid role pname rest=()
+  while read -r pid role pname; do
+    if [[ $pname == dnsmasq ]]; then stop_pid "$pid" "$role"; else rest+=("$pid $role $pname"); fi
+  done <"$DIR/pids"
+  printf '%s\n' "${rest[@]}" >"$DIR/pids"
+  local records
+  mapfile -t records < <(dns_records "$name")
+  start router dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+    --bind-interfaces --listen-address="$RESOLVER_IP" --pid-file="$DIR/dnsmasq.pid" --user=root \
+    --local=/amazonaws.com/ --local=/lab/ --log-facility=- "${records[@]}"
+  for _ in $(seq 100); do
+    [[ -n $(on pub dig +short +time=1 +tries=1 "@$RESOLVER_IP" "$S3_NAME" 2>/dev/null) ]] && break
+    sleep 0.05
+  done
+  echo "$name" >"$DIR/step"
+}
+
+down() {
+  if [[ -f $DIR/pids ]]; then
+    local pid role name
+    while read -r pid role name; do
+      [[ -n $pid ]] && stop_pid "$pid" "$role"
+    done <"$DIR/pids"
+  fi
+  local t
+  for t in "${ROLES[@]}"; do
+    ip netns del "$(ns "$t")" 2>/dev/null || true
+  done
+  for t in "${ROLES[@]}"; do
+    rm -rf "/etc/netns/$(ns "$t")"
+  done
+  rm -rf "$DIR"
+}
+
+case $cmd in
+  up) up ;;
+  step) [[ $# == 1 ]] || die "usage: lab.sh step ID STEP"; step "$1" ;;
+  exec) [[ $# -ge 2 ]] || die "usage: lab.sh exec ID ROLE CMD..."; role=$1; shift; on "$role" "$@" ;;
+  down) down ;;
+  *) die "unknown command '$cmd': use up, step, exec or down" ;;
+esac

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Servers of the emulated VPC lab, one process per role, run inside a lab namespace.
+
+  servers.py https  --listen IP:PORT... --cert C --key K --status N [--header K:V...] [--body B]
+  servers.py http   --listen IP:PORT... --status N [--body B]
+  servers.py tcpfwd --listen IP:PORT... --to IP:PORT...   (a TCP load balancer, round robin)
+
+Each runs in the foreground until SIGTERM, so the lab can end it by its PID.
+"""
+import argparse
+import http.server
+import itertools
+import signal
+import socket
+import ssl
+import sys
+import threading
+
+
+def addr(text):
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
+def http_handler(status, headers, body):
+    payload = body.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "lab"
+        sys_version = ""
+        timeout = 10
+
+        def do_GET(self):
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind asks DNS for the host's name (getfqdn): not in a lab.
+        socket_server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+def socket_server_bind(server):
+    import socketserver
+
+    socketserver.TCPServer.server_bind(server)
+
+
+def serve_http(args, tls):
+    headers = [h.split(":", 1) for h in args.header]
+    handler = http_handler(args.status, headers, args.body)
+    servers = []
+    for listen in args.listen:
+        server = Server(addr(listen), handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.cert, args.key)
+            # The handshake then runs in the handler thread, so one slow client cannot
+            # hold the accept loop.
+            server.socket = ctx.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        servers.append(server)
+    run(s.serve_forever for s in servers)
+
+
+def pipe(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def serve_tcpfwd(args):
+    backends = itertools.cycle([addr(t) for t in args.to])
+    lock = threading.Lock()
+
+    def accept_loop(listener):
+        while True:
+            client, _ = listener.accept()
+            with lock:
+                backend = next(backends)
+            try:
+                upstream = socket.create_connection(backend, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    listeners = []
+    for listen in args.listen:
+        s = socket.create_server(addr(listen), reuse_port=False)
+        listeners.append(s)
+    run(lambda s=s: accept_loop(s) for s in listeners)
+
+
+def run(loops):
+    for loop in loops:
+        threading.Thread(target=loop, daemon=True).start()
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("role", choices=["https", "http", "tcpfwd"])
+    p.add_argument("--listen", action="append", required=True)
+    p.add_argument("--to", action="append", default=[])
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--status", type=int, default=200)
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--body", default="")
+    args = p.parse_args()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    if args.role == "tcpfwd":
+        serve_tcpfwd(args)
+    else:
+        serve_http(args, tls=args.role == "https")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+//! The check engine: every target and address at once under a semaphore, each stage under
+//! its own timeout, the whole run under one deadline, results in command-line order.
+
+use super::plan::Plan;
+use super::{connect, icmp};
+use crate::classify::{self, Expect};
+use crate::error::{CheckError, Kind, Phase};
+use crate::net::dns::Resolve;
+use crate::net::ping::Ping;
+use crate::net::tls::Trust;
+use crate::report::{self, AddressReport, Agent, DnsReport, Report, TargetReport};
+use crate::target::Target;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::timeout_at;
+
+/// The outside systems a run uses.
+pub struct Deps<R, P> {
+    /// Name resolution.
+    pub resolver: Arc<R>,
+    /// ICMP echo.
+    pub pinger: Arc<P>,
+    /// TLS trust roots.
+    pub trust: Trust,
+    /// Where the run happens, for the report.
+    pub agent: Agent,
+}
+
+/// What every task of a run shares.
+pub(super) struct Ctx<R, P> {
+    pub resolver: Arc<R>,
+    pub pinger: Arc<P>,
+    pub trust: Trust,
+    pub vpc_cidrs: Vec<IpNet>,
+    pub timeout: Duration,
+    pub ping_count: u16,
+    pub ping_interval: Duration,
+    pub expect_body: Option<String>,
+    pub deadline: tokio::time::Instant,
+    pub permits: Semaphore,
+}
+
+/// Checks every target of `plan` and builds the report.
+pub async fn run<R: Resolve, P: Ping>(plan: &Plan, deps: &Deps<R, P>) -> Report {
+    let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let t0 = Instant::now();
+    let ctx = Arc::new(Ctx {
+        resolver: deps.resolver.clone(),
+        pinger: deps.pinger.clone(),
+        trust: deps.trust.clone(),
+        vpc_cidrs: plan.vpc_cidrs.clone(),
+        timeout: plan.timeout,
+        ping_count: plan.ping_count,
+        ping_interval: plan.ping_interval,
+        expect_body: plan.expect_body.clone(),
+        deadline: tokio::time::Instant::now() + plan.deadline,
+        permits: Semaphore::new(plan.concurrency),
+    });
+    let mut tasks = JoinSet::new();
+    for (index, (target, expect)) in plan.targets.iter().cloned().enumerate() {
+        let ctx = ctx.clone();
+        tasks.spawn(async move { (index, check_target(ctx, target, expect).await) });
+    }
+    let mut targets: Vec<(usize, TargetReport)> = Vec::with_capacity(plan.targets.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(t) => targets.push(t),
+            Err(e) => tracing::error!("a target task failed: {e}"),
+        }
+    }
+    targets.sort_by_key(|(i, _)| *i);
+    let targets: Vec<TargetReport> = targets.into_iter().map(|(_, t)| t).collect();
+    Report {
+        schema: report::SCHEMA.into(),
+        id: uuid::Uuid::new_v4().to_string(),
+        agent: deps.agent.clone(),
+        started_at,
+        duration_ms: u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
+        pass: targets.iter().all(|t| t.verdict.pass),
+        targets,
+    }
+}
+
+async fn check_target<R: Resolve, P: Ping>(
+    ctx: Arc<Ctx<R, P>>,
+    target: Target,
+    expect: Option<Expect>,
+) -> TargetReport {
+    let dns = resolve(&ctx, &target).await;
+    let mut tasks = JoinSet::new();
+    for (index, ip) in dns.addresses.iter().copied().enumerate() {
+        let ctx = ctx.clone();
+        let target = target.clone();
+        tasks.spawn(async move { (index, check_address(ctx, &target, ip).await) });
+    }
+    let mut addresses = Vec::with_capacity(dns.addresses.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(a) => addresses.push(a),
+            Err(e) => tracing::error!("an address task failed: {e}"),
+        }
+    }
+    addresses.sort_by_key(|(i, _)| *i);
+    let addresses: Vec<AddressReport> = addresses.into_iter().map(|(_, a)| a).collect();
+    let label = target.scheme.to_string().to_ascii_uppercase();
+    let verdict = classify::verdict(&dns, &addresses, expect, &label);
+    TargetReport {
+        url: target.url(),
+        target: target.input,
+        host: target.host,
+        port: target.port,
+        scheme: target.scheme,
+        dns,
+        addresses,
+        verdict,
+    }
+}
+
+async fn resolve<R: Resolve, P: Ping>(ctx: &Ctx<R, P>, target: &Target) -> DnsReport {
+    let mut report = DnsReport {
+        ok: false,
+        addresses: Vec::new(),
+        cname: Vec::new(),
+        rcode: None,
+        server: None,
+        records: Vec::new(),
+        ms: 0.0,
+        error: None,
+    };
+    if let Some(ip) = target.ip_literal() {
+        report.ok = true;
+        report.addresses.push(ip);
+        return report;
+    }
+    let _permit = ctx.permits.acquire().await;
+    let t0 = Instant::now();
+    let outcome = timeout_at(ctx.deadline, ctx.resolver.resolve(&target.host)).await;
+    report.ms = report::millis(t0.elapsed());
+    match outcome {
+        Ok(Ok(answer)) => {
+            report.ok = true;
+            report.addresses = answer.addresses;
+            report.cname = answer.cname;
+            report.records = answer.records;
+            report.rcode = Some(answer.rcode);
+            report.server = Some(answer.server);
+        }
+        Ok(Err(failure)) => {
+            report.rcode = failure.rcode;
+            report.server = failure.server;
+            report.error = Some(CheckError::new(Phase::Dns, failure.kind, failure.message));
+        }
+        Err(_) => {
+            report.error = Some(CheckError::new(
+                Phase::Dns,
+                Kind::Deadline,
+                "the run's deadline passed before DNS answered",
+            ));
+        }
+    }
+    report
+}
+
+async fn check_address<R: Resolve, P: Ping>(
+    ctx: Arc<Ctx<R, P>>,
+    target: &Target,
+    ip: IpAddr,
+) -> AddressReport {
+    let _permit = ctx.permits.acquire().await;
+    let class = classify::classify(ip, &target.host, &ctx.vpc_cidrs);
+    let (cutoff, cutoff_rx) = tokio::sync::watch::channel(None);
+    let chain = async {
+        let conn = connect::run(&ctx, target, ip).await;
+        if conn.completed() {
+            // The address is proven reachable: ICMP only gets time for replies in flight.
+            let _ = cutoff.send(Some(tokio::time::Instant::now() + icmp::GRACE));
+        }
+        conn
+    };
+    let (icmp, conn) = tokio::join!(icmp::run(&ctx, ip, cutoff_rx), chain);
+    AddressReport {
+        ip,
+        class,
+        icmp,
+        tcp: conn.tcp,
+        tls: conn.tls,
+        http: conn.http,
+    }
+}

@@ -1,0 +1,424 @@
+//! Command-line arguments of `probe check`, validated into a plan with nothing optional
+//! left to decide.
+
+use crate::classify::Expect;
+use crate::target::{self, Needs, Target};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Output format requested on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table on a terminal, JSON otherwise.
+    Auto,
+    /// A table for people.
+    Table,
+    /// One JSON document (schema probe.report/v1).
+    Json,
+}
+
+/// Arguments of `probe check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// What to check: an AWS service name (s3, cloudformation, sts...), a host name,
+    /// host:port, or a URL (https://, http://, tls://, tcp://).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// AWS region for service names [default: AWS_REGION, then AWS_DEFAULT_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// DNS server to ask instead of those in /etc/resolv.conf.
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub resolver: Option<String>,
+
+    /// A VPC CIDR block, to classify addresses (repeatable).
+    #[arg(long = "vpc-cidr", value_name = "CIDR")]
+    pub vpc_cidrs: Vec<String>,
+
+    /// What a target should come to: a path (interface-endpoint, gateway-endpoint, vpc,
+    /// private, public, unreachable, dns-failed) or reachable (repeatable).
+    #[arg(long = "expect", value_name = "TARGET=PATH")]
+    pub expects: Vec<String>,
+
+    /// ICMP echo requests per address; 0 turns ICMP off.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub ping_count: u16,
+
+    /// Time between echo requests to one address.
+    #[arg(long, value_name = "DURATION", default_value = "20ms")]
+    pub ping_interval: String,
+
+    /// Time limit of each stage (DNS, each echo, TCP, TLS, HTTP).
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub timeout: String,
+
+    /// Time limit of the whole run [default: 5 x --timeout].
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+
+    /// Addresses checked at once.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// Extra trusted CA certificates, PEM (repeatable; SSL_CERT_FILE is added too).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+
+    /// Text the HTTP body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub expect_body: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
+}
+
+/// Concrete output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Table for people.
+    Table,
+    /// JSON document.
+    Json,
+}
+
+/// A validated `probe check` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Targets in command-line order, each with its expectation.
+    pub targets: Vec<(Target, Option<Expect>)>,
+    /// Region used to expand service names.
+    pub region: Option<String>,
+    /// DNS server override.
+    pub resolver: Option<SocketAddr>,
+    /// VPC CIDR blocks.
+    pub vpc_cidrs: Vec<IpNet>,
+    /// Echo requests per address.
+    pub ping_count: u16,
+    /// Time between echo requests.
+    pub ping_interval: Duration,
+    /// Per-stage time limit.
+    pub timeout: Duration,
+    /// Whole-run time limit.
+    pub deadline: Duration,
+    /// Addresses checked at once.
+    pub concurrency: usize,
+    /// Extra trusted CA files.
+    pub ca_files: Vec<PathBuf>,
+    /// Required body text.
+    pub expect_body: Option<String>,
+    /// Output format.
+    pub format: Format,
+}
+
+/// Validates `args` into a plan. `env` reads environment variables; `tty` tells whether
+/// stdout is a terminal.
+///
+/// # Errors
+/// One line naming the bad argument and the fix.
+pub fn build(args: &Args, env: &dyn Fn(&str) -> Option<String>, tty: bool) -> Result<Plan, String> {
+    if args.targets.is_empty() {
+        return Err(
+            "no target given: name at least one, as in `probe check s3 cloudformation`".into(),
+        );
+    }
+    let region = validate_region(args.region.clone(), env)?;
+    let needs_region = args
+        .targets
+        .iter()
+        .any(|t| target::needs(t) == Needs::Region);
+    if needs_region && region.is_none() {
+        return Err(
+            "service names need a region: pass --region (as --region ap-northeast-2) or set AWS_REGION"
+                .into(),
+        );
+    }
+    let targets: Vec<Target> = args
+        .targets
+        .iter()
+        .map(|t| target::parse(t, region.as_deref()))
+        .collect::<Result<_, _>>()?;
+    let expects = validate_expects(&args.expects, &targets)?;
+    let timeout = validate_duration("--timeout", &args.timeout)?;
+    let deadline = match &args.deadline {
+        Some(d) => validate_duration("--deadline", d)?,
+        None => timeout * 5,
+    };
+    if deadline < timeout {
+        return Err(format!(
+            "--deadline {} is shorter than --timeout {}: make it at least as long",
+            humantime::format_duration(deadline),
+            humantime::format_duration(timeout)
+        ));
+    }
+    if args.concurrency == 0 {
+        return Err("--concurrency 0 would check nothing: give 1 or more".into());
+    }
+    let mut ca_files = args.ca_files.clone();
+    for f in &ca_files {
+        if !f.is_file() {
+            return Err(format!(
+                "--ca-file {}: no such file; give the path of a PEM CA certificate",
+                f.display()
+            ));
+        }
+    }
+    if let Some(f) = env("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+        let path = PathBuf::from(&f);
+        if !path.is_file() {
+            return Err(format!(
+                "SSL_CERT_FILE={f}: no such file; fix it or unset it"
+            ));
+        }
+        ca_files.push(path);
+    }
+    Ok(Plan {
+        targets: targets.into_iter().zip(expects).collect(),
+        region,
+        resolver: args
+            .resolver
+            .as_deref()
+            .map(validate_resolver)
+            .transpose()?,
+        vpc_cidrs: args
+            .vpc_cidrs
+            .iter()
+            .map(|c| validate_cidr(c))
+            .collect::<Result<_, _>>()?,
+        ping_count: args.ping_count,
+        ping_interval: validate_duration("--ping-interval", &args.ping_interval)?,
+        timeout,
+        deadline,
+        concurrency: args.concurrency,
+        ca_files,
+        expect_body: args.expect_body.clone(),
+        format: match args.output {
+            Output::Table => Format::Table,
+            Output::Json => Format::Json,
+            Output::Auto if tty => Format::Table,
+            Output::Auto => Format::Json,
+        },
+    })
+}
+
+fn validate_region(
+    flag: Option<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    let (region, source) = match flag {
+        Some(r) => (r, "--region"),
+        None => match env("AWS_REGION").filter(|r| !r.is_empty()) {
+            Some(r) => (r, "AWS_REGION"),
+            None => match env("AWS_DEFAULT_REGION").filter(|r| !r.is_empty()) {
+                Some(r) => (r, "AWS_DEFAULT_REGION"),
+                None => return Ok(None),
+            },
+        },
+    };
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(format!(
+            "{source} {region:?} is not an AWS region; use a code such as ap-northeast-2"
+        ));
+    }
+    Ok(Some(region))
+}
+
+fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option<Expect>>, String> {
+    let mut out = vec![None; targets.len()];
+    for e in expects {
+        let (name, path) = e.split_once('=').ok_or_else(|| {
+            format!("--expect {e:?}: write TARGET=PATH, as in --expect s3=gateway-endpoint")
+        })?;
+        let expect: Expect = path.parse().map_err(|m| format!("--expect {e:?}: {m}"))?;
+        let index = targets
+            .iter()
+            .position(|t| t.input == name)
+            .or_else(|| targets.iter().position(|t| t.host == name))
+            .ok_or_else(|| {
+                let names: Vec<&str> = targets.iter().map(|t| t.input.as_str()).collect();
+                format!(
+                    "--expect {e:?}: no target {name:?}; the targets are {}",
+                    names.join(", ")
+                )
+            })?;
+        if out[index].replace(expect).is_some() {
+            return Err(format!(
+                "--expect names {name:?} twice: keep one expectation per target"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn validate_duration(flag: &str, value: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(value)
+        .map_err(|e| format!("{flag} {value:?}: {e}; write a duration such as 2s or 500ms"))?;
+    if d.is_zero() {
+        return Err(format!("{flag} must be longer than zero"));
+    }
+    Ok(d)
+}
+
+fn validate_resolver(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("--resolver {value:?}: give an IP address, IP:PORT or [IPv6]:PORT"))
+}
+
+fn validate_cidr(value: &str) -> Result<IpNet, String> {
+    value
+        .parse::<IpNet>()
+        .map(|n| n.trunc())
+        .map_err(|_| format!("--vpc-cidr {value:?}: give a CIDR block such as 10.10.0.0/16"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Path;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan_of(line: &str, env: &[(&str, &str)]) -> Result<Plan, String> {
+        let argv = std::iter::once("check").chain(line.split_whitespace());
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        build(
+            &cli.args,
+            &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            false,
+        )
+    }
+
+    #[test]
+    fn command_lines_to_plans() {
+        let p = plan_of(
+            "s3 cloudformation --region ap-northeast-2 --expect s3=gateway-endpoint --vpc-cidr 10.10.0.0/16 --timeout 1s",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.targets.len(), 2);
+        assert_eq!(p.targets[0].0.host, "s3.ap-northeast-2.amazonaws.com");
+        assert_eq!(p.targets[0].1, Some(Expect::Path(Path::GatewayEndpoint)));
+        assert_eq!(p.targets[1].1, None);
+        assert_eq!(p.timeout, Duration::from_secs(1));
+        assert_eq!(p.deadline, Duration::from_secs(5));
+        assert_eq!(p.format, Format::Json);
+        assert_eq!(p.vpc_cidrs, vec!["10.10.0.0/16".parse::<IpNet>().unwrap()]);
+
+        let p = plan_of("sts", &[("AWS_DEFAULT_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(p.region.as_deref(), Some("eu-west-1"));
+        let p = plan_of(
+            "sts",
+            &[
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.region.as_deref(), Some("us-east-1"));
+        let p = plan_of("example.com --resolver 127.0.0.1:5353 -o table", &[]).unwrap();
+        assert_eq!(p.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(p.format, Format::Table);
+        assert_eq!(
+            plan_of("example.com --resolver 10.0.0.2", &[])
+                .unwrap()
+                .resolver,
+            Some("10.0.0.2:53".parse().unwrap())
+        );
+        assert_eq!(
+            plan_of("example.com --expect example.com=unreachable", &[])
+                .unwrap()
+                .targets[0]
+                .1,
+            Some(Expect::Unreachable)
+        );
+    }
+
+    #[test]
+    fn command_lines_to_errors() {
+        for (line, env, want) in [
+            ("", vec![], "no target given"),
+            ("s3", vec![], "pass --region"),
+            (
+                "s3 --region apne2",
+                vec![],
+                "--region \"apne2\" is not an AWS region",
+            ),
+            ("s3", vec![("AWS_REGION", "Tokyo")], "AWS_REGION \"Tokyo\""),
+            ("h.example --expect h.example", vec![], "write TARGET=PATH"),
+            (
+                "h.example --expect other=public",
+                vec![],
+                "no target \"other\"; the targets are h.example",
+            ),
+            (
+                "h.example --expect h.example=nowhere",
+                vec![],
+                "unknown expectation \"nowhere\"",
+            ),
+            (
+                "h.example --expect h.example=public --expect h.example=vpc",
+                vec![],
+                "twice",
+            ),
+            ("h.example --timeout 2x", vec![], "--timeout \"2x\""),
+            ("h.example --timeout 0s", vec![], "longer than zero"),
+            (
+                "h.example --timeout 3s --deadline 1s",
+                vec![],
+                "shorter than --timeout",
+            ),
+            ("h.example --concurrency 0", vec![], "--concurrency 0"),
+            (
+                "h.example --resolver dns.local",
+                vec![],
+                "--resolver \"dns.local\"",
+            ),
+            (
+                "h.example --vpc-cidr 10.10.0.0/33",
+                vec![],
+                "--vpc-cidr \"10.10.0.0/33\"",
+            ),
+            (
+                "h.example --ca-file /nonexistent/ca.pem",
+                vec![],
+                "--ca-file /nonexistent/ca.pem: no such file",
+            ),
+            (
+                "h.example",
+                vec![("SSL_CERT_FILE", "/nonexistent.pem")],
+                "SSL_CERT_FILE=/nonexistent.pem",
+            ),
+            ("h.example:0", vec![], "port 0"),
+        ] {
+            let e = plan_of(line, &env).expect_err(line);
+            assert!(e.contains(want), "{line:?}: got {e:?}, want {want:?}");
+            assert!(!e.trim_end().contains('\n'), "one line: {e}");
+        }
+    }
+}

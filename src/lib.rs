@@ -1,0 +1,25 @@
+//! probe: a connectivity verification agent for AWS VPCs.
+//!
+//! The library holds everything; `main.rs` only builds the runtime and maps the result to
+//! an exit code, so tests drive the same code the binary runs.
+
+pub mod check;
+pub mod classify;
+pub mod cli;
+pub mod error;
+pub mod net;
+pub mod report;
+pub mod target;
+
+use cli::{Cli, Command};
+use error::Error;
+
+/// Runs the parsed command line and returns the process exit code.
+///
+/// # Errors
+/// Usage and environment errors, each one line naming the problem and the fix.
+pub async fn run(cli: Cli) -> Result<u8, Error> {
+    match cli.command {
+        Command::Check(args) => check::execute(&args).await,
+    }
+}

@@ -1,0 +1,256 @@
+//! TLS with rustls: trust roots, a verifier that keeps the server's certificate even when
+//! verification fails (so the report can say what the server presented), certificate
+//! details, and error kinds.
+
+use crate::error::Kind;
+use crate::report::CertInfo;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// Trust settings shared by every handshake of a run.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    verifier: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl Trust {
+    /// The standard web roots plus every PEM file in `extra` (from `--ca-file` and
+    /// `SSL_CERT_FILE`).
+    ///
+    /// # Errors
+    /// A one-line message naming the file that cannot be read or holds no certificate.
+    pub fn new(extra: &[PathBuf]) -> Result<Self, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for path in extra {
+            add_pem(&mut roots, path)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+        Ok(Self { verifier, provider })
+    }
+}
+
+fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| {
+        format!(
+            "cannot read CA file {}: {e}; check the path given to --ca-file or SSL_CERT_FILE",
+            path.display()
+        )
+    })?;
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(&data) {
+        let cert = cert.map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "CA file {} holds a certificate rustls rejects: {e}",
+                path.display()
+            )
+        })?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(format!(
+            "CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Delegates to webpki, but first keeps the end-entity certificate it was shown.
+#[derive(Debug)]
+struct Capturing {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Arc<Mutex<Option<CertificateDer<'static>>>>,
+}
+
+impl ServerCertVerifier for Capturing {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// What a handshake came to.
+pub struct Handshake {
+    /// The stream, when the handshake succeeded.
+    pub result: Result<TlsStream<TcpStream>, (Kind, String)>,
+    /// The server's certificate, whatever the result.
+    pub cert: Option<CertInfo>,
+    /// The negotiated version, on success.
+    pub version: Option<String>,
+}
+
+/// Runs a TLS handshake over `tcp` with SNI `host`, offering HTTP/1.1 by ALPN when `http`.
+pub async fn handshake(trust: &Trust, host: &str, tcp: TcpStream, http: bool) -> Handshake {
+    let seen = Arc::new(Mutex::new(None));
+    let verifier = Arc::new(Capturing {
+        inner: trust.verifier.clone(),
+        seen: seen.clone(),
+    });
+    let config = ClientConfig::builder_with_provider(trust.provider.clone())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            let mut c = b
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            if http {
+                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            }
+            c
+        });
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            return Handshake {
+                result: Err((Kind::Handshake, e.to_string())),
+                cert: None,
+                version: None,
+            };
+        }
+    };
+    let name = match ServerName::try_from(host.trim_end_matches('.').to_string()) {
+        Ok(n) => n,
+        Err(e) => {
+            return Handshake {
+                result: Err((
+                    Kind::Handshake,
+                    format!("{host:?} cannot be sent as SNI: {e}"),
+                )),
+                cert: None,
+                version: None,
+            };
+        }
+    };
+    let result = TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| map_error(&e));
+    let version = result.as_ref().ok().and_then(|s| {
+        s.get_ref()
+            .1
+            .protocol_version()
+            .map(|v| v.as_str().unwrap_or("unknown").replace('_', "."))
+    });
+    let cert = seen
+        .lock()
+        .ok()
+        .and_then(|s| s.as_ref().and_then(cert_info));
+    Handshake {
+        result,
+        cert,
+        version,
+    }
+}
+
+fn map_error(err: &std::io::Error) -> (Kind, String) {
+    let tls = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let kind = match tls {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                Kind::NameMismatch
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => Kind::Expired,
+            CertificateError::UnknownIssuer => Kind::UnknownIssuer,
+            _ => Kind::Certificate,
+        },
+        Some(_) => Kind::Handshake,
+        None => match Kind::from_io(err) {
+            Kind::Io => Kind::Handshake,
+            k => k,
+        },
+    };
+    (kind, err.to_string())
+}
+
+/// Reads the names, issuer and validity out of a DER certificate.
+#[must_use]
+pub fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push((*d).to_string()),
+                GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    names.extend(ip.map(|ip| ip.to_string()));
+                }
+                _ => {}
+            }
+        }
+    }
+    let rfc3339 = |t: x509_parser::time::ASN1Time| {
+        let secs = u64::try_from(t.timestamp()).unwrap_or(0);
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+        )
+        .to_string()
+    };
+    Some(CertInfo {
+        subject: cert.subject().to_string(),
+        names,
+        issuer: cert.issuer().to_string(),
+        not_before: rfc3339(cert.validity().not_before),
+        not_after: rfc3339(cert.validity().not_after),
+    })
+}

@@ -1,0 +1,245 @@
+//! The report: a serde data model with a schema version. Renderers live beside it; the
+//! collector reads these very types back.
+
+pub mod json;
+pub mod table;
+
+use crate::classify::{AddressClass, Path};
+use crate::error::CheckError;
+use crate::target::Scheme;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The schema name and version every report carries.
+pub const SCHEMA: &str = "probe.report/v1";
+
+/// One run of `probe check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Unique per run; the collector deduplicates on it.
+    pub id: String,
+    /// Where the check ran.
+    pub agent: Agent,
+    /// RFC 3339 UTC time the run started.
+    pub started_at: String,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+    /// Every target's verdict passed.
+    pub pass: bool,
+    /// One entry per target, in command-line order.
+    pub targets: Vec<TargetReport>,
+}
+
+/// The host the check ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The kernel's host name.
+    pub hostname: String,
+    /// probe's version.
+    pub version: String,
+    /// AWS region used to expand service names, when known.
+    pub region: Option<String>,
+    /// VPC CIDR blocks used to classify addresses.
+    pub vpc_cidrs: Vec<IpNet>,
+    /// DNS servers queried, in order.
+    pub resolvers: Vec<String>,
+    /// How ICMP was sent: `datagram`, `raw`, or `unavailable`.
+    pub icmp: String,
+}
+
+/// Everything checked for one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// As given on the command line.
+    pub target: String,
+    /// The host name (or IP literal) checked.
+    pub host: String,
+    /// The destination port.
+    pub port: u16,
+    /// Which stages ran.
+    pub scheme: Scheme,
+    /// The URL requested (or `tcp://host:port`).
+    pub url: String,
+    /// Name resolution.
+    pub dns: DnsReport,
+    /// One entry per resolved address.
+    pub addresses: Vec<AddressReport>,
+    /// What it all means.
+    pub verdict: Verdict,
+}
+
+/// Result of resolving the target's host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsReport {
+    /// At least one address came back.
+    pub ok: bool,
+    /// A and AAAA answers, in the order the server gave them.
+    pub addresses: Vec<IpAddr>,
+    /// The CNAME chain, first alias first, without trailing dots.
+    pub cname: Vec<String>,
+    /// The response code (`NOERROR`, `NXDOMAIN`, ...), when a server answered.
+    pub rcode: Option<String>,
+    /// The server whose answer is reported.
+    pub server: Option<String>,
+    /// Every answer record with its TTL.
+    pub records: Vec<DnsRecord>,
+    /// Time to the answer.
+    pub ms: f64,
+    /// Why it failed.
+    pub error: Option<CheckError>,
+}
+
+/// One DNS answer record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// Seconds the answer may be cached.
+    pub ttl: u32,
+    /// The record's data as text.
+    pub data: String,
+}
+
+/// The state of one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// It completed.
+    Ok,
+    /// It ran and failed; `error` says how.
+    Fail,
+    /// It does not apply, or could not run here (`error` or `hint` says why).
+    Skipped,
+    /// An earlier stage failed, so it did not run.
+    #[default]
+    NotRun,
+}
+
+/// The checks run against one address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressReport {
+    /// The address.
+    pub ip: IpAddr,
+    /// What the address is.
+    pub class: AddressClass,
+    /// ICMP echo.
+    pub icmp: IcmpReport,
+    /// TCP connect.
+    pub tcp: StageReport,
+    /// TLS handshake.
+    pub tls: TlsReport,
+    /// HTTP request.
+    pub http: HttpReport,
+}
+
+/// ICMP echo results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct IcmpReport {
+    /// `ok` when any echo came back.
+    pub status: Status,
+    /// Echo requests sent.
+    pub sent: u32,
+    /// Echo replies received.
+    pub received: u32,
+    /// Average round-trip time of the replies.
+    pub rtt_ms: Option<f64>,
+    /// Why it failed.
+    pub error: Option<CheckError>,
+    /// How to make a skipped stage run.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hint: Option<String>,
+}
+
+/// A stage with only a time and an error (TCP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct StageReport {
+    /// State of the stage.
+    pub status: Status,
+    /// Time the stage took.
+    pub ms: Option<f64>,
+    /// Why it failed.
+    pub error: Option<CheckError>,
+}
+
+/// TLS handshake results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TlsReport {
+    /// State of the stage.
+    pub status: Status,
+    /// Time the handshake took.
+    pub ms: Option<f64>,
+    /// Negotiated protocol version, as `TLSv1.3`.
+    pub version: Option<String>,
+    /// The server's certificate, also when verification failed.
+    pub cert: Option<CertInfo>,
+    /// Why it failed.
+    pub error: Option<CheckError>,
+}
+
+/// What the server's end-entity certificate says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// DNS names and IP addresses in the subject alternative names.
+    pub names: Vec<String>,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// RFC 3339 start of validity.
+    pub not_before: String,
+    /// RFC 3339 end of validity.
+    pub not_after: String,
+}
+
+/// HTTP request results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct HttpReport {
+    /// `ok` for any status code (and the expected body, when asked).
+    pub status: Status,
+    /// Response status code.
+    pub code: Option<u16>,
+    /// Time from request to the end of the body.
+    pub ms: Option<f64>,
+    /// Body bytes read.
+    pub bytes: Option<u64>,
+    /// The `server` response header.
+    pub server: Option<String>,
+    /// The `x-amz-request-id` response header, proof an AWS front end answered.
+    pub request_id: Option<String>,
+    /// Why it failed.
+    pub error: Option<CheckError>,
+}
+
+/// The decision for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// At least one address completed every stage that applies.
+    pub reachable: bool,
+    /// How it was reached, or why not.
+    pub path: Path,
+    /// The operator's expectation, when given.
+    pub expected: Option<String>,
+    /// The expectation was met (with none: the target is reachable).
+    pub pass: bool,
+    /// Plain words.
+    pub reason: String,
+}
+
+/// An address is reached when TCP completed and TLS and HTTP completed where they apply.
+#[must_use]
+pub fn completed(tcp: &StageReport, tls: &TlsReport, http: &HttpReport) -> bool {
+    let done = |s: Status| matches!(s, Status::Ok | Status::Skipped);
+    tcp.status == Status::Ok && done(tls.status) && done(http.status)
+}
+
+/// Rounds a duration to hundredths of a millisecond, as reports show them.
+#[must_use]
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
