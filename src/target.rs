@@ -149,7 +149,7 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, String> {
     if needs(input) == Needs::Region {
         let Some(region) = region else {
             return Err(bad(
-                "is an AWS service name and needs a region: pass --region (or set AWS_REGION)",
+                "is an AWS service name and needs a region: pass --region (as --region ap-northeast-2) or set AWS_REGION",
             ));
         };
         let name = input.to_ascii_lowercase();

@@ -177,7 +177,7 @@ async fn check_address<R: Resolve, P: Ping>(
         let conn = connect::run(&ctx, target, ip).await;
         if conn.completed() {
             // The address is proven reachable: ICMP only gets time for replies in flight.
-            let _ = cutoff.send(Some(tokio::time::Instant::now() + icmp::GRACE));
+            let _ = cutoff.send(Some(tokio::time::Instant::now()));
         }
         conn
     };

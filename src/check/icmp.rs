@@ -16,9 +16,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// How long echo replies may still come once the address answered over TCP: a reply takes
-/// one round trip, and the connection stages already took several.
-pub(super) const GRACE: Duration = Duration::from_millis(25);
+/// How long echo replies may still come once the address answered over TCP and the last
+/// request is out: a reply takes one round trip, and the connection stages took several.
+const GRACE: Duration = Duration::from_millis(25);
 
 pub(super) async fn run<R: Resolve, P: Ping>(
     ctx: &Ctx<R, P>,
@@ -42,11 +42,14 @@ pub(super) async fn run<R: Resolve, P: Ping>(
     // A random identifier per address keeps concurrent pings to one host apart.
     let ident = (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16;
     let sent = Arc::new(AtomicU32::new(0));
+    let first = Instant::now();
+    // Every echo request is sent and gets the grace for its reply, however early TCP answered.
+    let last_send = first + ctx.ping_interval * u32::from(ctx.ping_count - 1);
     let mut echoes = JoinSet::new();
     for seq in 0..ctx.ping_count {
         let pinger = ctx.pinger.clone();
         let sent = sent.clone();
-        let start = Instant::now() + ctx.ping_interval * u32::from(seq);
+        let start = first + ctx.ping_interval * u32::from(seq);
         let (deadline, timeout) = (ctx.deadline, ctx.timeout);
         echoes.spawn(async move {
             tokio::time::sleep_until(start).await;
@@ -81,7 +84,9 @@ pub(super) async fn run<R: Resolve, P: Ping>(
                 cut_short = true;
                 break;
             }
-            Ok(()) = cutoff.changed(), if cut.is_none() => cut = *cutoff.borrow(),
+            Ok(()) = cutoff.changed(), if cut.is_none() => {
+                cut = cutoff.borrow().map(|answered| answered.max(last_send) + GRACE);
+            }
         }
     }
     let sent = sent.load(Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! left to decide.
 
 use crate::classify::Expect;
-use crate::target::{self, Needs, Target};
+use crate::target::{self, Target};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ pub struct Args {
     pub ping_count: u16,
 
     /// Time between echo requests to one address.
-    #[arg(long, value_name = "DURATION", default_value = "20ms")]
+    #[arg(long, value_name = "DURATION", default_value = "10ms")]
     pub ping_interval: String,
 
     /// Time limit of each stage (DNS, each echo, TCP, TLS, HTTP).
@@ -127,16 +127,6 @@ pub fn build(args: &Args, env: &dyn Fn(&str) -> Option<String>, tty: bool) -> Re
         );
     }
     let region = validate_region(args.region.clone(), env)?;
-    let needs_region = args
-        .targets
-        .iter()
-        .any(|t| target::needs(t) == Needs::Region);
-    if needs_region && region.is_none() {
-        return Err(
-            "service names need a region: pass --region (as --region ap-northeast-2) or set AWS_REGION"
-                .into(),
-        );
-    }
     let targets: Vec<Target> = args
         .targets
         .iter()

@@ -224,10 +224,23 @@ fn severity(kind: Kind) -> u8 {
     }
 }
 
+/// The response code as dig prints it.
+fn mnemonic(code: ResponseCode) -> String {
+    match code {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}
+
 fn classify(err: &NetError, server: &str) -> Failure {
     let answered = |kind, code: ResponseCode, message: String| Failure {
         kind,
-        rcode: Some(code.to_string().to_ascii_uppercase()),
+        rcode: Some(mnemonic(code)),
         server: Some(server.into()),
         message,
     };
@@ -247,7 +260,7 @@ fn classify(err: &NetError, server: &str) -> Failure {
                     format!("{server} answered NXDOMAIN: the name does not exist")
                 }
                 ResponseCode::NoError => format!("{server} has no A or AAAA records for the name"),
-                c => format!("{server} answered {c}"),
+                c => format!("{server} answered {}", mnemonic(c)),
             },
         ),
         NetError::Dns(DnsError::ResponseCode(code)) => answered(

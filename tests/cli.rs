@@ -1,0 +1,122 @@
+//! The command line as a user meets it: help text, usage errors, exit codes.
+
+mod support;
+
+use support::{probe, run};
+
+/// Compares `actual` with tests/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites the file.
+fn snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run with UPDATE_SNAPSHOTS=1 to create it",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "{name} changed; run with UPDATE_SNAPSHOTS=1 if that is intended"
+    );
+}
+
+#[test]
+fn help_texts() {
+    let top = run(probe().arg("--help"));
+    assert_eq!(top.code, 0);
+    snapshot("help.txt", &top.stdout);
+    let check = run(probe().args(["check", "--help"]));
+    assert_eq!(check.code, 0);
+    snapshot("check-help.txt", &check.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_naming_the_fix() {
+    for (args, needle) in [
+        (vec!["check"], "no target given"),
+        (vec!["check", "s3"], "--region"),
+        (
+            vec!["check", "s3", "--region", "Seoul"],
+            "is not an AWS region",
+        ),
+        (vec!["check", "bad host"], "white space"),
+        (vec!["check", "h.example:99999"], "over 65535"),
+        (vec!["check", "gopher://h.example/"], "unknown scheme"),
+        (
+            vec!["check", "h.example", "--expect", "h.example=sideways"],
+            "unknown expectation",
+        ),
+        (
+            vec!["check", "h.example", "--ca-file", "/no/such/ca.pem"],
+            "no such file",
+        ),
+        (vec!["check", "h.example", "--timeout", "soon"], "--timeout"),
+    ] {
+        let mut cmd = probe();
+        cmd.args(&args)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION");
+        let out = run(&mut cmd);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: stdout carries only reports"
+        );
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
+        assert!(
+            lines[0].starts_with("probe: ") && lines[0].contains(needle),
+            "{args:?}: {}",
+            lines[0]
+        );
+    }
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let out = run(probe().args(["check", "127.0.0.1:9", "--ca-file", path.to_str().unwrap()]));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("holds no PEM certificate"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let out = run(probe().args(["check", "--bogus"]));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--bogus"));
+}
+
+#[test]
+fn json_is_the_default_when_stdout_is_not_a_terminal() {
+    let port = support::servers::refused_port();
+    let out = run(probe().args(["check", &format!("127.0.0.1:{port}"), "--ping-count", "0"]));
+    assert_eq!(out.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(report["schema"], "probe.report/v1");
+    support::assert_valid(&report);
+    let table = run(probe().args([
+        "check",
+        &format!("127.0.0.1:{port}"),
+        "--ping-count",
+        "0",
+        "-o",
+        "table",
+    ]));
+    assert!(table.stdout.starts_with("TARGET"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("FAIL  127.0.0.1:"),
+        "{}",
+        table.stdout
+    );
+}

@@ -1,0 +1,381 @@
+//! The tutorial's VPCs, emulated in network namespaces by lab/lab.sh. In every step and from
+//! both instances, probe's verdicts must be the tutorial's, and what it observed must agree
+//! with dig, ping and curl run in the same namespace. Needs root; every command against a
+//! lab address runs inside a lab namespace, and the lab is torn down even when a test fails.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+
+fn lab_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab")
+}
+
+/// lab/names.env, the lab's single list of names and addresses.
+fn names() -> HashMap<String, String> {
+    let text = std::fs::read_to_string(lab_dir().join("names.env")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// A running lab; dropping it ends its processes and deletes its namespaces.
+struct Lab {
+    id: String,
+}
+
+impl Lab {
+    fn up() -> Self {
+        let euid = Command::new("id").arg("-u").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&euid.stdout).trim(),
+            "0",
+            "the lab builds network namespaces and needs root: run the tests as root (sudo, or .ci/run)"
+        );
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let lab = Self {
+            id: format!("t{}{n}", std::process::id() % 100_000),
+        };
+        let out = lab.script(&["up"]);
+        assert!(
+            out.status.success(),
+            "lab.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    fn script(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(lab_dir().join("lab.sh"));
+        cmd.arg(args[0]).arg(&self.id).args(&args[1..]);
+        cmd.output().unwrap()
+    }
+
+    fn step(&self, name: &str) {
+        let out = self.script(&["step", name]);
+        assert!(
+            out.status.success(),
+            "lab.sh step {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a command on a lab host (inside its namespace).
+    fn exec(&self, role: &str, args: &[&str]) -> Output {
+        let mut all = vec!["exec", role];
+        all.extend_from_slice(args);
+        self.script(&all)
+    }
+
+    fn ca(&self) -> String {
+        format!("/tmp/probe-lab-{}/ca.pem", self.id)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.script(&["down"]);
+        if !out.status.success() {
+            eprintln!(
+                "lab.sh down {}: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Each step's expected path per target, from the public and the private instance.
+fn expectations(
+    step: &str,
+    n: &HashMap<String, String>,
+) -> Vec<(String, &'static str, &'static str)> {
+    let (ie, public, unreachable, nodns) =
+        ("interface-endpoint", "public", "unreachable", "dns-failed");
+    let gateway = step != "base";
+    let endpoint = matches!(step, "interface" | "private-dns-off" | "privatelink");
+    let private_dns = step == "interface";
+    let service = step == "privatelink";
+    let vpce = if endpoint { (ie, ie) } else { (nodns, nodns) };
+    vec![
+        (
+            "s3".to_string(),
+            public,
+            if gateway { public } else { unreachable },
+        ),
+        (
+            "cloudformation".to_string(),
+            if private_dns { ie } else { public },
+            if private_dns { ie } else { unreachable },
+        ),
+        (n["CF_VPCE_NAME"].clone(), vpce.0, vpce.1),
+        (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
+        (format!("http://{}/", n["NLB_NAME"]), public, unreachable),
+        (format!("http://{}/", n["WWW_NAME"]), public, unreachable),
+        (
+            format!("http://{}/", n["SVC_VPCE_NAME"]),
+            if service { ie } else { nodns },
+            if service { ie } else { nodns },
+        ),
+    ]
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What dig, ping and curl say about one target, each run on the instance.
+struct Tools {
+    dig_addresses: BTreeSet<String>,
+    dig_cnames: Vec<String>,
+    ping_received: Vec<(String, u32)>,
+    curl_code: String,
+}
+
+fn tools(lab: &Lab, role: &str, t: &Value) -> Tools {
+    let host = t["host"].as_str().unwrap();
+    let mut dig_addresses = BTreeSet::new();
+    let mut dig_cnames = Vec::new();
+    for rtype in ["A", "AAAA"] {
+        let out = lab.exec(role, &["dig", "+short", "+time=1", "+tries=1", host, rtype]);
+        for line in text(&out).lines() {
+            if line.parse::<std::net::IpAddr>().is_ok() {
+                dig_addresses.insert(line.to_string());
+            } else if !line.is_empty() && rtype == "A" {
+                dig_cnames.push(line.trim_end_matches('.').to_string());
+            }
+        }
+    }
+    let ping_received = thread::scope(|s| {
+        let pings: Vec<_> = t["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let ip = a["ip"].as_str().unwrap().to_string();
+                s.spawn(move || {
+                    let out = lab.exec(
+                        role,
+                        &["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "1", &ip],
+                    );
+                    let stats = text(&out);
+                    let received = stats
+                        .split(',')
+                        .find_map(|part| {
+                            part.trim()
+                                .strip_suffix(" received")
+                                .map(|n| n.parse().unwrap())
+                        })
+                        .unwrap_or_else(|| panic!("ping printed no statistics: {stats}"));
+                    (ip, received)
+                })
+            })
+            .collect();
+        pings.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ca = lab.ca();
+    let url = t["url"].as_str().unwrap();
+    let out = lab.exec(
+        role,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+            "--connect-timeout",
+            "1",
+            "-m",
+            "2",
+            url,
+        ],
+    );
+    Tools {
+        dig_addresses,
+        dig_cnames,
+        ping_received,
+        curl_code: text(&out),
+    }
+}
+
+/// Checks one instance in one step; returns the problems found.
+fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>) -> Vec<String> {
+    let expected = expectations(step, n);
+    let ca = lab.ca();
+    let mut args: Vec<String> = [
+        "check",
+        "--region",
+        &n["REGION"],
+        "--vpc-cidr",
+        &n["VPC_CIDR"],
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
+    args.extend([
+        "--ca-file".into(),
+        ca,
+        "--timeout".into(),
+        "1s".into(),
+        "-o".into(),
+        "json".into(),
+    ]);
+    for (target, on_pub, on_priv) in &expected {
+        args.push(target.clone());
+        args.push("--expect".into());
+        args.push(format!(
+            "{target}={}",
+            if role == "pub" { on_pub } else { on_priv }
+        ));
+    }
+    let mut cmd = vec![env!("CARGO_BIN_EXE_probe")];
+    cmd.extend(args.iter().map(String::as_str));
+    let out = lab.exec(role, &cmd);
+    let report: Value = serde_json::from_str(&text(&out)).unwrap_or_else(|e| {
+        panic!(
+            "{step}/{role}: no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    support::assert_valid(&report);
+    let mut problems = Vec::new();
+    for t in report["targets"].as_array().unwrap() {
+        if t["verdict"]["pass"] != true {
+            problems.push(format!(
+                "{step}/{role} {}: {}",
+                t["target"], t["verdict"]["reason"]
+            ));
+        }
+    }
+    if out.status.code() != Some(0) && problems.is_empty() {
+        problems.push(format!(
+            "{step}/{role}: exit {:?} though every verdict passed",
+            out.status.code()
+        ));
+    }
+    let targets = report["targets"].as_array().unwrap();
+    let observed: Vec<Tools> = thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|t| s.spawn(move || tools(lab, role, t)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (t, seen) in targets.iter().zip(observed) {
+        let name = format!("{step}/{role} {}", t["target"]);
+        let ours: BTreeSet<String> = t["dns"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        if ours != seen.dig_addresses {
+            problems.push(format!(
+                "{name}: probe resolved {ours:?}, dig +short {:?}",
+                seen.dig_addresses
+            ));
+        }
+        let cnames: Vec<String> = t["dns"]["cname"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        if cnames != seen.dig_cnames {
+            problems.push(format!(
+                "{name}: probe CNAMEs {cnames:?}, dig {:?}",
+                seen.dig_cnames
+            ));
+        }
+        for (ip, received) in seen.ping_received {
+            let a = t["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["ip"] == ip.as_str())
+                .unwrap();
+            if a["icmp"]["received"] != received {
+                problems.push(format!(
+                    "{name} {ip}: probe got {} echo replies, ping -c 2 got {received}",
+                    a["icmp"]["received"]
+                ));
+            }
+        }
+        let code = t["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["http"]["status"] == "ok")
+            .map_or_else(|| "000".to_string(), |a| a["http"]["code"].to_string());
+        if code != seen.curl_code {
+            problems.push(format!(
+                "{name}: probe HTTP {code}, curl {}",
+                seen.curl_code
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_tutorial_step_from_both_instances_agrees_with_dig_ping_and_curl() {
+    let n = names();
+    let lab = Lab::up();
+    let mut problems = Vec::new();
+    for step in n["STEPS"].split_whitespace() {
+        lab.step(step);
+        for role in ["pub", "priv"] {
+            problems.extend(check_instance(&lab, step, role, &n));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_privatelink_endpoint_serves_the_web_page_over_the_private_path() {
+    let n = names();
+    let lab = Lab::up();
+    lab.step("privatelink");
+    let url = format!("http://{}/", n["SVC_VPCE_NAME"]);
+    for role in ["pub", "priv"] {
+        let out = lab.exec(
+            role,
+            &[
+                env!("CARGO_BIN_EXE_probe"),
+                "check",
+                &url,
+                "--vpc-cidr",
+                &n["VPC_CIDR"],
+                "--expect-body",
+                &n["WEB_PAGE"],
+                "--expect",
+                &format!("{url}=interface-endpoint"),
+                "-o",
+                "json",
+            ],
+        );
+        let report: Value = serde_json::from_str(&text(&out)).unwrap();
+        let a = &report["targets"][0]["addresses"][0];
+        assert_eq!(out.status.code(), Some(0), "{role}: {report:#}");
+        assert_eq!(a["ip"], n["SVC_ENI_IP"].as_str());
+        assert_eq!(a["class"], "endpoint-eni");
+        assert_eq!(a["icmp"]["received"], 0, "endpoint ENIs do not answer ping");
+        assert_eq!(a["http"]["code"], 200);
+    }
+}
