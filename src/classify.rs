@@ -257,8 +257,7 @@ pub fn verdict(
     let reachable = !reached.is_empty();
     let mut reason = describe(dns, addresses, &reached, path, scheme_label);
     let pass = match expect {
-        None => reachable,
-        Some(Expect::Reachable) => reachable,
+        None | Some(Expect::Reachable) => reachable,
         Some(Expect::Unreachable) => !reachable,
         Some(Expect::Path(p)) => p == path,
     };

@@ -1,3 +1,6 @@
+//! The probe binary: builds the runtime, parses the command line, runs it, maps the result
+//! to an exit code. Everything else lives in the library.
+
 use clap::Parser;
 use probe::cli::Cli;
 use probe::error::{Error, exit};

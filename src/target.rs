@@ -193,9 +193,8 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, String> {
         (None, Some(80)) => Scheme::Http,
         (None, Some(_)) => Scheme::Tcp,
     };
-    let port = match port.or(scheme.default_port()) {
-        Some(p) => p,
-        None => return Err(bad("tcp:// needs a port, as in tcp://host:5432")),
+    let Some(port) = port.or(scheme.default_port()) else {
+        return Err(bad("tcp:// needs a port, as in tcp://host:5432"));
     };
     let path = match tail.split('#').next().unwrap_or_default() {
         "" => "/".to_string(),

@@ -4,7 +4,7 @@ mod support;
 
 use support::{probe, run};
 
-/// Compares `actual` with tests/snapshots/NAME; UPDATE_SNAPSHOTS=1 rewrites the file.
+/// Compares `actual` with tests/snapshots/NAME; `UPDATE_SNAPSHOTS=1` rewrites the file.
 fn snapshot(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")

@@ -33,13 +33,13 @@ struct Lab {
 
 impl Lab {
     fn up() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
         let euid = Command::new("id").arg("-u").output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&euid.stdout).trim(),
             "0",
             "the lab builds network namespaces and needs root: run the tests as root (sudo, or .ci/run)"
         );
-        static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let lab = Self {
             id: format!("t{}{n}", std::process::id() % 100_000),
@@ -273,57 +273,67 @@ fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (t, seen) in targets.iter().zip(observed) {
-        let name = format!("{step}/{role} {}", t["target"]);
-        let ours: BTreeSet<String> = t["dns"]["addresses"]
+        problems.extend(disagreements(
+            &format!("{step}/{role} {}", t["target"]),
+            t,
+            seen,
+        ));
+    }
+    problems
+}
+
+/// Where probe's report of one target and the tools' output differ.
+fn disagreements(name: &str, t: &Value, seen: Tools) -> Vec<String> {
+    let mut problems = Vec::new();
+    let ours: BTreeSet<String> = t["dns"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    if ours != seen.dig_addresses {
+        problems.push(format!(
+            "{name}: probe resolved {ours:?}, dig +short {:?}",
+            seen.dig_addresses
+        ));
+    }
+    let cnames: Vec<String> = t["dns"]["cname"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    if cnames != seen.dig_cnames {
+        problems.push(format!(
+            "{name}: probe CNAMEs {cnames:?}, dig {:?}",
+            seen.dig_cnames
+        ));
+    }
+    for (ip, received) in seen.ping_received {
+        let a = t["addresses"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        if ours != seen.dig_addresses {
+            .find(|a| a["ip"] == ip.as_str())
+            .unwrap();
+        if a["icmp"]["received"] != received {
             problems.push(format!(
-                "{name}: probe resolved {ours:?}, dig +short {:?}",
-                seen.dig_addresses
+                "{name} {ip}: probe got {} echo replies, ping -c 2 got {received}",
+                a["icmp"]["received"]
             ));
         }
-        let cnames: Vec<String> = t["dns"]["cname"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        if cnames != seen.dig_cnames {
-            problems.push(format!(
-                "{name}: probe CNAMEs {cnames:?}, dig {:?}",
-                seen.dig_cnames
-            ));
-        }
-        for (ip, received) in seen.ping_received {
-            let a = t["addresses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["ip"] == ip.as_str())
-                .unwrap();
-            if a["icmp"]["received"] != received {
-                problems.push(format!(
-                    "{name} {ip}: probe got {} echo replies, ping -c 2 got {received}",
-                    a["icmp"]["received"]
-                ));
-            }
-        }
-        let code = t["addresses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["http"]["status"] == "ok")
-            .map_or_else(|| "000".to_string(), |a| a["http"]["code"].to_string());
-        if code != seen.curl_code {
-            problems.push(format!(
-                "{name}: probe HTTP {code}, curl {}",
-                seen.curl_code
-            ));
-        }
+    }
+    let code = t["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["http"]["status"] == "ok")
+        .map_or_else(|| "000".to_string(), |a| a["http"]["code"].to_string());
+    if code != seen.curl_code {
+        problems.push(format!(
+            "{name}: probe HTTP {code}, curl {}",
+            seen.curl_code
+        ));
     }
     problems
 }

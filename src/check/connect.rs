@@ -71,13 +71,13 @@ pub(super) async fn run<R: Resolve, P: Ping>(ctx: &Ctx<R, P>, target: &Target, i
         };
         match conn.current {
             Some(Phase::Tcp) => {
-                (conn.tcp.status, conn.tcp.error) = (Status::Fail, error(Phase::Tcp))
+                (conn.tcp.status, conn.tcp.error) = (Status::Fail, error(Phase::Tcp));
             }
             Some(Phase::Tls) => {
-                (conn.tls.status, conn.tls.error) = (Status::Fail, error(Phase::Tls))
+                (conn.tls.status, conn.tls.error) = (Status::Fail, error(Phase::Tls));
             }
             Some(Phase::Http) => {
-                (conn.http.status, conn.http.error) = (Status::Fail, error(Phase::Http))
+                (conn.http.status, conn.http.error) = (Status::Fail, error(Phase::Http));
             }
             _ => {}
         }
@@ -140,28 +140,25 @@ async fn stages<R: Resolve, P: Ping>(
     )
     .await;
     conn.tls.ms = Some(report::millis(t0.elapsed()));
-    let stream = match outcome {
-        Ok(h) => {
-            conn.tls.cert = h.cert;
-            conn.tls.version = h.version;
-            match h.result {
-                Ok(s) => s,
-                Err((kind, message)) => {
-                    conn.tls.status = Status::Fail;
-                    conn.tls.error = Some(CheckError::new(Phase::Tls, kind, message));
-                    return;
-                }
+    let stream = if let Ok(h) = outcome {
+        conn.tls.cert = h.cert;
+        conn.tls.version = h.version;
+        match h.result {
+            Ok(s) => s,
+            Err((kind, message)) => {
+                conn.tls.status = Status::Fail;
+                conn.tls.error = Some(CheckError::new(Phase::Tls, kind, message));
+                return;
             }
         }
-        Err(_) => {
-            conn.tls.status = Status::Fail;
-            conn.tls.error = Some(CheckError::new(
-                Phase::Tls,
-                Kind::Timeout,
-                format!("the TLS handshake did not finish within {limit}"),
-            ));
-            return;
-        }
+    } else {
+        conn.tls.status = Status::Fail;
+        conn.tls.error = Some(CheckError::new(
+            Phase::Tls,
+            Kind::Timeout,
+            format!("the TLS handshake did not finish within {limit}"),
+        ));
+        return;
     };
     conn.tls.status = Status::Ok;
     if target.scheme.uses_http() {

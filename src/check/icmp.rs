@@ -89,7 +89,23 @@ pub(super) async fn run<R: Resolve, P: Ping>(
             }
         }
     }
-    let sent = sent.load(Ordering::Relaxed);
+    summarize(
+        sent.load(Ordering::Relaxed),
+        &rtts,
+        &errors,
+        cut_short,
+        ctx.timeout,
+    )
+}
+
+/// Turns what came back into the stage's report.
+fn summarize(
+    sent: u32,
+    rtts: &[Duration],
+    errors: &[(std::io::ErrorKind, String)],
+    cut_short: bool,
+    timeout: Duration,
+) -> IcmpReport {
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX);
     let rtt_ms = (!rtts.is_empty()).then(|| {
         let total: Duration = rtts.iter().sum();
@@ -120,7 +136,7 @@ pub(super) async fn run<R: Resolve, P: Ping>(
             Kind::Timeout,
             format!(
                 "0 of {sent} echo replies within {}",
-                humantime::format_duration(ctx.timeout)
+                humantime::format_duration(timeout)
             ),
         ))
     };

@@ -1,5 +1,5 @@
 //! ICMP echo through surge-ping. The socket is opened once per address family: datagram
-//! first (no privilege needed where ping_group_range allows), raw second; with neither the
+//! first (no privilege needed where `ping_group_range` allows), raw second; with neither the
 //! stage is skipped with a hint instead of failing the run.
 
 use std::future::Future;

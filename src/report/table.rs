@@ -58,6 +58,26 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
     out.push('\n');
+    verdicts(report, &mut out);
+    let passed = report.targets.iter().filter(|t| t.verdict.pass).count();
+    let _ = writeln!(
+        out,
+        "\n{} of {} targets pass · {:.2} s · {} · resolver {}",
+        passed,
+        report.targets.len(),
+        std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
+        report.agent.hostname,
+        if report.agent.resolvers.is_empty() {
+            "none".into()
+        } else {
+            report.agent.resolvers.join(", ")
+        }
+    );
+    out
+}
+
+/// One line per target: PASS or FAIL, the path and the reason, then what explains a failure.
+fn verdicts(report: &Report, out: &mut String) {
     let name_width = report
         .targets
         .iter()
@@ -103,21 +123,6 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
-    let passed = report.targets.iter().filter(|t| t.verdict.pass).count();
-    let _ = writeln!(
-        out,
-        "\n{} of {} targets pass · {:.2} s · {} · resolver {}",
-        passed,
-        report.targets.len(),
-        report.duration_ms as f64 / 1000.0,
-        report.agent.hostname,
-        if report.agent.resolvers.is_empty() {
-            "none".into()
-        } else {
-            report.agent.resolvers.join(", ")
-        }
-    );
-    out
 }
 
 fn address_row(name: String, a: &AddressReport) -> [String; 7] {

@@ -156,7 +156,7 @@ fn serve(tls: Option<Arc<rustls::ServerConfig>>, behavior: Behavior) -> Server {
                 Ok((tcp, _)) => {
                     let (tls, flag) = (tls.clone(), flag.clone());
                     workers.push(std::thread::spawn(move || {
-                        handle(tcp, tls, behavior, &flag)
+                        handle(tcp, tls, behavior, &flag);
                     }));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -191,16 +191,13 @@ fn handle(
         let _keep = tcp;
         return wait_for_stop(flag);
     }
-    match tls {
-        Some(config) => {
-            let conn = rustls::ServerConnection::new(config).unwrap();
-            let mut stream = rustls::StreamOwned::new(conn, tcp);
-            exchange(&mut stream, behavior, flag);
-        }
-        None => {
-            let mut tcp = tcp;
-            exchange(&mut tcp, behavior, flag);
-        }
+    if let Some(config) = tls {
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        exchange(&mut stream, behavior, flag);
+    } else {
+        let mut tcp = tcp;
+        exchange(&mut tcp, behavior, flag);
     }
 }
 
