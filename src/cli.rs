@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "probe", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// More log lines on stderr (-v info, -vv debug); `RUST_LOG` overrides.
+    /// More log lines on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 

@@ -27,7 +27,7 @@ pub struct Args {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// AWS region for service names [default: `AWS_REGION`, then `AWS_DEFAULT_REGION`].
+    /// AWS region for service names [default: AWS_REGION, then AWS_DEFAULT_REGION].
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub concurrency: usize,
 
-    /// Extra trusted CA certificates, PEM (repeatable; `SSL_CERT_FILE` is added too).
+    /// Extra trusted CA certificates, PEM (repeatable; SSL_CERT_FILE is added too).
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
 
