@@ -14,7 +14,9 @@
 #           0.0.0.0/0 -> internet) and the private one (table 101: local only, the rest
 #           dropped silently as AWS does); the VPC resolver (dnsmasq) at 10.10.0.2
 #   vpce    interface endpoint ENIs 10.10.0.100 / 10.10.1.100 (HTTPS for CloudFormation,
-#           no answer to ping) and the PrivateLink ENI 10.10.0.200 (TCP 80 -> the NLB)
+#           no answer to ping), the PrivateLink ENI 10.10.0.200 (TCP 80 -> the NLB), and the
+#           EC2 API (moto, seeded per step by ec2_fixture.py) at 10.10.0.150:5000
+# pub and priv each have an IMDSv2 server at 169.254.169.254 on their own loopback.
 #   inet    the internet: public S3 and CloudFormation front ends
 #   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50)
 set -euo pipefail
@@ -31,6 +33,8 @@ cmd=$1 ID=$2
 shift 2
 [[ $ID =~ ^[a-z0-9]{1,8}$ ]] || die "lab id '$ID': use 1 to 8 lowercase letters or digits"
 DIR=/tmp/probe-lab-$ID
+EC2_URL=http://$EC2_API_IP:$EC2_API_PORT
+py=$(python3 -c 'import sys; print(sys.executable)')
 
 ns() { echo "pl$ID-$1"; }
 on() { local role=$1; shift; ip netns exec "$(ns "$role")" "$@"; }
@@ -62,7 +66,7 @@ stop_pid() {
 
 wait_tcp() {
   local role=$1 ip=$2 port=$3
-  for _ in $(seq 100); do
+  for _ in $(seq 200); do
     on "$role" bash -c "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null && return 0
     sleep 0.05
   done
@@ -90,11 +94,10 @@ up() {
   for t in "${ROLES[@]}"; do
     ! ip netns list | grep -qw "$(ns "$t")" || die "lab $ID exists already: run lab.sh down $ID first"
   done
+  "$py" -c 'import moto' 2>/dev/null || die "moto is missing: pip install 'moto[server]==5.2.5' (or run .ci/run)"
   rm -rf "$DIR"
   mkdir -p "$DIR/log"
   : >"$DIR/pids"
-  local py
-  py=$(python3 -c 'import sys; print(sys.executable)')
 
   for t in "${ROLES[@]}"; do
     ip netns add "$(ns "$t")"
@@ -139,6 +142,7 @@ up() {
   ip -n "$(ns vpce)" addr add "$ENI_A_IP/24" dev eth0
   ip -n "$(ns vpce)" addr add "$SVC_ENI_IP/24" dev eth0
   ip -n "$(ns vpce)" addr add "$ENI_C_IP/24" dev eth1
+  ip -n "$(ns vpce)" addr add "$EC2_API_IP/24" dev eth0
   on vpce sysctl -qw net.ipv4.icmp_echo_ignore_all=1
   link vpce to-vpc2 vpc2 to-vpce
   ip -n "$(ns vpce)" addr add 100.64.1.1/30 dev to-vpc2
@@ -184,6 +188,17 @@ up() {
   start vpc2 web2 "$py" "$here/servers.py" http --listen "$WEB2_IP:80" --body "<html><h1>$WEB_PAGE 2</h1></html>"
   start vpc2 nlb "$py" "$here/servers.py" tcpfwd --listen "$NLB_PUBLIC_IP:80" --listen "$NLB_PRIVATE_IP:80" \
     --to "$WEB1_IP:80" --to "$WEB2_IP:80"
+  # The EC2 API, seeded before the metadata servers start: they serve the ids moto chose.
+  start vpce ec2-api "$py" "$here/ec2_fixture.py" serve "$EC2_API_IP" "$EC2_API_PORT"
+  wait_tcp vpce "$EC2_API_IP" "$EC2_API_PORT"
+  on pub "$py" "$here/ec2_fixture.py" seed "$EC2_URL" base "$DIR"
+  local role
+  for role in pub priv; do
+    ip -n "$(ns "$role")" addr add "$IMDS_IP/32" dev lo
+    start "$role" imds "$py" "$here/servers.py" imds --listen "$IMDS_IP:80" --data "$DIR/imds-$role.json"
+  done
+  wait_tcp pub "$IMDS_IP" 80
+  wait_tcp priv "$IMDS_IP" 80
   wait_tcp inet "$S3_IP" 443
   wait_tcp inet "$CF_PUBLIC_IP" 443
   wait_tcp vpce "$ENI_A_IP" 443
@@ -226,6 +241,8 @@ step() {
   # The gateway endpoint: a prefix-list route to the vpce in the private route table.
   R route del "$S3_PREFIX" table 101 2>/dev/null || true
   [[ $name == base ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
+  # What the EC2 API says follows the step too.
+  on pub "$py" "$here/ec2_fixture.py" seed "$EC2_URL" "$name" "$DIR" || die "seeding the EC2 API for step $name failed"
 
   local pid role pname rest=()
   while read -r pid role pname; do
@@ -264,7 +281,18 @@ down() {
 case $cmd in
   up) up ;;
   step) [[ $# == 1 ]] || die "usage: lab.sh step ID STEP"; step "$1" ;;
-  exec) [[ $# -ge 2 ]] || die "usage: lab.sh exec ID ROLE CMD..."; role=$1; shift; on "$role" "$@" ;;
+  exec)
+    [[ $# -ge 2 ]] || die "usage: lab.sh exec ID ROLE CMD..."
+    role=$1
+    shift
+    # The instances reach the EC2 API at its endpoint in the VPC, as with an ec2 interface
+    # endpoint; credentials come from their metadata (an instance profile).
+    if [[ $role == pub || $role == priv ]]; then
+      on "$role" env AWS_ENDPOINT_URL_EC2="$EC2_URL" "$@"
+    else
+      on "$role" "$@"
+    fi
+    ;;
   down) down ;;
   *) die "unknown command '$cmd': use up, step, exec or down" ;;
 esac

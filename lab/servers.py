@@ -4,6 +4,10 @@
   servers.py https  --listen IP:PORT... --cert C --key K --status N [--header K:V...] [--body B]
   servers.py http   --listen IP:PORT... --status N [--body B]
   servers.py tcpfwd --listen IP:PORT... --to IP:PORT...   (a TCP load balancer, round robin)
+  servers.py imds   --listen IP:PORT --data FILE [--mode MODE]   (IMDSv2, tokens enforced)
+
+IMDS modes: normal, forbidden (403 to the token), unauthorized (401 to every GET), error500,
+garbage (malformed values), stall (never answers). With port 0 the chosen port is printed.
 
 Each runs in the foreground until SIGTERM, so the lab can end it by its PID.
 """
@@ -79,6 +83,73 @@ def serve_http(args, tls):
     run(s.serve_forever for s in servers)
 
 
+def serve_imds(args):
+    import json
+    import secrets
+    import time
+
+    with open(args.data) as f:
+        data = json.load(f)
+    tokens = set()
+    mode = args.mode
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "EC2ws"
+        sys_version = ""
+        timeout = 10
+
+        def reply(self, status, body="", headers=()):
+            payload = body.encode() if isinstance(body, str) else body
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_PUT(self):
+            if mode == "stall":
+                time.sleep(30)
+                return
+            if self.path != "/latest/api/token":
+                return self.reply(404)
+            if mode == "forbidden":
+                return self.reply(403)
+            if not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                return self.reply(400)
+            token = secrets.token_urlsafe(32)
+            tokens.add(token)
+            ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+            self.reply(200, token, [("X-aws-ec2-metadata-token-ttl-seconds", ttl)])
+
+        def do_GET(self):
+            if mode == "stall":
+                time.sleep(30)
+                return
+            if self.headers.get("X-aws-ec2-metadata-token") not in tokens or mode == "unauthorized":
+                return self.reply(401)
+            prefix = "/latest/meta-data/"
+            if not self.path.startswith(prefix):
+                return self.reply(404)
+            key = self.path[len(prefix):]
+            if key not in data:
+                return self.reply(404)
+            if mode == "error500":
+                return self.reply(500, "internal error")
+            if mode == "garbage":
+                return self.reply(200, b"\xff\xfe<html>not metadata</html>")
+            self.reply(200, data[key])
+
+        def log_message(self, *args):
+            pass
+
+    server = Server(addr(args.listen[0]), Handler)
+    print(f"listening {server.server_address[1]}", flush=True)
+    run([server.serve_forever])
+
+
 def pipe(src, dst):
     try:
         while True:
@@ -129,7 +200,9 @@ def run(loops):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("role", choices=["https", "http", "tcpfwd"])
+    p.add_argument("role", choices=["https", "http", "tcpfwd", "imds"])
+    p.add_argument("--data")
+    p.add_argument("--mode", default="normal")
     p.add_argument("--listen", action="append", required=True)
     p.add_argument("--to", action="append", default=[])
     p.add_argument("--cert")
@@ -141,6 +214,8 @@ def main():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if args.role == "tcpfwd":
         serve_tcpfwd(args)
+    elif args.role == "imds":
+        serve_imds(args)
     else:
         serve_http(args, tls=args.role == "https")
 

@@ -1,9 +1,10 @@
 //! Pure functions: what an address is, and what a target's results mean.
 
-use crate::report::{AddressReport, DnsReport, Verdict};
+use crate::context::vpc::VpcView;
+use crate::report::{AddressReport, DnsReport, EndpointRef, Verdict};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -43,8 +44,9 @@ impl fmt::Display for AddressClass {
     }
 }
 
-/// The path a target was reached by, or why it was not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The path a target was reached by, or why it was not; earlier paths are preferred when
+/// several addresses answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Path {
     /// Through an interface endpoint ENI in this VPC.
@@ -92,8 +94,15 @@ impl Path {
         Self::DnsFailed,
     ];
 
-    fn from_class(class: AddressClass) -> Self {
-        match class {
+    fn of(address: &AddressReport) -> Self {
+        if address
+            .endpoint
+            .as_ref()
+            .is_some_and(|e| e.kind == "gateway")
+        {
+            return Self::GatewayEndpoint;
+        }
+        match address.class {
             AddressClass::EndpointEni => Self::InterfaceEndpoint,
             AddressClass::Vpc => Self::Vpc,
             AddressClass::Private => Self::Private,
@@ -213,19 +222,56 @@ fn is_vpce_name(host: &str) -> bool {
     host.ends_with(".vpce.amazonaws.com") || host.ends_with(".vpce.amazonaws.com.cn")
 }
 
-/// `<service>.<region>.amazonaws.com` (and names under it, as S3's bucket names), which
-/// Private DNS of an interface endpoint answers inside the VPC. Names AWS gives to resources
-/// that live in the VPC (load balancers, RDS, EC2 hosts) are not service endpoints.
 fn is_aws_service_name(host: &str) -> bool {
+    aws_service(host).is_some()
+}
+
+/// The endpoint service name (`com.amazonaws.<region>.<service>`) of an AWS service host:
+/// `<service>.<region>.amazonaws.com` and names under it (S3's bucket names), which Private
+/// DNS of an interface endpoint answers inside the VPC. Names AWS gives to resources that
+/// live in the VPC (load balancers, RDS, EC2 hosts) are not service endpoints.
+#[must_use]
+pub fn aws_service(host: &str) -> Option<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
     let rest = host
         .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
-    let Some(rest) = rest else { return false };
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let labels: Vec<&str> = rest.split('.').collect();
     let [.., service, region] = labels.as_slice() else {
-        return false;
+        return None;
     };
-    is_region(region) && !matches!(*service, "elb" | "compute")
+    (is_region(region) && !matches!(*service, "elb" | "compute" | "vpce"))
+        .then(|| format!("com.amazonaws.{region}.{service}"))
+}
+
+/// Marks addresses the EC2 API explains: interface endpoint ENIs, and public addresses this
+/// subnet's route table sends to a gateway endpoint.
+pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
+    for a in addresses {
+        if let Some(e) = vpc.endpoint_of(a.ip) {
+            a.class = AddressClass::EndpointEni;
+            a.endpoint = Some(EndpointRef {
+                id: e.id.clone(),
+                service: e.service.clone(),
+                kind: "interface".into(),
+                prefix_list: None,
+                route_table: None,
+            });
+        } else if a.class == AddressClass::Public {
+            if let Some(g) = vpc.gateway_route_for(a.ip) {
+                a.endpoint = Some(EndpointRef {
+                    id: g.endpoint_id.clone(),
+                    service: vpc
+                        .endpoint(&g.endpoint_id)
+                        .map(|e| e.service.clone())
+                        .unwrap_or_default(),
+                    kind: "gateway".into(),
+                    prefix_list: Some(g.prefix_list.clone()),
+                    route_table: vpc.route_table.as_ref().map(|t| t.id.clone()),
+                });
+            }
+        }
+    }
 }
 
 fn is_region(label: &str) -> bool {
@@ -243,6 +289,7 @@ pub fn verdict(
     addresses: &[AddressReport],
     expect: Option<Expect>,
     scheme_label: &str,
+    vpc: Option<&VpcView>,
 ) -> Verdict {
     let reached: Vec<&AddressReport> = addresses.iter().filter(|a| completed(a)).collect();
     let path = if !dns.ok || addresses.is_empty() {
@@ -250,12 +297,16 @@ pub fn verdict(
     } else {
         reached
             .iter()
-            .map(|a| a.class)
+            .map(|a| Path::of(a))
             .min()
-            .map_or(Path::Unreachable, Path::from_class)
+            .unwrap_or(Path::Unreachable)
     };
+    let endpoint_id = reached
+        .iter()
+        .filter(|a| Path::of(a) == path)
+        .find_map(|a| a.endpoint.as_ref().map(|e| e.id.clone()));
     let reachable = !reached.is_empty();
-    let mut reason = describe(dns, addresses, &reached, path, scheme_label);
+    let mut reason = describe(dns, addresses, &reached, path, scheme_label, vpc);
     let pass = match expect {
         None | Some(Expect::Reachable) => reachable,
         Some(Expect::Unreachable) => !reachable,
@@ -263,9 +314,9 @@ pub fn verdict(
     };
     if let Some(e) = expect.filter(|_| !pass) {
         let mut why = format!("expected {e}, got {path}");
-        if e == Expect::Path(Path::GatewayEndpoint) && path == Path::Public {
+        if e == Expect::Path(Path::GatewayEndpoint) && path == Path::Public && vpc.is_none() {
             why.push_str(
-                " (a gateway endpoint keeps public addresses; telling it from the internet needs the route table from the EC2 API, which this build does not read)",
+                " (a gateway endpoint keeps public addresses; telling it from the internet needs the route table from the EC2 API, which was not available)",
             );
         }
         reason = format!("{why}: {reason}");
@@ -276,6 +327,8 @@ pub fn verdict(
         expected: expect.map(|e| e.to_string()),
         pass,
         reason,
+        endpoint_id,
+        diagnoses: Vec::new(),
     }
 }
 
@@ -289,6 +342,7 @@ fn describe(
     reached: &[&AddressReport],
     path: Path,
     scheme_label: &str,
+    vpc: Option<&VpcView>,
 ) -> String {
     if path == Path::DnsFailed {
         return match &dns.error {
@@ -309,12 +363,13 @@ fn describe(
             failures.join("; ")
         );
     }
-    let ips: Vec<String> = reached.iter().map(|a| a.ip.to_string()).collect();
+    let on_path: Vec<&&AddressReport> = reached.iter().filter(|a| Path::of(a) == path).collect();
+    let ips: Vec<String> = on_path.iter().map(|a| a.ip.to_string()).collect();
     let what = match path {
         Path::InterfaceEndpoint => "interface endpoint ENI",
+        Path::GatewayEndpoint | Path::Public => "public address",
         Path::Vpc => "VPC address",
         Path::Private => "private address outside the VPC",
-        Path::Public => "public address",
         _ => "address",
     };
     let answered = match reached.iter().find_map(|a| a.http.code) {
@@ -327,8 +382,29 @@ fn describe(
         addresses.len(),
         ips.join(", ")
     );
-    if path == Path::Public {
-        s.push_str("; whether through a gateway endpoint is unknown without EC2 access");
+    let endpoint = on_path.iter().find_map(|a| a.endpoint.as_ref());
+    match (path, endpoint, vpc) {
+        (Path::InterfaceEndpoint, Some(e), _) => {
+            let _ = write!(s, " of {} ({})", e.id, e.service);
+        }
+        (Path::GatewayEndpoint, Some(e), _) => {
+            let _ = write!(s, " through gateway endpoint {} ({})", e.id, e.service);
+            if let (Some(pl), Some(rt)) = (&e.prefix_list, &e.route_table) {
+                let _ = write!(s, ": route table {rt} sends prefix list {pl} there");
+            }
+        }
+        (Path::Public, _, None) => s.push_str("; route unknown without EC2 access"),
+        (Path::Public, _, Some(v)) => match v
+            .route_table
+            .as_ref()
+            .and_then(|t| t.default_route.as_ref().map(|d| (t, d)))
+        {
+            Some((t, d)) => {
+                let _ = write!(s, " via {d} (route table {})", t.id);
+            }
+            None => s.push_str(", in no gateway endpoint prefix list"),
+        },
+        _ => {}
     }
     s
 }

@@ -19,5 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Resolve, ping, connect, handshake and request each target; give a verdict per target.
-    Check(crate::check::Args),
+    Check(Box<crate::check::Args>),
+    /// Show where probe stands: instance metadata, route table, VPC endpoints.
+    Context(Box<crate::context::command::Args>),
 }

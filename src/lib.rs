@@ -6,6 +6,8 @@
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod context;
+pub mod diagnose;
 pub mod error;
 pub mod net;
 pub mod report;
@@ -19,7 +21,9 @@ use error::Error;
 /// # Errors
 /// Usage and environment errors, each one line naming the problem and the fix.
 pub async fn run(cli: Cli) -> Result<u8, Error> {
+    net::tls::install_default_provider();
     match cli.command {
         Command::Check(args) => check::execute(&args).await,
+        Command::Context(args) => context::command::execute(&args).await,
     }
 }

@@ -34,15 +34,17 @@ fn main() -> ExitCode {
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // The AWS SDK's own warnings repeat what the report says about the EC2 API.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "error,probe=warn",
+        1 => "warn,probe=info",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -32,6 +32,9 @@ fn help_texts() {
     let check = run(probe().args(["check", "--help"]));
     assert_eq!(check.code, 0);
     snapshot("check-help.txt", &check.stdout);
+    let context = run(probe().args(["context", "--help"]));
+    assert_eq!(context.code, 0);
+    snapshot("context-help.txt", &context.stdout);
 }
 
 #[test]
@@ -56,11 +59,7 @@ fn usage_errors_exit_2_with_one_line_naming_the_fix() {
         ),
         (vec!["check", "h.example", "--timeout", "soon"], "--timeout"),
     ] {
-        let mut cmd = probe();
-        cmd.args(&args)
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION");
-        let out = run(&mut cmd);
+        let out = run(probe().args(&args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(
             out.stdout.is_empty(),

@@ -4,10 +4,11 @@
 mod support;
 
 use probe::check::{Deps, Format, Plan, run};
+use probe::context::Discovery;
 use probe::net::dns::{Answer, Failure, Resolve};
 use probe::net::ping::{Echo, Ping};
 use probe::net::tls::Trust;
-use probe::report::{Agent, Status};
+use probe::report::{Agent, ContextStatus, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +107,8 @@ fn deps<P: Ping>(pinger: P) -> Deps<ScriptedResolver, P> {
             vpc_cidrs: vec![],
             resolvers: vec![],
             icmp: "raw".into(),
+            instance: None,
+            context: ContextStatus::default(),
         },
     }
 }
@@ -119,6 +122,7 @@ async fn the_deadline_ends_a_resolver_that_never_answers() {
             Duration::from_millis(300),
         ),
         &deps(NoPrivilege),
+        std::future::ready(Discovery::off()),
     )
     .await;
     let t = &report.targets[0];
@@ -134,6 +138,7 @@ async fn the_deadline_names_the_stage_it_cut() {
     let report = run(
         &plan(&[url], Duration::from_secs(30), Duration::from_millis(400)),
         &deps(NoPrivilege),
+        std::future::ready(Discovery::off()),
     )
     .await;
     let a = &report.targets[0].addresses[0];
@@ -157,6 +162,7 @@ async fn without_icmp_privilege_the_stage_is_skipped_with_a_hint() {
     let report = run(
         &plan(&[url], Duration::from_secs(2), Duration::from_secs(5)),
         &deps(NoPrivilege),
+        std::future::ready(Discovery::off()),
     )
     .await;
     let icmp = &report.targets[0].addresses[0].icmp;
@@ -177,7 +183,12 @@ async fn filtered_icmp_does_not_hold_a_reachable_address() {
     });
     let url = format!("http://d0.test:{}/", web.addr.port());
     let timeout = Duration::from_secs(20);
-    let report = run(&plan(&[url], timeout, timeout * 2), &deps(Filtered)).await;
+    let report = run(
+        &plan(&[url], timeout, timeout * 2),
+        &deps(Filtered),
+        std::future::ready(Discovery::off()),
+    )
+    .await;
     let a = &report.targets[0].addresses[0];
     assert!(report.targets[0].verdict.reachable);
     assert_eq!(
@@ -213,6 +224,7 @@ async fn reports_keep_command_line_order_whatever_finishes_first() {
     let report = run(
         &plan(&targets, Duration::from_secs(2), Duration::from_secs(5)),
         &deps(NoPrivilege),
+        std::future::ready(Discovery::off()),
     )
     .await;
     let order: Vec<&str> = report.targets.iter().map(|t| t.target.as_str()).collect();

@@ -78,6 +78,12 @@ impl Lab {
     fn ca(&self) -> String {
         format!("/tmp/probe-lab-{}/ca.pem", self.id)
     }
+
+    /// The ids the lab's EC2 API (moto) chose, as lab/ec2_fixture.py recorded them.
+    fn ec2_state(&self) -> Value {
+        let text = std::fs::read_to_string(format!("/tmp/probe-lab-{}/ec2.json", self.id)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
 }
 
 impl Drop for Lab {
@@ -101,16 +107,13 @@ fn expectations(
     let (ie, public, unreachable, nodns) =
         ("interface-endpoint", "public", "unreachable", "dns-failed");
     let gateway = step != "base";
+    let s3 = if gateway { "gateway-endpoint" } else { public };
     let endpoint = matches!(step, "interface" | "private-dns-off" | "privatelink");
     let private_dns = step == "interface";
     let service = step == "privatelink";
     let vpce = if endpoint { (ie, ie) } else { (nodns, nodns) };
     vec![
-        (
-            "s3".to_string(),
-            public,
-            if gateway { public } else { unreachable },
-        ),
+        ("s3".to_string(), s3, if gateway { s3 } else { unreachable }),
         (
             "cloudformation".to_string(),
             if private_dns { ie } else { public },
@@ -213,16 +216,8 @@ fn tools(lab: &Lab, role: &str, t: &Value) -> Tools {
 fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>) -> Vec<String> {
     let expected = expectations(step, n);
     let ca = lab.ca();
-    let mut args: Vec<String> = [
-        "check",
-        "--region",
-        &n["REGION"],
-        "--vpc-cidr",
-        &n["VPC_CIDR"],
-    ]
-    .iter()
-    .map(|s| (*s).to_string())
-    .collect();
+    // No --region, no --vpc-cidr: the instance metadata gives them.
+    let mut args: Vec<String> = vec!["check".into()];
     args.extend([
         "--ca-file".into(),
         ca,
@@ -264,6 +259,7 @@ fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>
             out.status.code()
         ));
     }
+    problems.extend(context_problems(step, role, &report, &lab.ec2_state(), n));
     let targets = report["targets"].as_array().unwrap();
     let observed: Vec<Tools> = thread::scope(|s| {
         let handles: Vec<_> = targets
@@ -278,6 +274,72 @@ fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>
             t,
             seen,
         ));
+    }
+    problems
+}
+
+/// The diagnoses each step should give for a target: the tutorial's failure patterns.
+fn expected_diagnoses(step: &str, role: &str, target: &str) -> Vec<&'static str> {
+    match (target, step, role) {
+        ("s3", "base", "priv") => vec!["no-gateway-route"],
+        ("cloudformation", "private-dns-off" | "privatelink", _) => vec!["private-dns-disabled"],
+        // The PrivateLink endpoint has its only ENI in the public subnet's zone.
+        (t, "privatelink", "priv") if t.contains("vpce-svc-") => vec!["endpoint-no-eni-in-zone"],
+        _ => vec![],
+    }
+}
+
+/// What the metadata and the EC2 API should have added: the agent's place, the endpoint
+/// behind each endpoint path, the diagnoses.
+fn context_problems(
+    step: &str,
+    role: &str,
+    report: &Value,
+    state: &Value,
+    n: &HashMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let agent = &report["agent"];
+    if agent["context"] != serde_json::json!({"imds": "ok", "ec2": "ok"}) {
+        problems.push(format!("{step}/{role}: context {}", agent["context"]));
+    }
+    if agent["region"] != n["REGION"].as_str()
+        || agent["vpc_cidrs"] != serde_json::json!([n["VPC_CIDR"]])
+    {
+        problems.push(format!(
+            "{step}/{role}: region {} CIDRs {}",
+            agent["region"], agent["vpc_cidrs"]
+        ));
+    }
+    for t in report["targets"].as_array().unwrap() {
+        let name = t["target"].as_str().unwrap();
+        let key = match t["verdict"]["path"].as_str().unwrap() {
+            "gateway-endpoint" => Some("s3"),
+            "interface-endpoint" if name.contains("vpce-svc-") => Some("privatelink"),
+            "interface-endpoint" => Some("cloudformation"),
+            _ => None,
+        };
+        if let Some(key) = key {
+            if t["verdict"]["endpoint_id"] != state[key]["id"] {
+                problems.push(format!(
+                    "{step}/{role} {name}: endpoint {}, the EC2 API has {}",
+                    t["verdict"]["endpoint_id"], state[key]["id"]
+                ));
+            }
+        }
+        let codes: Vec<&str> = t["verdict"]["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap())
+            .collect();
+        let want = expected_diagnoses(step, role, name);
+        if codes != want {
+            problems.push(format!(
+                "{step}/{role} {name}: diagnoses {codes:?}, expected {want:?}: {}",
+                t["verdict"]["diagnoses"]
+            ));
+        }
     }
     problems
 }
@@ -370,8 +432,6 @@ fn the_privatelink_endpoint_serves_the_web_page_over_the_private_path() {
                 env!("CARGO_BIN_EXE_probe"),
                 "check",
                 &url,
-                "--vpc-cidr",
-                &n["VPC_CIDR"],
                 "--expect-body",
                 &n["WEB_PAGE"],
                 "--expect",

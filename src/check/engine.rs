@@ -4,13 +4,17 @@
 use super::plan::Plan;
 use super::{connect, icmp};
 use crate::classify::{self, Expect};
+use crate::context::Discovery;
+use crate::context::vpc::VpcView;
+use crate::diagnose;
 use crate::error::{CheckError, Kind, Phase};
 use crate::net::dns::Resolve;
 use crate::net::ping::Ping;
 use crate::net::tls::Trust;
-use crate::report::{self, AddressReport, Agent, DnsReport, Report, TargetReport};
+use crate::report::{self, AddressReport, Agent, DnsReport, Instance, Report, TargetReport};
 use crate::target::Target;
 use ipnet::IpNet;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -44,8 +48,20 @@ pub(super) struct Ctx<R, P> {
     pub permits: Semaphore,
 }
 
-/// Checks every target of `plan` and builds the report.
-pub async fn run<R: Resolve, P: Ping>(plan: &Plan, deps: &Deps<R, P>) -> Report {
+/// One target's results before the verdict.
+struct Checked {
+    target: Target,
+    expect: Option<Expect>,
+    dns: DnsReport,
+    addresses: Vec<AddressReport>,
+}
+
+/// Checks every target of `plan` while `discovery` reads the VPC, then decides the verdicts
+/// with whatever the EC2 API told.
+pub async fn run<R: Resolve, P: Ping, F>(plan: &Plan, deps: &Deps<R, P>, discovery: F) -> Report
+where
+    F: Future<Output = Discovery> + Send,
+{
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let t0 = Instant::now();
     let ctx = Arc::new(Ctx {
@@ -65,19 +81,28 @@ pub async fn run<R: Resolve, P: Ping>(plan: &Plan, deps: &Deps<R, P>) -> Report 
         let ctx = ctx.clone();
         tasks.spawn(async move { (index, check_target(ctx, target, expect).await) });
     }
-    let mut targets: Vec<(usize, TargetReport)> = Vec::with_capacity(plan.targets.len());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(t) => targets.push(t),
-            Err(e) => tracing::error!("a target task failed: {e}"),
+    let checks = async {
+        let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(plan.targets.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(t) => checked.push(t),
+                Err(e) => tracing::error!("a target task failed: {e}"),
+            }
         }
-    }
-    targets.sort_by_key(|(i, _)| *i);
-    let targets: Vec<TargetReport> = targets.into_iter().map(|(_, t)| t).collect();
+        checked.sort_by_key(|(i, _)| *i);
+        checked
+    };
+    let (checked, discovery) = tokio::join!(checks, discovery);
+    let mut agent = deps.agent.clone();
+    agent.context.ec2.clone_from(&discovery.status);
+    let targets: Vec<TargetReport> = checked
+        .into_iter()
+        .map(|(_, c)| finish(c, discovery.view.as_ref(), agent.instance.as_ref()))
+        .collect();
     Report {
         schema: report::SCHEMA.into(),
         id: uuid::Uuid::new_v4().to_string(),
-        agent: deps.agent.clone(),
+        agent,
         started_at,
         duration_ms: u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
         pass: targets.iter().all(|t| t.verdict.pass),
@@ -85,11 +110,39 @@ pub async fn run<R: Resolve, P: Ping>(plan: &Plan, deps: &Deps<R, P>) -> Report 
     }
 }
 
+fn finish(c: Checked, vpc: Option<&VpcView>, instance: Option<&Instance>) -> TargetReport {
+    let Checked {
+        target,
+        expect,
+        dns,
+        mut addresses,
+    } = c;
+    if let Some(v) = vpc {
+        classify::enrich(&mut addresses, v);
+    }
+    let label = target.scheme.to_string().to_ascii_uppercase();
+    let verdict = classify::verdict(&dns, &addresses, expect, &label, vpc);
+    let mut report = TargetReport {
+        url: target.url(),
+        target: target.input,
+        host: target.host,
+        port: target.port,
+        scheme: target.scheme,
+        dns,
+        addresses,
+        verdict,
+    };
+    if let Some(v) = vpc {
+        report.verdict.diagnoses = diagnose::diagnose(&report, v, instance);
+    }
+    report
+}
+
 async fn check_target<R: Resolve, P: Ping>(
     ctx: Arc<Ctx<R, P>>,
     target: Target,
     expect: Option<Expect>,
-) -> TargetReport {
+) -> Checked {
     let dns = resolve(&ctx, &target).await;
     let mut tasks = JoinSet::new();
     for (index, ip) in dns.addresses.iter().copied().enumerate() {
@@ -105,18 +158,11 @@ async fn check_target<R: Resolve, P: Ping>(
         }
     }
     addresses.sort_by_key(|(i, _)| *i);
-    let addresses: Vec<AddressReport> = addresses.into_iter().map(|(_, a)| a).collect();
-    let label = target.scheme.to_string().to_ascii_uppercase();
-    let verdict = classify::verdict(&dns, &addresses, expect, &label);
-    TargetReport {
-        url: target.url(),
-        target: target.input,
-        host: target.host,
-        port: target.port,
-        scheme: target.scheme,
+    Checked {
+        target,
+        expect,
         dns,
-        addresses,
-        verdict,
+        addresses: addresses.into_iter().map(|(_, a)| a).collect(),
     }
 }
 
@@ -189,5 +235,6 @@ async fn check_address<R: Resolve, P: Ping>(
         tcp: conn.tcp,
         tls: conn.tls,
         http: conn.http,
+        endpoint: None,
     }
 }

@@ -7,8 +7,9 @@ mod icmp;
 pub mod plan;
 
 pub use engine::{Deps, run};
-pub use plan::{Args, Format, Plan};
+pub use plan::{Args, Fallback, Format, Plan};
 
+use crate::context::{self, Ec2Mode};
 use crate::error::{Error, exit};
 use crate::net::dns::SystemResolver;
 use crate::net::ping::SystemPinger;
@@ -20,10 +21,20 @@ use std::sync::Arc;
 /// Runs `probe check` and returns the exit code.
 ///
 /// # Errors
-/// Usage errors (bad arguments or files) and environment errors (no resolver configuration).
+/// Usage errors (bad arguments or files) and environment errors (no resolver configuration,
+/// `--ec2 required` unmet).
 pub async fn execute(args: &Args) -> Result<u8, Error> {
+    let env = |k: &str| std::env::var(k).ok();
     let tty = std::io::stdout().is_terminal();
-    let plan = plan::build(args, &|k| std::env::var(k).ok(), tty).map_err(Error::Usage)?;
+    let settings = args.context.settings(&env).map_err(Error::Usage)?;
+    // The command line's syntax first: nothing is sent for a run that cannot happen.
+    plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::Usage)?;
+    let metadata = context::metadata(&settings).await;
+    let fallback = Fallback::Metadata {
+        instance: metadata.instance.as_ref(),
+        status: &metadata.status,
+    };
+    let plan = plan::build(args, &env, tty, fallback).map_err(Error::Usage)?;
     let trust = Trust::new(&plan.ca_files).map_err(Error::Usage)?;
     let needs_dns = plan.targets.iter().any(|(t, _)| t.ip_literal().is_none());
     let resolver = if needs_dns {
@@ -32,13 +43,33 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         SystemResolver::none()
     };
     let pinger = SystemPinger::new();
+    let mut agent = agent(&plan, &resolver, &pinger);
+    agent.context.imds.clone_from(&metadata.status);
+    agent.instance = metadata.instance.clone();
     let deps = Deps {
-        agent: agent(&plan, &resolver, &pinger),
+        agent,
         resolver: Arc::new(resolver),
         pinger: Arc::new(pinger),
         trust,
     };
-    let report = run(&plan, &deps).await;
+    let discovery = context::discover(
+        &settings,
+        plan.region.as_deref(),
+        metadata.instance.as_ref(),
+    );
+    let report = if settings.ec2 == Ec2Mode::Required {
+        let known = discovery.await;
+        if known.view.is_none() {
+            return Err(Error::Environment(format!(
+                "--ec2 required: {}",
+                known.status
+            )));
+        }
+        run(&plan, &deps, std::future::ready(known)).await
+    } else {
+        // The EC2 API is read while the checks run: it costs no time of its own.
+        run(&plan, &deps, discovery).await
+    };
     let text = match plan.format {
         Format::Json => report::json::render(&report),
         Format::Table => report::table::render(&report),
@@ -63,6 +94,8 @@ fn agent(plan: &Plan, resolver: &SystemResolver, pinger: &SystemPinger) -> Agent
         vpc_cidrs: plan.vpc_cidrs.clone(),
         resolvers: resolver.servers(),
         icmp: pinger.mode().into(),
+        instance: None,
+        context: report::ContextStatus::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! left to decide.
 
 use crate::classify::Expect;
+use crate::report::Instance;
 use crate::target::{self, Target};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +16,7 @@ pub enum Output {
     Auto,
     /// A table for people.
     Table,
-    /// One JSON document (schema probe.report/v1).
+    /// One JSON document.
     Json,
 }
 
@@ -27,7 +28,8 @@ pub struct Args {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// AWS region for service names [default: AWS_REGION, then AWS_DEFAULT_REGION].
+    /// AWS region for service names [default: AWS_REGION, AWS_DEFAULT_REGION, then the
+    /// instance metadata's].
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -35,7 +37,8 @@ pub struct Args {
     #[arg(long, value_name = "IP[:PORT]")]
     pub resolver: Option<String>,
 
-    /// A VPC CIDR block, to classify addresses (repeatable).
+    /// A VPC CIDR block, to classify addresses (repeatable) [default: the instance
+    /// metadata's].
     #[arg(long = "vpc-cidr", value_name = "CIDR")]
     pub vpc_cidrs: Vec<String>,
 
@@ -75,6 +78,24 @@ pub struct Args {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Auto)]
     pub output: Output,
+
+    /// Instance metadata and EC2 API options.
+    #[command(flatten)]
+    pub context: crate::context::Options,
+}
+
+/// What fills in a region and VPC CIDRs the command line does not give.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback<'a> {
+    /// Nothing yet: check the command line's syntax only, before anything is sent.
+    Syntax,
+    /// The instance metadata, or why there is none.
+    Metadata {
+        /// The instance, when the metadata answered.
+        instance: Option<&'a Instance>,
+        /// `ok`, `off` or why it is unavailable.
+        status: &'a str,
+    },
 }
 
 /// Concrete output format.
@@ -120,18 +141,46 @@ pub struct Plan {
 ///
 /// # Errors
 /// One line naming the bad argument and the fix.
-pub fn build(args: &Args, env: &dyn Fn(&str) -> Option<String>, tty: bool) -> Result<Plan, String> {
+pub fn build(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    tty: bool,
+    fallback: Fallback<'_>,
+) -> Result<Plan, String> {
     if args.targets.is_empty() {
         return Err(
             "no target given: name at least one, as in `probe check s3 cloudformation`".into(),
         );
     }
     let region = validate_region(args.region.clone(), env)?;
+    let (region, instance) = match fallback {
+        // Any well-formed region lets service names through the syntax check.
+        Fallback::Syntax => (region.or_else(|| Some("us-east-1".into())), None),
+        Fallback::Metadata { instance, .. } => (
+            region.or_else(|| instance.and_then(|i| i.region.clone())),
+            instance,
+        ),
+    };
     let targets: Vec<Target> = args
         .targets
         .iter()
-        .map(|t| target::parse(t, region.as_deref()))
+        .map(|t| {
+            target::parse(t, region.as_deref()).map_err(|e| match fallback {
+                Fallback::Metadata { status, .. } if region.is_none() && status != "off" => {
+                    format!("{e} (instance metadata: {status})")
+                }
+                _ => e,
+            })
+        })
         .collect::<Result<_, _>>()?;
+    let mut vpc_cidrs: Vec<IpNet> = args
+        .vpc_cidrs
+        .iter()
+        .map(|c| validate_cidr(c))
+        .collect::<Result<_, _>>()?;
+    if vpc_cidrs.is_empty() {
+        vpc_cidrs = instance.map(|i| i.vpc_cidrs.clone()).unwrap_or_default();
+    }
     let expects = validate_expects(&args.expects, &targets)?;
     let timeout = validate_duration("--timeout", &args.timeout)?;
     let deadline = match &args.deadline {
@@ -174,11 +223,7 @@ pub fn build(args: &Args, env: &dyn Fn(&str) -> Option<String>, tty: bool) -> Re
             .as_deref()
             .map(validate_resolver)
             .transpose()?,
-        vpc_cidrs: args
-            .vpc_cidrs
-            .iter()
-            .map(|c| validate_cidr(c))
-            .collect::<Result<_, _>>()?,
+        vpc_cidrs,
         ping_count: args.ping_count,
         ping_interval: validate_duration("--ping-interval", &args.ping_interval)?,
         timeout,
@@ -296,10 +341,16 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
+        let env = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        build(&cli.args, &env, false, Fallback::Syntax)?;
         build(
             &cli.args,
-            &|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            &env,
             false,
+            Fallback::Metadata {
+                instance: None,
+                status: "off",
+            },
         )
     }
 

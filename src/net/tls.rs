@@ -254,3 +254,9 @@ pub fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
         not_after: rfc3339(cert.validity().not_after),
     })
 }
+
+/// Makes ring the process's rustls provider, for clients (reqwest) that use the default.
+pub fn install_default_provider() {
+    // An error only means a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -48,6 +48,55 @@ pub struct Agent {
     pub resolvers: Vec<String>,
     /// How ICMP was sent: `datagram`, `raw`, or `unavailable`.
     pub icmp: String,
+    /// What the instance metadata said, when it answered.
+    #[serde(default)]
+    pub instance: Option<Instance>,
+    /// Where each source of context stands: `ok`, `off`, or why it is unavailable.
+    #[serde(default)]
+    pub context: ContextStatus,
+}
+
+/// The instance, as IMDSv2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Instance {
+    /// `i-...`.
+    pub instance_id: Option<String>,
+    /// AWS region.
+    pub region: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Primary private IPv4 address.
+    pub local_ipv4: Option<IpAddr>,
+    /// Public IPv4 address; none when the metadata answers 404.
+    pub public_ipv4: Option<IpAddr>,
+    /// Primary network interface's MAC address.
+    pub mac: Option<String>,
+    /// `vpc-...`.
+    pub vpc_id: Option<String>,
+    /// `subnet-...`.
+    pub subnet_id: Option<String>,
+    /// Every IPv4 CIDR block of the VPC.
+    pub vpc_cidrs: Vec<IpNet>,
+    /// The subnet's IPv4 CIDR block.
+    pub subnet_cidr: Option<IpNet>,
+}
+
+/// How each source of context fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextStatus {
+    /// Instance metadata: `ok`, `off`, or the reason it is unavailable.
+    pub imds: String,
+    /// EC2 API: `ok`, `off`, or the reason it is unavailable.
+    pub ec2: String,
+}
+
+impl Default for ContextStatus {
+    fn default() -> Self {
+        Self {
+            imds: "off".into(),
+            ec2: "off".into(),
+        }
+    }
 }
 
 /// Everything checked for one target.
@@ -136,6 +185,25 @@ pub struct AddressReport {
     pub tls: TlsReport,
     /// HTTP request.
     pub http: HttpReport,
+    /// The VPC endpoint this address belongs to or is routed through, when the EC2 API told.
+    #[serde(default)]
+    pub endpoint: Option<EndpointRef>,
+}
+
+/// A VPC endpoint an address belongs to (interface) or is routed through (gateway).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRef {
+    /// `vpce-...`.
+    pub id: String,
+    /// `com.amazonaws.<region>.<service>` or `com.amazonaws.vpce.<region>.vpce-svc-...`.
+    pub service: String,
+    /// `interface` or `gateway`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For a gateway endpoint: the prefix list whose CIDR holds the address.
+    pub prefix_list: Option<String>,
+    /// For a gateway endpoint: the route table that routes it.
+    pub route_table: Option<String>,
 }
 
 /// ICMP echo results.
@@ -229,6 +297,21 @@ pub struct Verdict {
     pub pass: bool,
     /// Plain words.
     pub reason: String,
+    /// The endpoint that carried the traffic, when known.
+    #[serde(default)]
+    pub endpoint_id: Option<String>,
+    /// What looks wrong in the VPC and how to fix it.
+    #[serde(default)]
+    pub diagnoses: Vec<Diagnosis>,
+}
+
+/// One finding about the VPC's configuration, with its fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// A stable name for the pattern, as `private-dns-disabled`.
+    pub code: String,
+    /// A short sentence with the fix.
+    pub message: String,
 }
 
 /// An address is reached when TCP completed and TLS and HTTP completed where they apply.

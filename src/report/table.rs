@@ -62,7 +62,7 @@ pub fn render(report: &Report) -> String {
     let passed = report.targets.iter().filter(|t| t.verdict.pass).count();
     let _ = writeln!(
         out,
-        "\n{} of {} targets pass · {:.2} s · {} · resolver {}",
+        "\n{} of {} targets pass · {:.2} s · {} · resolver {} · metadata {} · EC2 API {}",
         passed,
         report.targets.len(),
         std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
@@ -71,7 +71,9 @@ pub fn render(report: &Report) -> String {
             "none".into()
         } else {
             report.agent.resolvers.join(", ")
-        }
+        },
+        report.agent.context.imds,
+        report.agent.context.ec2,
     );
     out
 }
@@ -96,6 +98,9 @@ fn verdicts(report: &Report, out: &mut String) {
             "{mark}  {:<name_width$}  {state}{}: {}",
             t.target, t.verdict.path, t.verdict.reason
         );
+        for d in &t.verdict.diagnoses {
+            let _ = writeln!(out, "      {:<name_width$}  ! {}", "", d.message);
+        }
         if !t.dns.cname.is_empty() {
             let _ = writeln!(
                 out,

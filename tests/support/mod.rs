@@ -12,9 +12,28 @@ use serde_json::Value;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The probe binary cargo built for these tests.
+/// The probe binary cargo built for these tests, in an environment that cannot reach a real
+/// metadata service or AWS: tests that want IMDS or EC2 point probe at their own servers.
 pub fn probe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_probe"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe"));
+    for var in [
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_EC2",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "SSL_CERT_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    cmd
 }
 
 /// What one probe run printed and returned.
@@ -45,9 +64,6 @@ pub fn check_json(resolver: Option<std::net::SocketAddr>, args: &[&str]) -> (i32
     if let Some(r) = resolver {
         cmd.args(["--resolver", &r.to_string()]);
     }
-    cmd.env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("SSL_CERT_FILE");
     let out = run(&mut cmd);
     let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -85,4 +101,88 @@ pub fn assert_valid(report: &Value) {
 /// The first address entry of the first target.
 pub fn first_address(report: &Value) -> &Value {
     &report["targets"][0]["addresses"][0]
+}
+
+/// A Python helper from lab/ (the IMDS server, the moto fixture) on 127.0.0.1, started by
+/// the test and ended by its PID when dropped.
+pub struct Helper {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Helper {
+    /// Runs `python3 lab/SCRIPT ARGS...` and waits for its "listening PORT" line.
+    pub fn start(script: &str, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/");
+        let mut child = Command::new("python3")
+            .arg(format!("{path}{script}"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3 {script}: {e}"));
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{script} did not start: {line:?}"));
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd`, failing the test if it has not finished within `limit`: "never hangs" is
+/// checked, not assumed.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("probe runs");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("probe did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
 }

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""The lab's EC2 API: a moto server seeded to match the emulated VPC, step by step.
+
+  ec2_fixture.py serve HOST PORT
+      moto (PyPI moto[server] 5.2.5) in the foreground until SIGTERM; prints "listening PORT".
+  ec2_fixture.py seed URL STEP STATE_DIR
+      makes moto's VPC match a tutorial step (idempotent), then writes STATE_DIR/ec2.json
+      (the ids moto chose) and STATE_DIR/imds-pub.json, imds-priv.json (metadata per instance).
+
+moto gets some things wrong; each is worked around here, never in probe:
+- its AWS-managed S3 prefix list holds real AWS ranges and cannot be modified: the server
+  patches the list it creates so it holds the lab's S3 prefix (S3_PREFIX in names.env);
+- interface endpoint ENIs get addresses outside their subnet and an empty description: the
+  seed creates endpoint-like ENIs with CreateNetworkInterface, at the lab's ENI addresses and
+  with the description AWS gives them ("VPC Endpoint Interface vpce-...");
+- ModifyVpcEndpoint ignores PrivateDnsEnabled: the seed deletes and re-creates the endpoint.
+"""
+import json
+import os
+import signal
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def names():
+    out = {}
+    with open(os.path.join(HERE, "names.env")) as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, v = line.split("=", 1)
+                out[k] = v.strip('"')
+    return out
+
+
+N = names()
+STEPS = N["STEPS"].split()
+
+
+def serve(host, port):
+    from moto.ec2.models import managed_prefixes
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    original = managed_prefixes.ManagedPrefixListBackend._create_aws_managed_prefix_list
+
+    def lab_prefix_lists(self, name, address_family, entries):
+        if name.endswith(".s3"):
+            entries = [{"Cidr": N["S3_PREFIX"], "Description": "lab S3"}]
+        return original(self, name, address_family, entries)
+
+    managed_prefixes.ManagedPrefixListBackend._create_aws_managed_prefix_list = lab_prefix_lists
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(host, int(port), app, True, request_handler=MotoRequestHandler)
+    print(f"listening {server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
+
+def client(url, service="ec2"):
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=N["REGION"],
+        endpoint_url=url,
+        aws_access_key_id="lab",
+        aws_secret_access_key="lab",
+    )
+
+
+def base(ec2, state):
+    if "vpc" in state:
+        return
+    vpc = ec2.create_vpc(CidrBlock=N["VPC_CIDR"])["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    pub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.10.0.0/24", AvailabilityZone=N["REGION"] + "a")
+    priv = ec2.create_subnet(VpcId=vpc, CidrBlock="10.10.1.0/24", AvailabilityZone=N["REGION"] + "c")
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    pub_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=pub_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    ec2.associate_route_table(RouteTableId=pub_rt, SubnetId=pub["Subnet"]["SubnetId"])
+    priv_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=priv_rt, SubnetId=priv["Subnet"]["SubnetId"])
+    sg = ec2.create_security_group(GroupName="endpoints", Description="endpoint ENIs", VpcId=vpc)["GroupId"]
+    state.update(
+        vpc=vpc,
+        pub_subnet=pub["Subnet"]["SubnetId"],
+        priv_subnet=priv["Subnet"]["SubnetId"],
+        igw=igw,
+        pub_rt=pub_rt,
+        priv_rt=priv_rt,
+        sg=sg,
+    )
+
+
+def interface_endpoint(ec2, state, key, service, private_dns, enis):
+    """Creates (or re-creates, when Private DNS differs) an interface endpoint and its ENIs."""
+    current = state.get(key)
+    if current and current["private_dns"] == private_dns:
+        return
+    if current:
+        remove(ec2, state, key)
+    subnets = sorted({subnet for subnet, _ in enis})
+    vpce = ec2.create_vpc_endpoint(
+        VpcId=state["vpc"],
+        ServiceName=service,
+        VpcEndpointType="Interface",
+        SubnetIds=subnets,
+        SecurityGroupIds=[state["sg"]],
+        PrivateDnsEnabled=private_dns,
+    )["VpcEndpoint"]["VpcEndpointId"]
+    ids = []
+    for subnet, ip in enis:
+        ids.append(
+            ec2.create_network_interface(
+                SubnetId=subnet,
+                PrivateIpAddress=ip,
+                Groups=[state["sg"]],
+                Description=f"VPC Endpoint Interface {vpce}",
+            )["NetworkInterface"]["NetworkInterfaceId"]
+        )
+    state[key] = {"id": vpce, "enis": ids, "private_dns": private_dns}
+
+
+def remove(ec2, state, key):
+    current = state.pop(key, None)
+    if not current:
+        return
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[current["id"]])
+    for eni in current.get("enis", []):
+        ec2.delete_network_interface(NetworkInterfaceId=eni)
+
+
+def nlb(url, ec2):
+    """The second VPC and its internet-facing NLB, which the endpoint service fronts."""
+    vpc = ec2.create_vpc(CidrBlock="20.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="20.20.1.0/24", AvailabilityZone=N["REGION"] + "a")
+    lb = client(url, "elbv2").create_load_balancer(
+        Name="cloudneta-nlb", Subnets=[subnet["Subnet"]["SubnetId"]], Type="network", Scheme="internet-facing"
+    )
+    return lb["LoadBalancers"][0]["LoadBalancerArn"]
+
+
+def seed(url, step, state_dir):
+    if step not in STEPS:
+        sys.exit(f"ec2_fixture.py: unknown step {step!r}: use one of {' '.join(STEPS)}")
+    ec2 = client(url)
+    path = os.path.join(state_dir, "ec2.json")
+    state = json.load(open(path)) if os.path.exists(path) else {}
+    base(ec2, state)
+    at = STEPS.index(step)
+    region = N["REGION"]
+    if at < STEPS.index("gateway"):
+        remove(ec2, state, "s3")
+    elif "s3" not in state:
+        state["s3"] = {
+            "id": ec2.create_vpc_endpoint(
+                VpcId=state["vpc"],
+                ServiceName=f"com.amazonaws.{region}.s3",
+                VpcEndpointType="Gateway",
+                RouteTableIds=[state["pub_rt"], state["priv_rt"]],
+            )["VpcEndpoint"]["VpcEndpointId"]
+        }
+    if at >= STEPS.index("interface"):
+        interface_endpoint(
+            ec2,
+            state,
+            "cloudformation",
+            f"com.amazonaws.{region}.cloudformation",
+            step == "interface",
+            [(state["pub_subnet"], N["ENI_A_IP"]), (state["priv_subnet"], N["ENI_C_IP"])],
+        )
+    else:
+        remove(ec2, state, "cloudformation")
+    if step == "privatelink":
+        if "service" not in state:
+            arn = nlb(url, ec2)
+            config = ec2.create_vpc_endpoint_service_configuration(
+                NetworkLoadBalancerArns=[arn], AcceptanceRequired=True
+            )["ServiceConfiguration"]
+            state["service"] = {"id": config["ServiceId"], "name": config["ServiceName"]}
+        interface_endpoint(
+            ec2, state, "privatelink", state["service"]["name"], False, [(state["pub_subnet"], N["SVC_ENI_IP"])]
+        )
+    else:
+        remove(ec2, state, "privatelink")
+    with open(path, "w") as f:
+        json.dump(state, f, indent=2)
+    for role, ip, subnet, cidr, zone, public in [
+        ("pub", N["PUB_IP"], state["pub_subnet"], "10.10.0.0/24", "a", N["PUB_PUBLIC_IP"]),
+        ("priv", N["PRIV_IP"], state["priv_subnet"], "10.10.1.0/24", "c", None),
+    ]:
+        mac = "02:10:10:00:00:0a" if role == "pub" else "02:10:10:01:00:0a"
+        net = f"network/interfaces/macs/{mac}"
+        data = {
+            "placement/region": region,
+            "placement/availability-zone": region + zone,
+            "instance-id": "i-0a1b2c3d4e5f6a7b8" if role == "pub" else "i-0b1c2d3e4f5a6b7c8",
+            "local-ipv4": ip,
+            "mac": mac,
+            f"{net}/vpc-id": state["vpc"],
+            f"{net}/subnet-id": subnet,
+            f"{net}/vpc-ipv4-cidr-blocks": N["VPC_CIDR"],
+            f"{net}/subnet-ipv4-cidr-block": cidr,
+        }
+        if public:
+            data["public-ipv4"] = public
+        # An instance profile: the SDK's default credential chain reads it from here.
+        data["iam/security-credentials/"] = "lab-instance-role"
+        data["iam/security-credentials/lab-instance-role"] = json.dumps(
+            {
+                "Code": "Success",
+                "Type": "AWS-HMAC",
+                "AccessKeyId": "ASIALABLABLABLABLAB0",
+                "SecretAccessKey": "lab-secret",
+                "Token": "lab-session-token",
+                "Expiration": "2099-01-01T00:00:00Z",
+                "LastUpdated": "2026-01-01T00:00:00Z",
+            }
+        )
+        with open(os.path.join(state_dir, f"imds-{role}.json"), "w") as f:
+            json.dump(data, f, indent=2)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "seed":
+        seed(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(__doc__)

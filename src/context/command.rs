@@ -1,0 +1,216 @@
+//! `probe context`: what probe knows about where it stands, as a table or JSON.
+
+use super::vpc::VpcView;
+use crate::check::plan::Output;
+use crate::error::{Error, exit};
+use crate::report::Instance;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+
+/// Arguments of `probe context`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// AWS region for the EC2 API [default: AWS_REGION, AWS_DEFAULT_REGION, then the
+    /// instance metadata's].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Instance metadata and EC2 API options.
+    #[command(flatten)]
+    pub context: super::Options,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
+}
+
+/// The document `probe context -o json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextReport {
+    /// Always `probe.context/v1`.
+    pub schema: String,
+    /// What the instance metadata said.
+    pub instance: Option<Instance>,
+    /// Instance metadata status: `ok`, `off`, or why not.
+    pub imds: String,
+    /// EC2 API status: `ok`, `off`, or why not.
+    pub ec2: String,
+    /// What the EC2 API said about the VPC.
+    pub vpc: Option<VpcView>,
+}
+
+/// Runs `probe context`.
+///
+/// # Errors
+/// Usage errors; an environment error when `--ec2 required` could not be met.
+pub async fn execute(args: &Args) -> Result<u8, Error> {
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = args.context.settings(&env).map_err(Error::Usage)?;
+    let metadata = super::metadata(&settings).await;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| metadata.instance.as_ref().and_then(|i| i.region.clone()));
+    let discovery = super::discover(&settings, region.as_deref(), metadata.instance.as_ref()).await;
+    if settings.ec2 == super::Ec2Mode::Required && discovery.view.is_none() {
+        return Err(Error::Environment(format!(
+            "--ec2 required: {}",
+            discovery.status
+        )));
+    }
+    let report = ContextReport {
+        schema: "probe.context/v1".into(),
+        instance: metadata.instance,
+        imds: metadata.status,
+        ec2: discovery.status,
+        vpc: discovery.view,
+    };
+    let json = args.output == Output::Json
+        || (args.output == Output::Auto && !std::io::stdout().is_terminal());
+    let text = if json {
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    } else {
+        render(&report)
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(Error::Environment(format!("cannot write to stdout: {e}")));
+        }
+    }
+    Ok(exit::PASS)
+}
+
+/// The table form.
+#[must_use]
+pub fn render(r: &ContextReport) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "{k:<18} {v}");
+    };
+    line(&mut out, "instance metadata", &r.imds);
+    if let Some(i) = &r.instance {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        line(&mut out, "instance", &opt(&i.instance_id));
+        line(
+            &mut out,
+            "region / zone",
+            &format!("{} / {}", opt(&i.region), opt(&i.availability_zone)),
+        );
+        line(
+            &mut out,
+            "vpc",
+            &format!("{} {}", opt(&i.vpc_id), join(&i.vpc_cidrs)),
+        );
+        line(
+            &mut out,
+            "subnet",
+            &format!(
+                "{} {}",
+                opt(&i.subnet_id),
+                i.subnet_cidr.map(|c| c.to_string()).unwrap_or_default()
+            ),
+        );
+        line(
+            &mut out,
+            "addresses",
+            &format!(
+                "private {}, public {}",
+                i.local_ipv4.map_or("-".into(), |a| a.to_string()),
+                i.public_ipv4.map_or("none".into(), |a| a.to_string())
+            ),
+        );
+    }
+    line(&mut out, "EC2 API", &r.ec2);
+    if let Some(v) = &r.vpc {
+        render_vpc(&mut out, v);
+    }
+    out
+}
+
+/// The EC2 API's view: DNS attributes, the route table, the endpoints.
+fn render_vpc(out: &mut String, v: &VpcView) {
+    let line = |out: &mut String, k: &str, val: &str| {
+        let _ = writeln!(out, "{k:<18} {val}");
+    };
+
+    let on = |b: Option<bool>| match b {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "unknown",
+    };
+    line(
+        out,
+        "VPC DNS",
+        &format!(
+            "enableDnsSupport {}, enableDnsHostnames {}",
+            on(v.dns_support),
+            on(v.dns_hostnames)
+        ),
+    );
+    match &v.route_table {
+        Some(t) => {
+            line(
+                out,
+                "route table",
+                &format!(
+                    "{}{}, 0.0.0.0/0 -> {}",
+                    t.id,
+                    if t.main { " (main)" } else { "" },
+                    t.default_route.as_deref().unwrap_or("none")
+                ),
+            );
+            for g in &t.gateway_routes {
+                line(
+                    out,
+                    "  gateway route",
+                    &format!(
+                        "{} -> {} ({})",
+                        g.prefix_list,
+                        g.endpoint_id,
+                        join(&g.cidrs)
+                    ),
+                );
+            }
+        }
+        None => line(out, "route table", "none found for the subnet"),
+    }
+    for e in &v.endpoints {
+        let ips: Vec<String> = e
+            .enis
+            .iter()
+            .flat_map(|n| n.ips.iter().map(ToString::to_string))
+            .collect();
+        line(
+            out,
+            "endpoint",
+            &format!(
+                "{} {} {} {}{}{}",
+                e.id,
+                e.kind,
+                e.service,
+                e.state,
+                if e.private_dns && e.kind.eq_ignore_ascii_case("interface") {
+                    ", private DNS"
+                } else {
+                    ""
+                },
+                if ips.is_empty() {
+                    String::new()
+                } else {
+                    format!(", ENIs {}", ips.join(" "))
+                }
+            ),
+        );
+    }
+}
+
+fn join(v: &[impl ToString]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,179 @@
+//! Where the agent stands: the instance metadata (region, VPC, subnet, CIDRs) and the EC2
+//! API (route table, endpoints). `probe context` prints it; `probe check` uses it.
+
+pub mod command;
+pub mod ec2;
+pub mod imds;
+pub mod vpc;
+
+use crate::report::Instance;
+use ec2::Ec2;
+use imds::Imds;
+use std::time::Duration;
+use vpc::VpcView;
+
+/// How to use the EC2 API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ec2Mode {
+    /// Use it when credentials exist and it answers within --ec2-timeout.
+    Auto,
+    /// Never call it.
+    Off,
+    /// Fail (exit 3) when it cannot be read.
+    Required,
+}
+
+/// Options about the context, shared by `check` and `context`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Do not read the instance metadata (also: AWS_EC2_METADATA_DISABLED=true).
+    #[arg(long)]
+    pub no_imds: bool,
+
+    /// Read routes and endpoints from the EC2 API (honours AWS_ENDPOINT_URL_EC2).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Ec2Mode::Auto)]
+    pub ec2: Ec2Mode,
+
+    /// Time the EC2 API has to answer.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub ec2_timeout: String,
+}
+
+/// The validated context options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where the metadata service is, or `None` when it is off.
+    pub imds: Option<String>,
+    /// EC2 API mode.
+    pub ec2: Ec2Mode,
+    /// EC2 API time limit.
+    pub ec2_timeout: Duration,
+}
+
+impl Options {
+    /// Validates the options; `env` reads environment variables.
+    ///
+    /// # Errors
+    /// One line naming the bad option.
+    pub fn settings(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let disabled =
+            env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let imds = (!self.no_imds && !disabled).then(|| {
+            env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| imds::DEFAULT_ENDPOINT.into())
+        });
+        if let Some(endpoint) = &imds {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                return Err(format!(
+                    "AWS_EC2_METADATA_SERVICE_ENDPOINT {endpoint:?} is not an http:// URL: fix it or unset it"
+                ));
+            }
+        }
+        let ec2_timeout = humantime::parse_duration(&self.ec2_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--ec2-timeout {:?}: write a duration such as 2s",
+                    self.ec2_timeout
+                )
+            })?;
+        Ok(Settings {
+            imds,
+            ec2: self.ec2,
+            ec2_timeout,
+        })
+    }
+}
+
+/// What the instance metadata gave, with its status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// The instance, when the metadata answered.
+    pub instance: Option<Instance>,
+    /// `ok`, `off`, or why not.
+    pub status: String,
+}
+
+/// Reads the instance metadata, when it is on.
+pub async fn metadata(settings: &Settings) -> Metadata {
+    let Some(endpoint) = &settings.imds else {
+        return Metadata {
+            instance: None,
+            status: "off".into(),
+        };
+    };
+    let result = match imds::HttpImds::new(endpoint) {
+        Ok(client) => client.instance().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(instance) => Metadata {
+            instance: Some(instance),
+            status: "ok".into(),
+        },
+        Err(why) => {
+            tracing::info!("instance metadata: {why}");
+            Metadata {
+                instance: None,
+                status: why,
+            }
+        }
+    }
+}
+
+/// What the EC2 API gave, with its status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The VPC around the agent's subnet.
+    pub view: Option<VpcView>,
+    /// `ok`, `off`, or why not.
+    pub status: String,
+}
+
+impl Discovery {
+    /// Nothing was asked.
+    #[must_use]
+    pub fn off() -> Self {
+        Self::unavailable("off".into())
+    }
+
+    fn unavailable(status: String) -> Self {
+        Self { view: None, status }
+    }
+}
+
+/// Reads the VPC from the EC2 API, within the settings' time limit.
+pub async fn discover(
+    settings: &Settings,
+    region: Option<&str>,
+    instance: Option<&Instance>,
+) -> Discovery {
+    if settings.ec2 == Ec2Mode::Off {
+        return Discovery::unavailable("off".into());
+    }
+    let ids = instance.and_then(|i| Some((i.vpc_id.clone()?, i.subnet_id.clone()?)));
+    let (Some(region), Some((vpc, subnet))) = (region, ids) else {
+        return Discovery::unavailable(
+            "no VPC and subnet to look up: the instance metadata did not give them".into(),
+        );
+    };
+    let limit = settings.ec2_timeout;
+    // The SDK's futures are large: keep them on the heap, off every caller's stack frame.
+    let work = Box::pin(async {
+        let client = ec2::SdkEc2::load(region, limit).await?;
+        Box::pin(client.discover(&vpc, &subnet)).await
+    });
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(view)) => Discovery {
+            view: Some(view),
+            status: "ok".into(),
+        },
+        Ok(Err(why)) => Discovery::unavailable(format!("EC2 API: {why}")),
+        Err(_) => Discovery::unavailable(format!(
+            "EC2 API did not answer within {} (no route to the EC2 endpoint? add an ec2 interface endpoint, or pass --ec2 off)",
+            humantime::format_duration(limit)
+        )),
+    }
+}

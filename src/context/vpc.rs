@@ -1,0 +1,115 @@
+//! What the EC2 API says about the agent's VPC, as plain data: the model every verdict and
+//! diagnosis reads, whoever fetched it (the SDK, or a fake in tests).
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The VPC around one subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VpcView {
+    /// `vpc-...`.
+    pub vpc_id: String,
+    /// The agent's subnet.
+    pub subnet_id: String,
+    /// The route table the subnet uses: its explicit association, else the main table.
+    pub route_table: Option<RouteTable>,
+    /// Every VPC endpoint of the VPC.
+    pub endpoints: Vec<Endpoint>,
+    /// The VPC's enableDnsSupport attribute.
+    pub dns_support: Option<bool>,
+    /// The VPC's enableDnsHostnames attribute.
+    pub dns_hostnames: Option<bool>,
+}
+
+/// A route table, reduced to what reachability depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTable {
+    /// `rtb-...`.
+    pub id: String,
+    /// The subnet has no explicit association and uses the VPC's main table.
+    pub main: bool,
+    /// Routes whose destination is a prefix list and whose target is a gateway endpoint.
+    pub gateway_routes: Vec<GatewayRoute>,
+    /// The target of 0.0.0.0/0 (`igw-...`, `nat-...`), if any.
+    pub default_route: Option<String>,
+}
+
+/// A prefix-list route to a gateway endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRoute {
+    /// `pl-...`.
+    pub prefix_list: String,
+    /// `vpce-...`.
+    pub endpoint_id: String,
+    /// The prefix list's CIDR blocks.
+    pub cidrs: Vec<IpNet>,
+}
+
+/// A VPC endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// `vpce-...`.
+    pub id: String,
+    /// `com.amazonaws.<region>.<service>`, or an endpoint service's name.
+    pub service: String,
+    /// `Interface`, `Gateway`, `GatewayLoadBalancer`.
+    pub kind: String,
+    /// `available`, `pendingAcceptance`, `pending`, `rejected`...
+    pub state: String,
+    /// Private DNS (interface endpoints).
+    pub private_dns: bool,
+    /// DNS names of the endpoint.
+    pub dns_names: Vec<String>,
+    /// Security groups of its ENIs.
+    pub security_groups: Vec<String>,
+    /// Its network interfaces with their addresses.
+    pub enis: Vec<Eni>,
+}
+
+/// One endpoint network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Eni {
+    /// `eni-...`.
+    pub id: String,
+    /// Private addresses.
+    pub ips: Vec<IpAddr>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Subnet.
+    pub subnet_id: Option<String>,
+}
+
+impl VpcView {
+    /// The interface endpoint owning `ip`, with the ENI.
+    #[must_use]
+    pub fn endpoint_of(&self, ip: IpAddr) -> Option<&Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.enis.iter().any(|n| n.ips.contains(&ip)))
+    }
+
+    /// The gateway route of this subnet's route table whose prefix list holds `ip`.
+    #[must_use]
+    pub fn gateway_route_for(&self, ip: IpAddr) -> Option<&GatewayRoute> {
+        self.route_table
+            .as_ref()?
+            .gateway_routes
+            .iter()
+            .find(|r| r.cidrs.iter().any(|c| c.contains(&ip)))
+    }
+
+    /// The endpoint named `id`.
+    #[must_use]
+    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+
+    /// Endpoints for an AWS service: `com.amazonaws.<region>.<name>`.
+    pub fn endpoints_for_service<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> impl Iterator<Item = &'a Endpoint> + 'a {
+        self.endpoints.iter().filter(move |e| e.service == service)
+    }
+}

@@ -1,0 +1,519 @@
+//! The tutorial's failure patterns, recognised from a target's results and the VPC as the
+//! EC2 API describes it. Each finding is one sentence that ends with the fix.
+
+use crate::classify::aws_service;
+use crate::context::vpc::{Endpoint, VpcView};
+use crate::error::Kind;
+use crate::report::{Diagnosis, Instance, TargetReport};
+
+/// What looks wrong for one target, given its results and the VPC.
+#[must_use]
+pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) -> Vec<Diagnosis> {
+    let service = aws_service(&t.host);
+    let interfaces: Vec<&Endpoint> = service
+        .as_deref()
+        .map(|s| {
+            vpc.endpoints_for_service(s)
+                .filter(|e| e.kind.eq_ignore_ascii_case("interface"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    out.extend(private_dns(t, vpc, &interfaces));
+    out.extend(gateway_route(t, vpc, service.as_deref()));
+    for e in matching_endpoints(t, vpc, &interfaces) {
+        out.extend(pending(e));
+        out.extend(other_zone(e, instance));
+    }
+    out.extend(eni_timeouts(t, vpc, instance));
+    out
+}
+
+fn diagnosis(code: &str, message: String) -> Diagnosis {
+    Diagnosis {
+        code: code.into(),
+        message,
+    }
+}
+
+/// The service's name resolved to public addresses although an interface endpoint exists.
+fn private_dns(t: &TargetReport, vpc: &VpcView, interfaces: &[&Endpoint]) -> Option<Diagnosis> {
+    let on_eni = t
+        .addresses
+        .iter()
+        .any(|a| a.endpoint.as_ref().is_some_and(|e| e.kind == "interface"));
+    if !t.dns.ok || on_eni {
+        return None;
+    }
+    if let Some(e) = interfaces
+        .iter()
+        .find(|e| e.private_dns && e.state == "available")
+    {
+        let fix = if vpc.dns_support == Some(false) || vpc.dns_hostnames == Some(false) {
+            "turn on the VPC's enableDnsSupport and enableDnsHostnames"
+        } else {
+            "this host does not ask the VPC resolver (VPC base + 2): check /etc/resolv.conf"
+        };
+        return Some(diagnosis(
+            "private-dns-unused",
+            format!(
+                "{} resolves to public addresses although {} has Private DNS on: {fix}",
+                t.host, e.id
+            ),
+        ));
+    }
+    let e = interfaces.iter().find(|e| !e.private_dns)?;
+    let name = e
+        .dns_names
+        .first()
+        .map_or_else(|| format!("{}'s own DNS name", e.id), Clone::clone);
+    Some(diagnosis(
+        "private-dns-disabled",
+        format!(
+            "{} has Private DNS off, so {} stays public: use {name}, or turn Private DNS on",
+            e.id, t.host
+        ),
+    ))
+}
+
+/// S3 or DynamoDB not reachable, and this subnet's route table has no gateway route for it.
+fn gateway_route(t: &TargetReport, vpc: &VpcView, service: Option<&str>) -> Option<Diagnosis> {
+    let svc = service.filter(|s| matches!(s.rsplit('.').next(), Some("s3" | "dynamodb")))?;
+    let table = vpc.route_table.as_ref()?;
+    if t.verdict.reachable || t.addresses.iter().any(|a| a.endpoint.is_some()) {
+        return None;
+    }
+    let fix = vpc
+        .endpoints_for_service(svc)
+        .find(|e| e.kind.eq_ignore_ascii_case("gateway"))
+        .map_or_else(
+            || {
+                format!(
+                    "create a gateway endpoint for {svc} with {} in its route tables",
+                    table.id
+                )
+            },
+            |e| {
+                format!(
+                    "gateway endpoint {} exists but {} is not one of its route tables: add it",
+                    e.id, table.id
+                )
+            },
+        );
+    Some(diagnosis(
+        "no-gateway-route",
+        format!(
+            "route table {} of {} has no gateway endpoint route for {svc}{}: {fix}",
+            table.id,
+            vpc.subnet_id,
+            if table.default_route.is_none() {
+                " and no internet route"
+            } else {
+                ""
+            },
+        ),
+    ))
+}
+
+/// An endpoint service connection the service's owner has not accepted.
+fn pending(e: &Endpoint) -> Option<Diagnosis> {
+    if !e.state.eq_ignore_ascii_case("pendingAcceptance") {
+        return None;
+    }
+    let svc_id = e.service.rsplit('.').next().unwrap_or(&e.service);
+    Some(diagnosis(
+        "endpoint-pending-acceptance",
+        format!(
+            "{} is pendingAcceptance: the owner of {svc_id} must accept it (aws ec2 accept-vpc-endpoint-connections --service-id {svc_id} --vpc-endpoint-ids {})",
+            e.id, e.id
+        ),
+    ))
+}
+
+/// An endpoint with ENIs, none of them in this instance's zone.
+fn other_zone(e: &Endpoint, instance: Option<&Instance>) -> Option<Diagnosis> {
+    let zone = instance?.availability_zone.as_deref()?;
+    let zones: Vec<&str> = e
+        .enis
+        .iter()
+        .filter_map(|n| n.availability_zone.as_deref())
+        .collect();
+    if zones.is_empty() || zones.contains(&zone) {
+        return None;
+    }
+    Some(diagnosis(
+        "endpoint-no-eni-in-zone",
+        format!(
+            "{} has no ENI in {zone}, this instance's zone: traffic crosses zones; add a subnet in {zone} to the endpoint",
+            e.id
+        ),
+    ))
+}
+
+/// Endpoint ENIs that did not answer TCP: their security group.
+fn eni_timeouts(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) -> Vec<Diagnosis> {
+    let from = instance
+        .and_then(|i| i.local_ipv4)
+        .map_or_else(|| "this instance".to_string(), |ip| ip.to_string());
+    t.addresses
+        .iter()
+        .filter(|a| a.tcp.error.as_ref().is_some_and(|e| e.kind == Kind::Timeout))
+        .filter_map(|a| {
+            let ep = a.endpoint.as_ref().filter(|e| e.kind == "interface")?;
+            let groups = vpc
+                .endpoint(&ep.id)
+                .map(|e| e.security_groups.join(", "))
+                .filter(|g| !g.is_empty())
+                .map(|g| format!(" ({g})"))
+                .unwrap_or_default();
+            Some(diagnosis(
+                "endpoint-eni-tcp-timeout",
+                format!(
+                    "ENI {} of {} did not answer TCP {}: its security group{groups} must allow TCP {} from {from}",
+                    a.ip, ep.id, t.port, t.port
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Endpoints a target goes to: by ENI address, by an endpoint id in the host name, or by
+/// the AWS service the host names.
+fn matching_endpoints<'a>(
+    t: &TargetReport,
+    vpc: &'a VpcView,
+    interfaces: &[&'a Endpoint],
+) -> Vec<&'a Endpoint> {
+    let host = t.host.to_ascii_lowercase();
+    vpc.endpoints
+        .iter()
+        .filter(|e| {
+            let by_address = t
+                .addresses
+                .iter()
+                .any(|a| a.endpoint.as_ref().is_some_and(|r| r.id == e.id));
+            let by_name = host.starts_with(&format!("{}-", e.id))
+                || e.dns_names
+                    .iter()
+                    .any(|d| d.trim_start_matches("*.") == host);
+            by_address || by_name || interfaces.iter().any(|i| i.id == e.id)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify;
+    use crate::context::vpc::{Eni, GatewayRoute, RouteTable};
+    use crate::error::{CheckError, Phase};
+    use crate::report::{AddressReport, DnsReport, StageReport, Status};
+    use std::net::IpAddr;
+
+    const REGION: &str = "ap-northeast-2";
+
+    fn endpoint(
+        id: &str,
+        service: &str,
+        kind: &str,
+        state: &str,
+        private_dns: bool,
+        enis: &[(&str, &str)],
+    ) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            service: service.into(),
+            kind: kind.into(),
+            state: state.into(),
+            private_dns,
+            dns_names: vec![format!(
+                "{id}-abcd.{}.vpce.amazonaws.com",
+                service.rsplit('.').next().unwrap()
+            )],
+            security_groups: vec!["sg-0e1".into()],
+            enis: enis
+                .iter()
+                .map(|(ip, zone)| Eni {
+                    id: format!("eni-{ip}"),
+                    ips: vec![ip.parse().unwrap()],
+                    availability_zone: Some((*zone).into()),
+                    subnet_id: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn vpc(endpoints: Vec<Endpoint>, gateway: Option<&str>) -> VpcView {
+        VpcView {
+            vpc_id: "vpc-1".into(),
+            subnet_id: "subnet-priv".into(),
+            route_table: Some(RouteTable {
+                id: "rtb-priv".into(),
+                main: false,
+                gateway_routes: gateway
+                    .map(|id| GatewayRoute {
+                        prefix_list: "pl-s3".into(),
+                        endpoint_id: id.into(),
+                        cidrs: vec!["52.219.0.0/16".parse().unwrap()],
+                    })
+                    .into_iter()
+                    .collect(),
+                default_route: None,
+            }),
+            endpoints,
+            dns_support: Some(true),
+            dns_hostnames: Some(true),
+        }
+    }
+
+    /// A target whose addresses all completed TCP (`up`) or all timed out, enriched and
+    /// judged as the engine does.
+    fn target(host: &str, ips: &[&str], up: bool, v: &VpcView) -> TargetReport {
+        let mut addresses: Vec<AddressReport> = ips
+            .iter()
+            .map(|ip| {
+                let ip: IpAddr = ip.parse().unwrap();
+                AddressReport {
+                    ip,
+                    class: classify::classify(ip, host, &["10.10.0.0/16".parse().unwrap()]),
+                    icmp: crate::report::IcmpReport::default(),
+                    tcp: StageReport {
+                        status: if up { Status::Ok } else { Status::Fail },
+                        ms: Some(1.0),
+                        error: (!up).then(|| CheckError::new(Phase::Tcp, Kind::Timeout, "timeout")),
+                    },
+                    tls: crate::report::TlsReport {
+                        status: Status::Skipped,
+                        ..Default::default()
+                    },
+                    http: crate::report::HttpReport {
+                        status: Status::Skipped,
+                        ..Default::default()
+                    },
+                    endpoint: None,
+                }
+            })
+            .collect();
+        classify::enrich(&mut addresses, v);
+        let dns = DnsReport {
+            ok: !ips.is_empty(),
+            addresses: addresses.iter().map(|a| a.ip).collect(),
+            cname: vec![],
+            rcode: Some("NOERROR".into()),
+            server: None,
+            records: vec![],
+            ms: 1.0,
+            error: None,
+        };
+        let verdict = classify::verdict(&dns, &addresses, None, "TCP", Some(v));
+        TargetReport {
+            target: host.into(),
+            host: host.into(),
+            port: 443,
+            scheme: crate::target::Scheme::Tcp,
+            url: String::new(),
+            dns,
+            addresses,
+            verdict,
+        }
+    }
+
+    fn codes(t: &TargetReport, v: &VpcView, zone: Option<&str>) -> Vec<String> {
+        let instance = Instance {
+            availability_zone: zone.map(str::to_string),
+            local_ipv4: Some("10.10.1.10".parse().unwrap()),
+            ..Instance::default()
+        };
+        diagnose(t, v, Some(&instance))
+            .into_iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect()
+    }
+
+    const CF: &str = "cloudformation.ap-northeast-2.amazonaws.com";
+
+    #[test]
+    fn a_healthy_interface_endpoint_has_nothing_to_say() {
+        let v = vpc(
+            vec![endpoint(
+                "vpce-cf",
+                &format!("com.amazonaws.{REGION}.cloudformation"),
+                "Interface",
+                "available",
+                true,
+                &[
+                    ("10.10.0.100", "ap-northeast-2a"),
+                    ("10.10.1.100", "ap-northeast-2c"),
+                ],
+            )],
+            None,
+        );
+        let t = target(CF, &["10.10.0.100", "10.10.1.100"], true, &v);
+        assert_eq!(t.verdict.path.as_str(), "interface-endpoint");
+        assert_eq!(t.verdict.endpoint_id.as_deref(), Some("vpce-cf"));
+        assert!(codes(&t, &v, Some("ap-northeast-2c")).is_empty());
+    }
+
+    #[test]
+    fn private_dns_on_but_the_name_resolves_public() {
+        let mut v = vpc(
+            vec![endpoint(
+                "vpce-cf",
+                &format!("com.amazonaws.{REGION}.cloudformation"),
+                "Interface",
+                "available",
+                true,
+                &[("10.10.0.100", "ap-northeast-2a")],
+            )],
+            None,
+        );
+        let t = target(CF, &["52.95.1.1"], false, &v);
+        let found = codes(&t, &v, None);
+        assert!(
+            found[0].starts_with("private-dns-unused:") && found[0].contains("/etc/resolv.conf"),
+            "{found:?}"
+        );
+        v.dns_hostnames = Some(false);
+        let found = codes(&t, &v, None);
+        assert!(
+            found[0].contains("enableDnsSupport and enableDnsHostnames"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn private_dns_off_keeps_the_service_name_public() {
+        let v = vpc(
+            vec![endpoint(
+                "vpce-cf",
+                &format!("com.amazonaws.{REGION}.cloudformation"),
+                "Interface",
+                "available",
+                false,
+                &[("10.10.0.100", "ap-northeast-2a")],
+            )],
+            None,
+        );
+        let found = codes(&target(CF, &["52.95.1.1"], false, &v), &v, None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("private-dns-disabled: vpce-cf has Private DNS off")
+                && found[0].contains("use vpce-cf-abcd."),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn s3_without_a_gateway_route() {
+        let s3 = "s3.ap-northeast-2.amazonaws.com";
+        let v = vpc(vec![], None);
+        let found = codes(&target(s3, &["52.219.1.1"], false, &v), &v, None);
+        assert!(found[0].starts_with("no-gateway-route: route table rtb-priv of subnet-priv has no gateway endpoint route for com.amazonaws.ap-northeast-2.s3 and no internet route: create"), "{found:?}");
+        let elsewhere = vpc(
+            vec![endpoint(
+                "vpce-s3",
+                &format!("com.amazonaws.{REGION}.s3"),
+                "Gateway",
+                "available",
+                false,
+                &[],
+            )],
+            None,
+        );
+        let found = codes(
+            &target(s3, &["52.219.1.1"], false, &elsewhere),
+            &elsewhere,
+            None,
+        );
+        assert!(
+            found[0].contains(
+                "gateway endpoint vpce-s3 exists but rtb-priv is not one of its route tables"
+            ),
+            "{found:?}"
+        );
+        let routed = vpc(vec![], Some("vpce-s3"));
+        let t = target(s3, &["52.219.1.1"], true, &routed);
+        assert_eq!(t.verdict.path.as_str(), "gateway-endpoint");
+        assert_eq!(t.verdict.endpoint_id.as_deref(), Some("vpce-s3"));
+        assert!(codes(&t, &routed, None).is_empty());
+    }
+
+    #[test]
+    fn an_endpoint_waiting_for_acceptance() {
+        let svc = "com.amazonaws.vpce.ap-northeast-2.vpce-svc-0123";
+        let v = vpc(
+            vec![endpoint(
+                "vpce-0fed",
+                svc,
+                "Interface",
+                "pendingAcceptance",
+                false,
+                &[("10.10.0.200", "ap-northeast-2a")],
+            )],
+            None,
+        );
+        let host = "vpce-0fed-7hj3.vpce-svc-0123.ap-northeast-2.vpce.amazonaws.com";
+        let found = codes(
+            &target(host, &["10.10.0.200"], false, &v),
+            &v,
+            Some("ap-northeast-2a"),
+        );
+        assert!(
+            found.iter().any(|d| d
+                .starts_with("endpoint-pending-acceptance: vpce-0fed is pendingAcceptance")
+                && d.contains("--service-id vpce-svc-0123")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn an_endpoint_eni_that_times_out_points_at_its_security_group() {
+        let v = vpc(
+            vec![endpoint(
+                "vpce-cf",
+                &format!("com.amazonaws.{REGION}.cloudformation"),
+                "Interface",
+                "available",
+                true,
+                &[("10.10.0.100", "ap-northeast-2a")],
+            )],
+            None,
+        );
+        let found = codes(
+            &target(CF, &["10.10.0.100"], false, &v),
+            &v,
+            Some("ap-northeast-2a"),
+        );
+        assert_eq!(
+            found,
+            vec![
+                "endpoint-eni-tcp-timeout: ENI 10.10.0.100 of vpce-cf did not answer TCP 443: its security group (sg-0e1) must allow TCP 443 from 10.10.1.10"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_endpoint_without_an_eni_in_this_zone() {
+        let v = vpc(
+            vec![endpoint(
+                "vpce-cf",
+                &format!("com.amazonaws.{REGION}.cloudformation"),
+                "Interface",
+                "available",
+                true,
+                &[("10.10.0.100", "ap-northeast-2a")],
+            )],
+            None,
+        );
+        let found = codes(
+            &target(CF, &["10.10.0.100"], true, &v),
+            &v,
+            Some("ap-northeast-2c"),
+        );
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("endpoint-no-eni-in-zone: vpce-cf has no ENI in ap-northeast-2c"),
+            "{found:?}"
+        );
+    }
+}
