@@ -45,13 +45,24 @@ slowest_curl() {
     echo $worst' _ "${urls[@]}"
 }
 
-# One probe run of the same targets; prints "milliseconds peak-KiB".
+# One probe run of the same targets; prints "milliseconds peak-KiB". Extra arguments after
+# the role go to probe; PROBE_ENV adds environment variables (VAR=value ...).
 probe_once() {
-  lab "$1" bash -c '
+  local role=$1; shift
+  lab "$role" env ${PROBE_ENV:-} bash -c '
     start=$(date +%s%N)
     /usr/bin/time -f %M -o /tmp/probe-bench-rss "$@" >/dev/null || true
     echo $(( ($(date +%s%N) - start) / 1000000 )) $(tail -n1 /tmp/probe-bench-rss)' _ \
-    "$probe" check --region "$REGION" --vpc-cidr "$VPC_CIDR" --ca-file "$ca" --timeout 2s -o json "${urls[@]}"
+    "$probe" check --ca-file "$ca" --timeout 2s -o json "$@" "${urls[@]}"
+}
+
+# Median milliseconds of probe runs; PROBE_ARGS are extra probe arguments.
+probe_median() {
+  local role=$1 p r
+  for _ in $(seq "$runs"); do
+    read -r p r < <(probe_once "$role" ${PROBE_ARGS:-})
+    echo "$p"
+  done | median
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -61,13 +72,13 @@ measure() { # role label
   seq=$(for _ in $(seq "$runs"); do sequential "$role"; done | median)
   curl=$(for _ in $(seq "$runs"); do slowest_curl "$role"; done | median)
   for _ in $(seq "$runs"); do
-    read -r p r < <(probe_once "$role")
+    read -r p r < <(probe_once "$role" ${PROBE_ARGS:-})
     probes+=("$p"); (( r > rss )) && rss=$r
   done
   p=$(printf '%s\n' "${probes[@]}" | median)
   printf '%s\n' "$label"
   printf '  sequential dig + ping -c 2 -W 2 + curl -m 2, 3 names: %6d ms (median of %d)\n' "$seq" "$runs"
-  printf '  probe check, same 3 targets, --timeout 2s:              %6d ms (median of %d)\n' "$p" "$runs"
+  printf '  probe check, same 3 targets, --timeout 2s%s: %6d ms (median of %d)\n' "${PROBE_ARGS:+ $PROBE_ARGS}" "$p" "$runs"
   printf '  speed-up: %.1fx\n' "$(echo "$seq / $p" | bc -l)"
   printf '  slowest single curl: %d ms; probe minus that: %d ms\n' "$curl" $(( p - curl ))
   printf '  probe peak memory: %.1f MB (max RSS over %d runs)\n' "$(echo "$rss / 1024" | bc -l)" "$runs"
@@ -76,13 +87,20 @@ measure() { # role label
 
 echo "probe $("$probe" --version | cut -d' ' -f2), $(nproc) cores, $runs runs each"
 echo
-measure priv "1. private instance, before any endpoint (everything times out)"
+measure priv "1. private instance, before any endpoint (everything times out; metadata and EC2 API answer)"
 echo "  target: probe <= 1.25 x the longest stage (ping: 10 ms + 2 s = 2010 ms) = 2512 ms: $( ((LAST_PROBE <= 2512)) && echo met || echo MISSED)"
 rss1=$LAST_RSS
+base1=$LAST_PROBE
+# No metadata service and no EC2 API: the metadata endpoint is an address of the private
+# subnet that no host answers (inside the lab), so the request waits out its timeout.
+none=$(PROBE_ENV="AWS_EC2_METADATA_SERVICE_ENDPOINT=http://10.10.1.99" PROBE_ARGS="--region $REGION --vpc-cidr $VPC_CIDR" probe_median priv)
+echo "  the same with no metadata service and no EC2 API: $none ms; context cost $((none - base1)) ms (target: at most one short timeout, 500 ms): $( ((none - base1 <= 500 + 50)) && echo met || echo MISSED)"
 "$root/lab/lab.sh" step "$id" interface >/dev/null
 echo
-measure pub "2. public instance, interface endpoint step (everything answers)"
+PROBE_ARGS="--ec2 off" measure pub "2. public instance, interface endpoint step (everything answers)"
 echo "  target: probe <= slowest curl + 50 ms: $( ((LAST_PROBE <= LAST_CURL + 50)) && echo met || echo MISSED)"
+with=$(probe_median pub)
+echo "  with the metadata and the EC2 API (moto) read as well: $with ms; context cost $((with - LAST_PROBE)) ms (metadata: 3 round trips; EC2: 5 calls at once, alongside the checks)"
 echo
 peak=$(( rss1 > LAST_RSS ? rss1 : LAST_RSS ))
 size=$(stat -c %s "$probe")

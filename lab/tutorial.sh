@@ -22,8 +22,9 @@ run() { # step role expectations...
   local role=$1; shift
   echo
   echo "--- on the $role instance ($([[ $role == pub ]] && echo "$PUB_IP" || echo "$PRIV_IP")):"
-  "$root/lab/lab.sh" exec "$id" "$role" "$probe" check --region "$REGION" --vpc-cidr "$VPC_CIDR" \
-    --ca-file "$ca" --timeout 1s -o table "$@" || true
+  # No --region or --vpc-cidr: probe reads them from the instance metadata, and the route
+  # table and endpoints from the lab's EC2 API.
+  "$root/lab/lab.sh" exec "$id" "$role" "$probe" check --ca-file "$ca" --timeout 1s -o table "$@" || true
 }
 
 nlb="http://$NLB_NAME/"
@@ -41,11 +42,11 @@ run pub s3 cloudformation "$nlb" --expect s3=public --expect cloudformation=publ
 run priv s3 cloudformation "$nlb" --expect s3=unreachable --expect cloudformation=unreachable --expect "$nlb=unreachable"
 
 step gateway "S3 gateway endpoint: a prefix-list route to the vpce in both route tables; DNS unchanged"
-run priv s3 cloudformation --expect s3=reachable --expect cloudformation=unreachable
+run priv s3 cloudformation --expect s3=gateway-endpoint --expect cloudformation=unreachable
 
 step interface "CloudFormation interface endpoint, Private DNS on: the service name now answers with the ENIs"
 run pub cloudformation "$CF_VPCE_A_NAME" --expect cloudformation=interface-endpoint --expect "$CF_VPCE_A_NAME=interface-endpoint"
-run priv s3 cloudformation --expect s3=reachable --expect cloudformation=interface-endpoint
+run priv s3 cloudformation --expect s3=gateway-endpoint --expect cloudformation=interface-endpoint
 
 step private-dns-off "the same endpoint with Private DNS off: only the vpce names are private"
 run priv cloudformation "$CF_VPCE_NAME" --expect cloudformation=unreachable --expect "$CF_VPCE_NAME=interface-endpoint"

@@ -22,4 +22,6 @@ pub enum Command {
     Check(Box<crate::check::Args>),
     /// Show where probe stands: instance metadata, route table, VPC endpoints.
     Context(Box<crate::context::command::Args>),
+    /// Receive agents' reports, store them durably, show the whole VPC at a glance.
+    Collect(Box<crate::collect::Args>),
 }

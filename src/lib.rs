@@ -3,10 +3,13 @@
 //! The library holds everything; `main.rs` only builds the runtime and maps the result to
 //! an exit code, so tests drive the same code the binary runs.
 
+pub mod auth;
 pub mod check;
 pub mod classify;
 pub mod cli;
+pub mod collect;
 pub mod context;
+pub mod deliver;
 pub mod diagnose;
 pub mod error;
 pub mod net;
@@ -25,5 +28,6 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Check(args) => check::execute(&args).await,
         Command::Context(args) => context::command::execute(&args).await,
+        Command::Collect(args) => collect::execute(&args).await,
     }
 }

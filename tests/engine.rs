@@ -92,6 +92,9 @@ fn plan(targets: &[String], timeout: Duration, deadline: Duration) -> Plan {
         ca_files: vec![],
         expect_body: None,
         format: Format::Json,
+        report_to: None,
+        every: None,
+        console: false,
     }
 }
 

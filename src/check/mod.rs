@@ -10,11 +10,13 @@ pub use engine::{Deps, run};
 pub use plan::{Args, Fallback, Format, Plan};
 
 use crate::context::{self, Ec2Mode};
+use crate::deliver::{self, Delivery};
 use crate::error::{Error, exit};
 use crate::net::dns::SystemResolver;
 use crate::net::ping::SystemPinger;
 use crate::net::tls::Trust;
 use crate::report::{self, Agent};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
@@ -52,12 +54,69 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         pinger: Arc::new(pinger),
         trust,
     };
-    let discovery = context::discover(
-        &settings,
-        plan.region.as_deref(),
-        metadata.instance.as_ref(),
-    );
-    let report = if settings.ec2 == Ec2Mode::Required {
+    let delivery = plan
+        .report_to
+        .as_ref()
+        .map(|r| {
+            Delivery::new(
+                &r.url,
+                &r.token_file,
+                r.spool.clone(),
+                deps.trust.client_config(),
+            )
+        })
+        .transpose()
+        .map_err(Error::Usage)?;
+    let mut last: HashMap<String, String> = HashMap::new();
+    loop {
+        let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;
+        let text = match plan.format {
+            Format::Json => report::json::render(&report),
+            Format::Table => report::table::render(&report),
+        };
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(Error::Environment(format!(
+                    "cannot write the report to stdout: {e}"
+                )));
+            }
+        }
+        drop(out);
+        if plan.console {
+            deliver::to_console(&report);
+        }
+        if let Some(d) = &delivery {
+            eprintln!("probe: {}", d.deliver(&report).await);
+        }
+        let Some(period) = plan.every else {
+            return Ok(if report.pass { exit::PASS } else { exit::FAIL });
+        };
+        for t in &report.targets {
+            let now = t.verdict.path.to_string();
+            match last.insert(t.target.clone(), now.clone()) {
+                Some(before) if before != now => {
+                    tracing::warn!("{}: {before} -> {now}: {}", t.target, t.verdict.reason);
+                }
+                _ => {}
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(exit::PASS),
+        }
+    }
+}
+
+/// One run: the checks, with the EC2 API read alongside.
+async fn once(
+    plan: &Plan,
+    deps: &Deps<SystemResolver, SystemPinger>,
+    settings: &context::Settings,
+    instance: Option<&report::Instance>,
+) -> Result<report::Report, Error> {
+    let discovery = context::discover(settings, plan.region.as_deref(), instance);
+    if settings.ec2 == Ec2Mode::Required {
         let known = discovery.await;
         if known.view.is_none() {
             return Err(Error::Environment(format!(
@@ -65,24 +124,10 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
                 known.status
             )));
         }
-        run(&plan, &deps, std::future::ready(known)).await
-    } else {
-        // The EC2 API is read while the checks run: it costs no time of its own.
-        run(&plan, &deps, discovery).await
-    };
-    let text = match plan.format {
-        Format::Json => report::json::render(&report),
-        Format::Table => report::table::render(&report),
-    };
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(Error::Environment(format!(
-                "cannot write the report to stdout: {e}"
-            )));
-        }
+        return Ok(run(plan, deps, std::future::ready(known)).await);
     }
-    Ok(if report.pass { exit::PASS } else { exit::FAIL })
+    // The EC2 API is read while the checks run: it costs no time of its own.
+    Ok(run(plan, deps, discovery).await)
 }
 
 fn agent(plan: &Plan, resolver: &SystemResolver, pinger: &SystemPinger) -> Agent {

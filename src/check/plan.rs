@@ -82,6 +82,39 @@ pub struct Args {
     /// Instance metadata and EC2 API options.
     #[command(flatten)]
     pub context: crate::context::Options,
+
+    /// Send the JSON report to this collector (probe collect), as http://10.10.0.5:7878.
+    #[arg(long, value_name = "URL", requires = "token_file")]
+    pub report_to: Option<String>,
+
+    /// File holding the token shared with the collector.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Where reports wait while the collector is unreachable [default: /var/spool/probe for
+    /// root, else ~/.local/state/probe/spool].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+
+    /// Check again every DURATION (as 60s), logging each verdict that changes.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+
+    /// Also write each verdict as one marked line to /dev/console, which the EC2 API's
+    /// GetConsoleOutput returns even from an instance with no network path.
+    #[arg(long)]
+    pub console: bool,
+}
+
+/// Where reports go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportTo {
+    /// The collector's URL.
+    pub url: String,
+    /// The shared token's file.
+    pub token_file: PathBuf,
+    /// The spool directory.
+    pub spool: PathBuf,
 }
 
 /// What fills in a region and VPC CIDRs the command line does not give.
@@ -134,6 +167,12 @@ pub struct Plan {
     pub expect_body: Option<String>,
     /// Output format.
     pub format: Format,
+    /// The collector, when reports are sent.
+    pub report_to: Option<ReportTo>,
+    /// Period of repeated runs.
+    pub every: Option<Duration>,
+    /// Verdicts also go to /dev/console.
+    pub console: bool,
 }
 
 /// Validates `args` into a plan. `env` reads environment variables; `tty` tells whether
@@ -236,7 +275,25 @@ pub fn build(
         } else {
             Format::Table
         },
+        report_to: args.report_to.as_ref().map(|url| ReportTo {
+            url: url.clone(),
+            token_file: args.token_file.clone().unwrap_or_default(),
+            spool: args
+                .spool
+                .clone()
+                .unwrap_or_else(crate::deliver::default_spool),
+        }),
+        every: args.every.as_deref().map(validate_every).transpose()?,
+        console: args.console,
     })
+}
+
+fn validate_every(value: &str) -> Result<Duration, String> {
+    let d = validate_duration("--every", value)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("--every {value}: give 1s or more"));
+    }
+    Ok(d)
 }
 
 fn validate_region(

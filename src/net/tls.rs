@@ -46,6 +46,26 @@ impl Trust {
     }
 }
 
+impl Trust {
+    /// A client configuration with these roots, for HTTPS clients (the collector's URL).
+    #[must_use]
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_or_else(
+                |_| {
+                    ClientConfig::builder()
+                        .with_webpki_verifier(self.verifier.clone())
+                        .with_no_client_auth()
+                },
+                |b| {
+                    b.with_webpki_verifier(self.verifier.clone())
+                        .with_no_client_auth()
+                },
+            )
+    }
+}
+
 fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
     let data = std::fs::read(path).map_err(|e| {
         format!(

@@ -1,0 +1,170 @@
+//! The shared token: the agent signs each report with HMAC-SHA256 over a timestamp and the
+//! body; the collector accepts a signature only within a few minutes of its timestamp, so a
+//! captured request cannot be replayed later (and within that window a replay carries a
+//! report id already stored, which stores nothing).
+
+use ring::hmac;
+use std::path::Path;
+
+/// Header carrying the signing time, Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "x-probe-timestamp";
+/// Header carrying the hex HMAC-SHA256 of `"<timestamp>\n<body>"`.
+pub const SIGNATURE_HEADER: &str = "x-probe-signature";
+/// How far a timestamp may be from the collector's clock.
+pub const MAX_SKEW_SECS: u64 = 300;
+/// Shortest token accepted: a guessable token protects nothing.
+const MIN_LEN: usize = 16;
+
+/// Why a request's signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No signature or timestamp header.
+    #[error("missing {0} header: sign the request with the shared token")]
+    Missing(&'static str),
+    /// The timestamp is not a number.
+    #[error("malformed {TIMESTAMP_HEADER} header")]
+    Malformed,
+    /// The timestamp is too old or too far ahead.
+    #[error(
+        "timestamp is {0} s away from the collector's clock (limit {MAX_SKEW_SECS} s): a replay, or a clock to fix"
+    )]
+    Stale(u64),
+    /// The signature does not match.
+    #[error("signature does not match: the token differs from the collector's")]
+    BadSignature,
+}
+
+/// A loaded shared token.
+pub struct Token(hmac::Key);
+
+impl Token {
+    /// Reads the token from a file (surrounding white space ignored).
+    ///
+    /// # Errors
+    /// A one-line message naming the file and the fix.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!("cannot read the token file {}: {e}; create it with `head -c 32 /dev/urandom | base64 > {}`", path.display(), path.display())
+        })?;
+        Self::new(text.trim()).map_err(|e| format!("token file {}: {e}", path.display()))
+    }
+
+    /// A token from its text.
+    ///
+    /// # Errors
+    /// When it is shorter than 16 characters.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.len() < MIN_LEN {
+            return Err(format!(
+                "the token is shorter than {MIN_LEN} characters; use `head -c 32 /dev/urandom | base64`"
+            ));
+        }
+        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes())))
+    }
+
+    /// The signature of `body` at `timestamp`, hex.
+    #[must_use]
+    pub fn sign(&self, timestamp: u64, body: &[u8]) -> String {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(timestamp.to_string().as_bytes());
+        ctx.update(b"\n");
+        ctx.update(body);
+        hex(ctx.sign().as_ref())
+    }
+
+    /// Checks a request's headers against its body at time `now` (Unix seconds).
+    ///
+    /// # Errors
+    /// What is wrong with the headers.
+    pub fn verify(
+        &self,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        now: u64,
+    ) -> Result<(), AuthError> {
+        let timestamp = timestamp.ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
+        let signature = signature.ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
+        let ts: u64 = timestamp.trim().parse().map_err(|_| AuthError::Malformed)?;
+        let skew = now.abs_diff(ts);
+        if skew > MAX_SKEW_SECS {
+            return Err(AuthError::Stale(skew));
+        }
+        let given = unhex(signature.trim()).ok_or(AuthError::BadSignature)?;
+        let mut message = ts.to_string().into_bytes();
+        message.push(b'\n');
+        message.extend_from_slice(body);
+        // ring compares in constant time.
+        hmac::verify(&self.0, &message, &given).map_err(|_| AuthError::BadSignature)
+    }
+}
+
+/// Seconds since the Unix epoch.
+#[must_use]
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_only_with_the_same_token_body_and_a_fresh_timestamp() {
+        let token = Token::new("0123456789abcdef0123").unwrap();
+        let sig = token.sign(1000, b"{}");
+        assert_eq!(token.verify(Some("1000"), Some(&sig), b"{}", 1100), Ok(()));
+        assert_eq!(
+            token.verify(Some("1000"), Some(&sig), b"{ }", 1100),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            token.verify(Some("1001"), Some(&sig), b"{}", 1100),
+            Err(AuthError::BadSignature)
+        );
+        assert_eq!(
+            token.verify(Some("1000"), Some(&sig), b"{}", 1000 + MAX_SKEW_SECS + 1),
+            Err(AuthError::Stale(MAX_SKEW_SECS + 1))
+        );
+        assert_eq!(
+            token.verify(None, Some(&sig), b"{}", 1000),
+            Err(AuthError::Missing(TIMESTAMP_HEADER))
+        );
+        assert_eq!(
+            token.verify(Some("x"), Some(&sig), b"{}", 1000),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            token.verify(Some("1000"), Some("zz"), b"{}", 1000),
+            Err(AuthError::BadSignature)
+        );
+        let other = Token::new("another-token-0123456").unwrap();
+        assert_eq!(
+            other.verify(Some("1000"), Some(&sig), b"{}", 1000),
+            Err(AuthError::BadSignature)
+        );
+        assert!(Token::new("short").is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! `GET /metrics`: Prometheus text format, named in the style of blackbox_exporter.
+
+use super::store::Views;
+use std::fmt::Write;
+
+/// Renders the latest verdicts and the collector's counters.
+#[must_use]
+pub fn render(v: &Views) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP probe_success Whether the target was reachable in the latest report (1) or not (0)."
+    );
+    let _ = writeln!(out, "# TYPE probe_success gauge");
+    for ((instance, target), cell) in &v.matrix {
+        let _ = writeln!(
+            out,
+            "probe_success{{instance=\"{}\",target=\"{}\",path=\"{}\"}} {}",
+            escape(instance),
+            escape(target),
+            escape(&cell.path),
+            u8::from(cell.reachable)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP probe_expectation_met Whether the latest verdict met the operator's expectation."
+    );
+    let _ = writeln!(out, "# TYPE probe_expectation_met gauge");
+    for ((instance, target), cell) in &v.matrix {
+        let _ = writeln!(
+            out,
+            "probe_expectation_met{{instance=\"{}\",target=\"{}\"}} {}",
+            escape(instance),
+            escape(target),
+            u8::from(cell.pass)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP probe_duration_seconds Wall time of the latest run of each instance."
+    );
+    let _ = writeln!(out, "# TYPE probe_duration_seconds gauge");
+    let mut latest = std::collections::BTreeMap::new();
+    for r in &v.recent {
+        latest.insert(super::store::instance_label(r), r.duration_ms);
+    }
+    for (instance, ms) in latest {
+        let _ = writeln!(
+            out,
+            "probe_duration_seconds{{instance=\"{}\"}} {:.3}",
+            escape(&instance),
+            std::time::Duration::from_millis(ms).as_secs_f64()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP probe_collector_reports_total Reports stored since the collector started."
+    );
+    let _ = writeln!(out, "# TYPE probe_collector_reports_total counter");
+    let _ = writeln!(out, "probe_collector_reports_total {}", v.stored);
+    let _ = writeln!(
+        out,
+        "# HELP probe_collector_duplicates_total Resent reports refused as duplicates."
+    );
+    let _ = writeln!(out, "# TYPE probe_collector_duplicates_total counter");
+    let _ = writeln!(out, "probe_collector_duplicates_total {}", v.duplicates);
+    out
+}
+
+/// Label values escape backslash, quote and newline.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,77 @@
+//! `probe collect`: the operator's collector. Agents post signed reports; the collector
+//! stores them durably and shows the whole VPC at a glance.
+
+pub mod dashboard;
+pub mod metrics;
+pub mod server;
+pub mod store;
+
+use crate::auth::Token;
+use crate::error::{Error, exit};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `probe collect`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7878")]
+    pub listen: String,
+
+    /// File holding the shared token agents sign reports with (required beyond loopback).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Directory of the durable report log.
+    #[arg(long, value_name = "DIR", default_value = "probe-data")]
+    pub data: PathBuf,
+}
+
+/// Runs the collector until interrupted.
+///
+/// # Errors
+/// Usage errors (address, token) and environment errors (data directory, port in use).
+pub async fn execute(args: &Args) -> Result<u8, Error> {
+    let addr: SocketAddr = args.listen.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--listen {:?}: give ADDR:PORT, as 127.0.0.1:7878 or 0.0.0.0:7878",
+            args.listen
+        ))
+    })?;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(Token::load)
+        .transpose()
+        .map_err(Error::Usage)?;
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(Error::Usage(format!(
+            "refusing to listen on {addr} without --token-file: anyone could post reports; give a token file, or listen on 127.0.0.1"
+        )));
+    }
+    let store = store::Store::open(&args.data).map_err(Error::Environment)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Environment(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Environment(e.to_string()))?;
+    eprintln!(
+        "probe collect: listening on http://{local}, storing in {}{}",
+        store.path().display(),
+        if token.is_some() {
+            ""
+        } else {
+            " (no token: loopback only)"
+        }
+    );
+    let app = Arc::new(server::App { store, token });
+    axum::serve(listener, server::router(app))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| Error::Environment(format!("the collector stopped: {e}")))?;
+    Ok(exit::PASS)
+}

@@ -1,0 +1,167 @@
+//! The collector's HTTP API: `POST /v1/reports` (signed, at most 1 MiB, validated, stored
+//! durably before the answer), `GET /v1/reports`, `GET /metrics`, and the dashboard at `/`.
+
+use super::store::{Store, Stored};
+use super::{dashboard, metrics};
+use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use crate::report::{Report, SCHEMA};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest report accepted.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What every handler shares.
+pub struct App {
+    /// The durable store.
+    pub store: Store,
+    /// The shared token; `None` only on loopback.
+    pub token: Option<Token>,
+}
+
+/// The routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/v1/reports", get(list).post(post))
+        .route("/metrics", get(prometheus))
+        .with_state(app)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > BODY_LIMIT {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a report is at most {BODY_LIMIT} bytes"),
+            );
+        }
+    }
+    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a report is at most {BODY_LIMIT} bytes"),
+        );
+    };
+    if let Some(token) = &app.token {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = token.verify(
+            h(TIMESTAMP_HEADER),
+            h(SIGNATURE_HEADER),
+            &bytes,
+            auth::now(),
+        ) {
+            return error(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+    }
+    let report: Report = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a probe report: {e}")),
+    };
+    if let Err(why) = validate(&report) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, why);
+    }
+    let id = report.id.clone();
+    match app.store.put(report).await {
+        Ok((stored, changes)) => {
+            for c in changes {
+                println!(
+                    "{} {} -> {}: {} -> {}",
+                    c.at, c.instance, c.target, c.from, c.to
+                );
+            }
+            let status = if stored == Stored::New {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                axum::Json(json!({ "id": id, "stored": stored == Stored::New })),
+            )
+                .into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// What serde's types do not say about a report.
+fn validate(r: &Report) -> Result<(), String> {
+    if r.schema != SCHEMA {
+        return Err(format!("schema {:?} is not {SCHEMA}", r.schema));
+    }
+    if r.id.is_empty()
+        || r.id.len() > 128
+        || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err("id must be 1 to 128 letters, digits or '-'".into());
+    }
+    if r.agent.hostname.is_empty() || r.agent.hostname.len() > 255 {
+        return Err("agent.hostname must be 1 to 255 characters".into());
+    }
+    if r.targets.is_empty() {
+        return Err("a report has at least one target".into());
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Filter {
+    instance: Option<String>,
+    target: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
+    let limit = f.limit.unwrap_or(100).min(1000);
+    let views = app.store.views();
+    let reports: Vec<&Report> = views
+        .recent
+        .iter()
+        .rev()
+        .map(AsRef::as_ref)
+        .filter(|r| {
+            f.instance
+                .as_ref()
+                .is_none_or(|i| super::store::instance_label(r).contains(i.as_str()))
+        })
+        .filter(|r| {
+            f.target
+                .as_ref()
+                .is_none_or(|t| r.targets.iter().any(|x| &x.target == t))
+        })
+        .take(limit)
+        .collect();
+    axum::Json(json!({ "reports": reports })).into_response()
+}
+
+async fn prometheus(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&app.store.views()),
+    )
+        .into_response()
+}
+
+async fn dashboard(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        dashboard::render(&app.store.views(), auth::now()),
+    )
+        .into_response()
+}

@@ -1,0 +1,402 @@
+//! The collector's store: an append-only log of reports (one JSON line each), fsynced before
+//! a report is acknowledged, with the writes of concurrent requests grouped into one fsync.
+//! In memory: the latest verdict per instance and target, a bounded history of changes, the
+//! latest reports, and the ids seen recently (for exactly-once storage of resent reports).
+
+use crate::report::Report;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, mpsc};
+use tokio::sync::oneshot;
+
+/// Report ids remembered for deduplication: a resend older than this many reports stores a
+/// second copy. Bounded so memory stays flat however long the collector runs.
+const DEDUP_IDS: usize = 250_000;
+/// Latest reports kept in memory for `GET /v1/reports`.
+const RECENT: usize = 1_000;
+/// Verdict changes kept in memory for the dashboard.
+const CHANGES: usize = 500;
+/// Writes grouped into one fsync at most.
+const GROUP: usize = 4_096;
+
+/// What storing a report came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Written and fsynced.
+    New,
+    /// A report with this id is stored already; nothing was written.
+    Duplicate,
+}
+
+/// The latest verdict for one instance and target.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cell {
+    /// Path (`gateway-endpoint`, `unreachable`...).
+    pub path: String,
+    /// Reachable or not.
+    pub reachable: bool,
+    /// The expectation was met.
+    pub pass: bool,
+    /// When the report was made (RFC 3339).
+    pub at: String,
+}
+
+/// A verdict that changed between two reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    /// Instance label.
+    pub instance: String,
+    /// Target as the agent named it.
+    pub target: String,
+    /// Previous path.
+    pub from: String,
+    /// New path.
+    pub to: String,
+    /// When the new report was made.
+    pub at: String,
+}
+
+/// What the dashboard and the API read.
+#[derive(Debug, Default)]
+pub struct Views {
+    /// Latest verdict per (instance, target).
+    pub matrix: BTreeMap<(String, String), Cell>,
+    /// Subnet of each instance, when known.
+    pub subnets: BTreeMap<String, String>,
+    /// Newest last.
+    pub changes: VecDeque<Change>,
+    /// Newest last.
+    pub recent: VecDeque<Arc<Report>>,
+    /// Reports stored since start.
+    pub stored: u64,
+    /// Duplicates refused since start.
+    pub duplicates: u64,
+}
+
+impl Views {
+    fn apply(&mut self, report: Report) -> Vec<Change> {
+        let instance = instance_label(&report);
+        if let Some(subnet) = report
+            .agent
+            .instance
+            .as_ref()
+            .and_then(|i| i.subnet_id.clone())
+        {
+            self.subnets.insert(instance.clone(), subnet);
+        }
+        let mut changes = Vec::new();
+        for t in &report.targets {
+            let cell = Cell {
+                path: t.verdict.path.to_string(),
+                reachable: t.verdict.reachable,
+                pass: t.verdict.pass,
+                at: report.started_at.clone(),
+            };
+            let key = (instance.clone(), t.target.clone());
+            if let Some(old) = self.matrix.get(&key) {
+                if old.path != cell.path {
+                    changes.push(Change {
+                        instance: instance.clone(),
+                        target: t.target.clone(),
+                        from: old.path.clone(),
+                        to: cell.path.clone(),
+                        at: report.started_at.clone(),
+                    });
+                }
+            }
+            self.matrix.insert(key, cell);
+        }
+        for c in &changes {
+            if self.changes.len() == CHANGES {
+                self.changes.pop_front();
+            }
+            self.changes.push_back(c.clone());
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Arc::new(report));
+        self.stored += 1;
+        changes
+    }
+}
+
+/// How an instance is shown: its host name, with the instance id when known.
+#[must_use]
+pub fn instance_label(report: &Report) -> String {
+    match report
+        .agent
+        .instance
+        .as_ref()
+        .and_then(|i| i.instance_id.as_deref())
+    {
+        Some(id) if !report.agent.hostname.contains(id) => {
+            format!("{} ({id})", report.agent.hostname)
+        }
+        _ => report.agent.hostname.clone(),
+    }
+}
+
+/// Bounded set of recently seen ids.
+struct Seen {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Seen {
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == DEDUP_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        true
+    }
+}
+
+struct Pending {
+    report: Report,
+    line: Vec<u8>,
+    done: oneshot::Sender<Result<(Stored, Vec<Change>), String>>,
+}
+
+/// The durable store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::SyncSender<Pending>,
+    views: Arc<RwLock<Views>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/reports.jsonl`, replays it into memory, cuts off a torn last
+    /// line left by a crash, and starts the writer thread.
+    ///
+    /// # Errors
+    /// A one-line message naming the directory or file and the problem.
+    pub fn open(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+        let path = dir.join("reports.jsonl");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {e}; check --data and its permissions",
+                    path.display()
+                )
+            })?;
+        let mut views = Views::default();
+        let mut seen = Seen {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        let good = replay(&file, &mut views, &mut seen)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        if good < len {
+            tracing::warn!(
+                "{}: cutting {} bytes of a torn last write",
+                path.display(),
+                len - good
+            );
+            file.set_len(good)
+                .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
+            file.sync_all().map_err(|e| e.to_string())?;
+        }
+        file.seek(std::io::SeekFrom::End(0))
+            .map_err(|e| e.to_string())?;
+        let views = Arc::new(RwLock::new(views));
+        let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
+        let shared = views.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(file, &rx, &shared, seen))
+            .map_err(|e| format!("cannot start the store writer: {e}"))?;
+        Ok(Self { tx, views, path })
+    }
+
+    /// Stores a validated report; returns once it is on disk (or known already).
+    ///
+    /// # Errors
+    /// When the disk write or fsync fails: the report must not be acknowledged.
+    pub async fn put(&self, report: Report) -> Result<(Stored, Vec<Change>), String> {
+        let line = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
+        let (done, wait) = oneshot::channel();
+        let tx = self.tx.clone();
+        let pending = Pending { report, line, done };
+        // A full queue blocks; keep that off the async threads.
+        tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|()| "the store writer has stopped".to_string())?;
+        wait.await
+            .map_err(|_| "the store writer has stopped".to_string())?
+    }
+
+    /// Read access to the views.
+    pub fn views(&self) -> std::sync::RwLockReadGuard<'_, Views> {
+        self.views
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The log file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Loads every complete line; returns the length of the intact prefix.
+fn replay(file: &File, views: &mut Views, seen: &mut Seen) -> std::io::Result<u64> {
+    let mut reader = BufReader::new(file);
+    let mut good = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        match serde_json::from_slice::<Report>(&line) {
+            Ok(report) => {
+                seen.insert(&report.id);
+                views.apply(report);
+            }
+            Err(e) => {
+                tracing::warn!("skipping an unreadable stored line: {e}");
+            }
+        }
+        good += n as u64;
+    }
+    Ok(good)
+}
+
+/// Takes every waiting write, appends them, fsyncs once, then answers them all.
+fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, mut seen: Seen) {
+    let mut committed = file.metadata().map_or(0, |m| m.len());
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut buf = Vec::new();
+        let mut fresh = Vec::with_capacity(batch.len());
+        let mut in_batch = HashSet::new();
+        for p in batch {
+            let new = !seen.contains(&p.report.id) && in_batch.insert(p.report.id.clone());
+            if new {
+                buf.extend_from_slice(&p.line);
+                buf.push(b'\n');
+            }
+            fresh.push((p, new));
+        }
+        let result = if buf.is_empty() {
+            Ok(())
+        } else {
+            file.write_all(&buf).and_then(|()| file.sync_data())
+        };
+        // Only what is on disk counts as seen: a failed write must be retried, not refused,
+        // and must not leave half a line for the next write to land after.
+        if result.is_ok() {
+            committed += buf.len() as u64;
+            for id in &in_batch {
+                seen.insert(id);
+            }
+        } else {
+            let _ = file.set_len(committed);
+        }
+        let mut views = views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (p, new) in fresh {
+            let answer = match (&result, new) {
+                (Err(e), true) => Err(format!("cannot write the report to disk: {e}")),
+                (_, false) => {
+                    views.duplicates += 1;
+                    Ok((Stored::Duplicate, Vec::new()))
+                }
+                (Ok(()), true) => Ok((Stored::New, views.apply(p.report))),
+            };
+            let _ = p.done.send(answer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str, path: &str) -> Report {
+        let text = include_str!("../../tests/data/report.json");
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["id"] = id.into();
+        v["targets"][0]["verdict"]["path"] = path.into();
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_cut_and_everything_complete_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(
+                store.put(report("a", "public")).await.unwrap().0,
+                Stored::New
+            );
+            assert_eq!(
+                store
+                    .put(report("b", "interface-endpoint"))
+                    .await
+                    .unwrap()
+                    .0,
+                Stored::New
+            );
+            assert_eq!(
+                store.put(report("a", "public")).await.unwrap().0,
+                Stored::Duplicate
+            );
+        }
+        let log = dir.path().join("reports.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"{\"schema\":\"probe.report/v1\",\"id\":\"torn")
+            .unwrap();
+        drop(f);
+        let store = Store::open(dir.path()).unwrap();
+        {
+            let v = store.views();
+            assert_eq!(v.stored, 2);
+            assert_eq!(v.changes.len(), 1, "public -> interface-endpoint");
+            assert_eq!(v.changes[0].to, "interface-endpoint");
+        }
+        assert!(std::fs::read_to_string(&log).unwrap().ends_with("}\n"));
+        assert_eq!(
+            store.put(report("b", "public")).await.unwrap().0,
+            Stored::Duplicate,
+            "ids survive a restart"
+        );
+        assert_eq!(
+            store.put(report("c", "public")).await.unwrap().0,
+            Stored::New
+        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
+    }
+}

@@ -1,0 +1,264 @@
+//! Sending reports to the collector. Every report is written to the spool first and sent
+//! from there, oldest first, and removed only once the collector acknowledged it: a report
+//! outlives an unreachable collector and a crash, and resending is harmless (the collector
+//! stores each report id once). The spool is bounded and says what it drops.
+
+use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use crate::report::Report;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Reports kept at most while the collector is unreachable.
+pub const SPOOL_LIMIT: usize = 1_000;
+/// Time for one POST.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and how to send reports.
+pub struct Delivery {
+    url: String,
+    token: Token,
+    spool: PathBuf,
+    client: reqwest::Client,
+}
+
+/// The default spool: /var/spool/probe for root, else the user's state directory.
+#[must_use]
+pub fn default_spool() -> PathBuf {
+    if std::env::var("USER").as_deref() == Ok("root")
+        || std::path::Path::new("/var/spool/probe").is_dir()
+    {
+        return PathBuf::from("/var/spool/probe");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("probe/spool")
+}
+
+impl Delivery {
+    /// Validates the collector URL, loads the token, prepares the spool.
+    ///
+    /// # Errors
+    /// A one-line message naming the option and the fix.
+    pub fn new(
+        url: &str,
+        token_file: &Path,
+        spool: PathBuf,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, String> {
+        let url = url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "--report-to {url:?}: give the collector's URL, as http://10.10.0.5:7878"
+            ));
+        }
+        let token = Token::load(token_file)?;
+        std::fs::create_dir_all(&spool).map_err(|e| {
+            format!(
+                "--spool {}: cannot create it ({e}); give a writable directory",
+                spool.display()
+            )
+        })?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self {
+            url: format!("{url}/v1/reports"),
+            token,
+            spool,
+            client,
+        })
+    }
+
+    /// Spools `report`, then sends everything spooled. Returns a line saying how it went.
+    pub async fn deliver(&self, report: &Report) -> String {
+        if let Err(e) = self.spool_one(report) {
+            return format!("report not spooled: {e}");
+        }
+        let dropped = self.trim();
+        let mut sent = 0usize;
+        let mut note = String::new();
+        for path in self.spooled() {
+            match self.send(&path).await {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&path);
+                    sent += 1;
+                }
+                Err(Fate::Refused(why)) => {
+                    tracing::warn!(
+                        "the collector refused {} for good ({why}): dropping it",
+                        path.display()
+                    );
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(Fate::Later(why)) => {
+                    note = why;
+                    break;
+                }
+            }
+        }
+        let waiting = self.spooled().len();
+        let mut line = format!("{sent} report(s) sent to {}", self.url);
+        if waiting > 0 {
+            line = format!(
+                "{line}; {waiting} kept in {} for the next run ({note})",
+                self.spool.display()
+            );
+        }
+        if dropped > 0 {
+            line = format!("{line}; spool full: dropped the {dropped} oldest");
+        }
+        line
+    }
+
+    fn spool_one(&self, report: &Report) -> Result<(), String> {
+        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let name = format!("{millis:015}-{}.json", report.id);
+        let tmp = self.spool.join(format!(".{name}.tmp"));
+        // Written whole, then renamed: a crash never leaves half a report to send.
+        std::fs::write(&tmp, &body)
+            .and_then(|()| std::fs::rename(&tmp, self.spool.join(&name)))
+            .map_err(|e| format!("cannot write to {}: {e}", self.spool.display()))
+    }
+
+    /// Spooled reports, oldest first.
+    fn spooled(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.extension().is_some_and(|e| e == "json")
+                            && !p
+                                .file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Keeps the spool within its limit by removing the oldest; returns how many went.
+    fn trim(&self) -> usize {
+        let files = self.spooled();
+        let extra = files.len().saturating_sub(SPOOL_LIMIT);
+        for path in files.iter().take(extra) {
+            let _ = std::fs::remove_file(path);
+        }
+        extra
+    }
+
+    async fn send(&self, path: &Path) -> Result<(), Fate> {
+        let body = std::fs::read(path).map_err(|e| Fate::Later(e.to_string()))?;
+        let now = auth::now();
+        let response = self
+            .client
+            .post(&self.url)
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, self.token.sign(now, &body))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Fate::Later(format!("collector unreachable: {}", innermost(&e))))?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            400 | 413 | 422 => Err(Fate::Refused(format!("HTTP {status}"))),
+            _ => Err(Fate::Later(format!("collector answered HTTP {status}"))),
+        }
+    }
+}
+
+enum Fate {
+    /// Never acceptable: drop it.
+    Refused(String),
+    /// Try again on the next run.
+    Later(String),
+}
+
+fn innermost(e: &dyn std::error::Error) -> String {
+    let mut source = e;
+    while let Some(inner) = source.source() {
+        source = inner;
+    }
+    source.to_string()
+}
+
+/// Writes each verdict as one marked, compact JSON line to /dev/console (root only), where
+/// the EC2 API's GetConsoleOutput can read it back.
+pub fn to_console(report: &Report) {
+    use std::io::Write;
+    let mut console = match std::fs::OpenOptions::new()
+        .append(true)
+        .open("/dev/console")
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("--console: cannot open /dev/console ({e}): run as root");
+            return;
+        }
+    };
+    for line in console_lines(report) {
+        let _ = writeln!(console, "{line}");
+    }
+}
+
+/// The marker that starts every console line.
+pub const CONSOLE_MARKER: &str = "probe.verdict/v1";
+
+/// One line per target: the marker, then the verdict as compact JSON.
+#[must_use]
+pub fn console_lines(report: &Report) -> Vec<String> {
+    let instance = report
+        .agent
+        .instance
+        .as_ref()
+        .and_then(|i| i.instance_id.clone());
+    report
+        .targets
+        .iter()
+        .map(|t| {
+            let v = serde_json::json!({
+                "id": report.id,
+                "host": report.agent.hostname,
+                "instance": instance,
+                "at": report.started_at,
+                "target": t.target,
+                "path": t.verdict.path,
+                "reachable": t.verdict.reachable,
+                "pass": t.verdict.pass,
+                "endpoint": t.verdict.endpoint_id,
+            });
+            format!("{CONSOLE_MARKER} {v}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_are_marked_compact_json_one_per_target() {
+        let report: Report =
+            serde_json::from_str(include_str!("../tests/data/report.json")).unwrap();
+        let lines = console_lines(&report);
+        assert_eq!(lines.len(), report.targets.len());
+        let (marker, json) = lines[0].split_once(' ').unwrap();
+        assert_eq!(marker, CONSOLE_MARKER);
+        assert!(!json.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["id"], report.id.as_str());
+        assert_eq!(v["target"], "cloudformation");
+        assert_eq!(v["path"], "interface-endpoint");
+    }
+}

@@ -1,0 +1,385 @@
+//! `probe collect` and `probe check --report-to`, over real HTTP on 127.0.0.1.
+
+mod support;
+
+use probe::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::{probe, run_within, servers};
+
+const TOKEN: &str = "lab-token-0123456789abcdef";
+
+/// A collector process, killed (SIGKILL) when dropped or on demand.
+struct Collector {
+    child: Child,
+    url: String,
+}
+
+impl Collector {
+    fn start(data: &Path, token_file: &Path, listen: &str) -> Self {
+        let mut child = probe()
+            .args(["collect", "--listen", listen, "--data"])
+            .arg(data)
+            .arg("--token-file")
+            .arg(token_file)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("collector did not start: {line}"))
+            .trim_end_matches(',')
+            .to_string();
+        Self { child, url }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token_file(dir: &Path) -> PathBuf {
+    let path = dir.join("token");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    path
+}
+
+fn get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+fn stored_ids(url: &str) -> Vec<String> {
+    let (_, body) = get(&format!("{url}/v1/reports?limit=1000"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `probe check` of one loopback web server, reporting to `url`.
+fn check_and_report(url: &str, token: &Path, spool: &Path, web: u16) -> (i32, Value, String) {
+    let mut cmd = probe();
+    cmd.args([
+        "check",
+        &format!("http://127.0.0.1:{web}/"),
+        "--ping-count",
+        "0",
+        "-o",
+        "json",
+        "--report-to",
+        url,
+        "--token-file",
+    ])
+    .arg(token)
+    .arg("--spool")
+    .arg(spool);
+    let out = run_within(&mut cmd, Duration::from_secs(20));
+    (
+        out.code,
+        serde_json::from_str(&out.stdout).unwrap(),
+        out.stderr,
+    )
+}
+
+#[test]
+fn reports_travel_from_check_to_the_dashboard_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let (code, report, stderr) = check_and_report(
+        &collector.url,
+        &token,
+        &dir.path().join("spool"),
+        web.addr.port(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 report(s) sent"), "{stderr}");
+    let id = report["id"].as_str().unwrap();
+    assert_eq!(stored_ids(&collector.url), vec![id.to_string()]);
+    let (code, metrics) = get(&format!("{}/metrics", collector.url));
+    assert_eq!(code, 200);
+    assert!(metrics.contains("probe_success{instance=\""), "{metrics}");
+    assert!(
+        metrics.contains("probe_collector_reports_total 1"),
+        "{metrics}"
+    );
+    let (code, page) = get(&format!("{}/", collector.url));
+    assert_eq!(code, 200);
+    assert!(page.contains("data-path=\"special\""), "{page}");
+}
+
+#[test]
+fn a_collector_that_was_down_gets_every_report_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let down = format!("http://127.0.0.1:{}", servers::refused_port());
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (_, report, stderr) = check_and_report(&down, &token, &spool, web.addr.port());
+        assert!(stderr.contains("kept in"), "{stderr}");
+        ids.push(report["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 3);
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let (_, report, stderr) = check_and_report(&collector.url, &token, &spool, web.addr.port());
+    assert!(stderr.contains("4 report(s) sent"), "{stderr}");
+    ids.push(report["id"].as_str().unwrap().to_string());
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+    let mut stored = stored_ids(&collector.url);
+    stored.sort();
+    ids.sort();
+    assert_eq!(stored, ids, "each report exactly once");
+}
+
+/// Posts `body` with the given headers; returns the status and the JSON answer.
+fn post(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "--data-binary",
+        "@-",
+        "-H",
+        "content-type: application/json",
+    ]);
+    for (k, v) in headers {
+        cmd.args(["-H", &format!("{k}: {v}")]);
+    }
+    cmd.arg(format!("{url}/v1/reports"));
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(json).unwrap_or(Value::Null),
+    )
+}
+
+fn signed(token: &Token, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        (TIMESTAMP_HEADER, ts.to_string()),
+        (SIGNATURE_HEADER, token.sign(ts, body)),
+    ]
+}
+
+fn sample_report(id: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/report.json"
+    ))
+    .unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["id"] = Value::String(id.into());
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[test]
+fn bad_tokens_replays_and_bad_bodies_get_a_4xx_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let url = &collector.url;
+    let token = Token::new(TOKEN).unwrap();
+    let wrong = Token::new("not-the-collector-token").unwrap();
+    let now = probe::auth::now();
+    let body = sample_report("good-1");
+    for (name, body, headers, status) in [
+        ("unsigned", body.clone(), vec![], 401),
+        ("wrong token", body.clone(), signed(&wrong, now, &body), 401),
+        (
+            "stale",
+            body.clone(),
+            signed(&token, now - 3600, &body),
+            401,
+        ),
+        (
+            "malformed",
+            b"{not json".to_vec(),
+            signed(&token, now, b"{not json"),
+            400,
+        ),
+        (
+            "not a report",
+            b"{}".to_vec(),
+            signed(&token, now, b"{}"),
+            400,
+        ),
+    ] {
+        let (code, answer) = post(url, &body, &headers);
+        assert_eq!(code, status, "{name}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}: {answer}"
+        );
+    }
+    let mut wrong_schema: Value = serde_json::from_slice(&body).unwrap();
+    wrong_schema["schema"] = "probe.report/v0".into();
+    let wrong_schema = serde_json::to_vec(&wrong_schema).unwrap();
+    let (code, _) = post(url, &wrong_schema, &signed(&token, now, &wrong_schema));
+    assert_eq!(code, 422);
+    let huge = vec![b' '; (1 << 20) + 1];
+    let (code, _) = post(url, &huge, &signed(&token, now, &huge));
+    assert_eq!(code, 413);
+    assert!(stored_ids(url).is_empty(), "nothing stored");
+
+    let headers = signed(&token, now, &body);
+    let (code, answer) = post(url, &body, &headers);
+    assert_eq!((code, &answer["stored"]), (201, &Value::Bool(true)));
+    let (code, answer) = post(url, &body, &headers);
+    assert_eq!(
+        (code, &answer["stored"]),
+        (200, &Value::Bool(false)),
+        "a replay stores nothing"
+    );
+    assert_eq!(stored_ids(url).len(), 1);
+}
+
+#[test]
+fn every_acknowledged_report_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token_path = token_file(dir.path());
+    let mut collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+    let url = collector.url.clone();
+    let acknowledged = std::sync::Mutex::new(HashSet::new());
+    std::thread::scope(|s| {
+        for worker in 0..8 {
+            let (url, acknowledged) = (&url, &acknowledged);
+            s.spawn(move || {
+                let token = Token::new(TOKEN).unwrap();
+                for n in 0..1000 {
+                    let id = format!("w{worker}-{n}");
+                    let body = sample_report(&id);
+                    let (code, _) = post(url, &body, &signed(&token, probe::auth::now(), &body));
+                    if code == 201 {
+                        acknowledged.lock().unwrap().insert(id);
+                    } else {
+                        break;
+                    }
+                }
+            });
+        }
+        // Kill it mid-stream, while requests are in flight.
+        std::thread::sleep(Duration::from_millis(1500));
+        collector.kill();
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() > 10,
+        "the load reached the collector: {}",
+        acknowledged.len()
+    );
+    let collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+    let (_, body) = get(&format!("{}/metrics", collector.url));
+    let total: usize = body
+        .lines()
+        .find_map(|l| l.strip_prefix("probe_collector_reports_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        total >= acknowledged.len(),
+        "{total} stored, {} acknowledged",
+        acknowledged.len()
+    );
+    let log = std::fs::read_to_string(data.join("reports.jsonl")).unwrap();
+    let on_disk: HashSet<String> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !on_disk.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged reports lost: {lost:?}",
+        lost.len()
+    );
+}
+
+#[test]
+fn the_collector_refuses_to_listen_openly_without_a_token_or_with_a_bad_data_dir() {
+    let out = run_within(
+        probe().args(["collect", "--listen", "0.0.0.0:0"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("without --token-file"),
+        "{}",
+        out.stderr
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let out = run_within(
+        probe()
+            .args(["collect", "--listen", "127.0.0.1:0", "--data"])
+            .arg(file.path()),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code, 3);
+    assert!(out.stderr.contains("data directory"), "{}", out.stderr);
+    let out = run_within(
+        probe().args(["check", "127.0.0.1:9", "--report-to", "http://127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        out.code, 2,
+        "--report-to needs --token-file: {}",
+        out.stderr
+    );
+}
