@@ -243,6 +243,18 @@ mod tests {
         }
     }
 
+    /// The CloudFormation interface endpoint, available, with ENIs at (address, zone).
+    fn cf(private_dns: bool, enis: &[(&str, &str)]) -> Endpoint {
+        endpoint(
+            "vpce-cf",
+            &format!("com.amazonaws.{REGION}.cloudformation"),
+            "Interface",
+            "available",
+            private_dns,
+            enis,
+        )
+    }
+
     fn vpc(endpoints: Vec<Endpoint>, gateway: Option<&str>) -> VpcView {
         VpcView {
             vpc_id: "vpc-1".into(),
@@ -335,11 +347,7 @@ mod tests {
     #[test]
     fn a_healthy_interface_endpoint_has_nothing_to_say() {
         let v = vpc(
-            vec![endpoint(
-                "vpce-cf",
-                &format!("com.amazonaws.{REGION}.cloudformation"),
-                "Interface",
-                "available",
+            vec![cf(
                 true,
                 &[
                     ("10.10.0.100", "ap-northeast-2a"),
@@ -356,17 +364,7 @@ mod tests {
 
     #[test]
     fn private_dns_on_but_the_name_resolves_public() {
-        let mut v = vpc(
-            vec![endpoint(
-                "vpce-cf",
-                &format!("com.amazonaws.{REGION}.cloudformation"),
-                "Interface",
-                "available",
-                true,
-                &[("10.10.0.100", "ap-northeast-2a")],
-            )],
-            None,
-        );
+        let mut v = vpc(vec![cf(true, &[("10.10.0.100", "ap-northeast-2a")])], None);
         let t = target(CF, &["52.95.1.1"], false, &v);
         let found = codes(&t, &v, None);
         assert!(
@@ -383,17 +381,7 @@ mod tests {
 
     #[test]
     fn private_dns_off_keeps_the_service_name_public() {
-        let v = vpc(
-            vec![endpoint(
-                "vpce-cf",
-                &format!("com.amazonaws.{REGION}.cloudformation"),
-                "Interface",
-                "available",
-                false,
-                &[("10.10.0.100", "ap-northeast-2a")],
-            )],
-            None,
-        );
+        let v = vpc(vec![cf(false, &[("10.10.0.100", "ap-northeast-2a")])], None);
         let found = codes(&target(CF, &["52.95.1.1"], false, &v), &v, None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
@@ -468,17 +456,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_eni_that_times_out_points_at_its_security_group() {
-        let v = vpc(
-            vec![endpoint(
-                "vpce-cf",
-                &format!("com.amazonaws.{REGION}.cloudformation"),
-                "Interface",
-                "available",
-                true,
-                &[("10.10.0.100", "ap-northeast-2a")],
-            )],
-            None,
-        );
+        let v = vpc(vec![cf(true, &[("10.10.0.100", "ap-northeast-2a")])], None);
         let found = codes(
             &target(CF, &["10.10.0.100"], false, &v),
             &v,
@@ -494,17 +472,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_without_an_eni_in_this_zone() {
-        let v = vpc(
-            vec![endpoint(
-                "vpce-cf",
-                &format!("com.amazonaws.{REGION}.cloudformation"),
-                "Interface",
-                "available",
-                true,
-                &[("10.10.0.100", "ap-northeast-2a")],
-            )],
-            None,
-        );
+        let v = vpc(vec![cf(true, &[("10.10.0.100", "ap-northeast-2a")])], None);
         let found = codes(
             &target(CF, &["10.10.0.100"], true, &v),
             &v,

@@ -58,6 +58,33 @@ fn usage_errors_exit_2_with_one_line_naming_the_fix() {
             "no such file",
         ),
         (vec!["check", "h.example", "--timeout", "soon"], "--timeout"),
+        (
+            vec![
+                "check",
+                "h.example",
+                "--report-to",
+                "http://127.0.0.1:9",
+                "--token-file",
+                "/no/such/token",
+            ],
+            "cannot read the token file",
+        ),
+        (
+            vec![
+                "check",
+                "h.example",
+                "--report-to",
+                "collector:7878",
+                "--token-file",
+                "/dev/null",
+            ],
+            "give the collector's URL",
+        ),
+        (
+            vec!["check", "h.example", "--every", "500ms"],
+            "give 1s or more",
+        ),
+        (vec!["collect", "--listen", "localhost"], "--listen"),
     ] {
         let out = run(probe().args(&args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);

@@ -29,15 +29,28 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let env = |k: &str| std::env::var(k).ok();
     let tty = std::io::stdout().is_terminal();
     let settings = args.context.settings(&env).map_err(Error::Usage)?;
-    // The command line's syntax first: nothing is sent for a run that cannot happen.
-    plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::Usage)?;
+    // The command line and its files first: nothing is sent for a run that cannot happen.
+    let draft = plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::Usage)?;
+    let trust = Trust::new(&draft.ca_files).map_err(Error::Usage)?;
+    let delivery = draft
+        .report_to
+        .as_ref()
+        .map(|r| {
+            Delivery::new(
+                &r.url,
+                &r.token_file,
+                r.spool.clone(),
+                trust.client_config(),
+            )
+        })
+        .transpose()
+        .map_err(Error::Usage)?;
     let metadata = context::metadata(&settings).await;
     let fallback = Fallback::Metadata {
         instance: metadata.instance.as_ref(),
         status: &metadata.status,
     };
     let plan = plan::build(args, &env, tty, fallback).map_err(Error::Usage)?;
-    let trust = Trust::new(&plan.ca_files).map_err(Error::Usage)?;
     let needs_dns = plan.targets.iter().any(|(t, _)| t.ip_literal().is_none());
     let resolver = if needs_dns {
         SystemResolver::new(plan.resolver, plan.timeout).map_err(Error::Environment)?
@@ -54,19 +67,6 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         pinger: Arc::new(pinger),
         trust,
     };
-    let delivery = plan
-        .report_to
-        .as_ref()
-        .map(|r| {
-            Delivery::new(
-                &r.url,
-                &r.token_file,
-                r.spool.clone(),
-                deps.trust.client_config(),
-            )
-        })
-        .transpose()
-        .map_err(Error::Usage)?;
     let mut last: HashMap<String, String> = HashMap::new();
     loop {
         let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;

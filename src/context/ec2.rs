@@ -47,7 +47,9 @@ impl SdkEc2 {
                     .operation_timeout(timeout)
                     .build(),
             )
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            // One attempt: a retry's backoff rarely fits the run's short budget, and the
+            // report should say what the API answered (throttling included), not "no answer".
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
             .load()
             .await;
         if config.credentials_provider().is_none() {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Benchmark of `probe collect` on loopback: signed reports with unique ids (every one a
+# durable, fsynced write) from examples/collect_load.rs, then a second, longer round to show
+# the collector's memory stays bounded. Prints throughput, latency and memory.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
+[[ -x $probe ]] || { echo "bench: no $probe: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 1; }
+# Built for the musl target too, so it reuses the release build of probe's dependencies.
+cargo build --release --quiet --example collect_load --target x86_64-unknown-linux-musl --manifest-path "$root/Cargo.toml"
+load=$target/x86_64-unknown-linux-musl/release/examples/collect_load
+dir=$(mktemp -d)
+head -c 32 /dev/urandom | base64 >"$dir/token"
+"$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" 2>"$dir/err" >/dev/null &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do grep -q listening "$dir/err" && break; sleep 0.1; done
+url=$(grep -o 'http://[0-9.:]*' "$dir/err")
+rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status"; }
+echo "probe collect on $url, $(nproc) cores; report body $(wc -c <"$root/tests/data/report.json") bytes"
+"$load" "$url" "$dir/token" 20000 32
+echo "  collector memory after 20000 reports: $(rss)"
+"$load" "$url" "$dir/token" 60000 32
+echo "  collector memory after 80000 reports: $(rss)"
+echo "  on disk: $(wc -l <"$dir/data/reports.jsonl") lines, $(du -h "$dir/data/reports.jsonl" | cut -f1)"
+echo "targets: at least 5000 reports/s with durable acknowledgement, p99 under 50 ms, memory bounded"
