@@ -35,6 +35,9 @@ fn help_texts() {
     let context = run(probe().args(["context", "--help"]));
     assert_eq!(context.code, 0);
     snapshot("context-help.txt", &context.stdout);
+    let collect = run(probe().args(["collect", "--help"]));
+    assert_eq!(collect.code, 0);
+    snapshot("collect-help.txt", &collect.stdout);
 }
 
 #[test]

@@ -21,11 +21,16 @@ struct Collector {
 
 impl Collector {
     fn start(data: &Path, token_file: &Path, listen: &str) -> Self {
+        Self::start_with(data, token_file, listen, &[])
+    }
+
+    fn start_with(data: &Path, token_file: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut child = probe()
             .args(["collect", "--listen", listen, "--data"])
             .arg(data)
             .arg("--token-file")
             .arg(token_file)
+            .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -36,7 +41,7 @@ impl Collector {
             .unwrap();
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("collector did not start: {line}"))
             .trim_end_matches(',')
             .to_string();
@@ -288,7 +293,9 @@ fn every_acknowledged_report_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token_path = token_file(dir.path());
-    let mut collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+    // One source sends all the load: the per-source limit would stop it early.
+    let mut collector =
+        Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--rate-limit", "0"]);
     let url = collector.url.clone();
     let acknowledged = std::sync::Mutex::new(HashSet::new());
     std::thread::scope(|s| {
@@ -381,5 +388,91 @@ fn the_collector_refuses_to_listen_openly_without_a_token_or_with_a_bad_data_dir
         out.code, 2,
         "--report-to needs --token-file: {}",
         out.stderr
+    );
+}
+
+#[test]
+fn reports_travel_over_tls_to_a_collector_the_agent_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let pki = servers::Pki::new();
+    let leaf = pki.leaf(&["127.0.0.1"]);
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &leaf.pem.0).unwrap();
+    std::fs::write(&key, &leaf.pem.1).unwrap();
+    let collector = Collector::start_with(
+        &dir.path().join("data"),
+        &token,
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(collector.url.starts_with("https://"), "{}", collector.url);
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let spool = dir.path().join("spool");
+    let target = format!("http://127.0.0.1:{}/", web.addr.port());
+    let send = |trust: bool| {
+        let mut cmd = probe();
+        cmd.args([
+            "check",
+            &target,
+            "--ping-count",
+            "0",
+            "-o",
+            "json",
+            "--report-to",
+            &collector.url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .arg("--spool")
+        .arg(&spool);
+        if trust {
+            cmd.arg("--ca-file").arg(&pki.ca_file);
+        }
+        run_within(&mut cmd, Duration::from_secs(20)).stderr
+    };
+    let untrusted = send(false);
+    assert!(
+        untrusted.contains("kept in"),
+        "an unknown issuer is not trusted: {untrusted}"
+    );
+    let trusted = send(true);
+    assert!(trusted.contains("2 report(s) sent"), "{trusted}");
+}
+
+#[test]
+fn a_source_over_the_rate_limit_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start_with(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+        &["--rate-limit", "1"],
+    );
+    let token = Token::new(TOKEN).unwrap();
+    let codes: Vec<u16> = (0..4)
+        .map(|n| {
+            let body = sample_report(&format!("rate-{n}"));
+            post(
+                &collector.url,
+                &body,
+                &signed(&token, probe::auth::now(), &body),
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![201, 201, 429, 429],
+        "a burst of 2, then refused"
     );
 }

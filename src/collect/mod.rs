@@ -2,6 +2,8 @@
 //! stores them durably and shows the whole VPC at a glance.
 
 pub mod dashboard;
+pub mod limit;
+pub mod listen;
 pub mod metrics;
 pub mod server;
 pub mod store;
@@ -26,6 +28,18 @@ pub struct Args {
     /// Directory of the durable report log.
     #[arg(long, value_name = "DIR", default_value = "probe-data")]
     pub data: PathBuf,
+
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reports per second one source may post (bursts of twice that); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub rate_limit: u32,
 }
 
 /// Runs the collector until interrupted.
@@ -50,6 +64,10 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             "refusing to listen on {addr} without --token-file: anyone could post reports; give a token file, or listen on 127.0.0.1"
         )));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::Usage)?),
+        _ => None,
+    };
     let store = store::Store::open(&args.data).map_err(Error::Environment)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -58,7 +76,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .local_addr()
         .map_err(|e| Error::Environment(e.to_string()))?;
     eprintln!(
-        "probe collect: listening on http://{local}, storing in {}{}",
+        "probe collect: listening on {}://{local}, storing in {}{}",
+        if tls.is_some() { "https" } else { "http" },
         store.path().display(),
         if token.is_some() {
             ""
@@ -66,12 +85,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             " (no token: loopback only)"
         }
     );
-    let app = Arc::new(server::App { store, token });
-    axum::serve(listener, server::router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| Error::Environment(format!("the collector stopped: {e}")))?;
+    let app = Arc::new(server::App {
+        store,
+        token,
+        limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
+    });
+    listen::serve(listener, tls, server::router(app)).await;
     Ok(exit::PASS)
 }

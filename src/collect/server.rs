@@ -1,13 +1,15 @@
 //! The collector's HTTP API: `POST /v1/reports` (signed, at most 1 MiB, validated, stored
 //! durably before the answer), `GET /v1/reports`, `GET /metrics`, and the dashboard at `/`.
 
+use super::limit::RateLimit;
+use super::listen::Peer;
 use super::store::{Store, Stored};
 use super::{dashboard, metrics};
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
 use crate::report::{Report, SCHEMA};
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +26,8 @@ pub struct App {
     pub store: Store,
     /// The shared token; `None` only on loopback.
     pub token: Option<Token>,
+    /// The per-source limit on posted reports, when on.
+    pub limit: Option<RateLimit>,
 }
 
 /// The routes.
@@ -39,7 +43,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn post(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+async fn post(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let (Some(limit), Some(Extension(Peer(addr)))) = (&app.limit, peer) {
+        if !limit.allow(addr.ip()) {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} is sending more reports than --rate-limit allows: slow down",
+                    addr.ip()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return response;
+        }
+    }
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -24,6 +24,8 @@ pub struct Pki {
 pub struct Leaf {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
+    /// The certificate and the key as PEM, for servers that read files.
+    pub pem: (String, String),
 }
 
 impl Pki {
@@ -70,6 +72,7 @@ impl Pki {
         Leaf {
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            pem: (cert.pem(), key.serialize_pem()),
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn self_signed(names: &[&str]) -> Leaf {
     Leaf {
         chain: vec![cert.der().clone()],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        pem: (cert.pem(), key.serialize_pem()),
     }
 }
 
