@@ -18,7 +18,19 @@ pub struct Delivery {
     url: String,
     token: Token,
     spool: PathBuf,
+    limit: usize,
     client: reqwest::Client,
+}
+
+/// How a flush of the spool went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flushed {
+    /// Reports the collector acknowledged.
+    pub sent: usize,
+    /// Reports still waiting.
+    pub waiting: usize,
+    /// Why the flush stopped early, when it did.
+    pub stopped: Option<String>,
 }
 
 /// The default spool: /var/spool/probe for root, else the user's state directory.
@@ -69,18 +81,54 @@ impl Delivery {
             url: format!("{url}/v1/reports"),
             token,
             spool,
+            limit: SPOOL_LIMIT,
             client,
         })
     }
 
+    /// Keeps at most `limit` reports waiting.
+    #[must_use]
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
     /// Spools `report`, then sends everything spooled. Returns a line saying how it went.
     pub async fn deliver(&self, report: &Report) -> String {
-        if let Err(e) = self.spool_one(report) {
-            return format!("report not spooled: {e}");
+        let dropped = match self.enqueue(report) {
+            Ok(dropped) => dropped,
+            Err(e) => return format!("report not spooled: {e}"),
+        };
+        let f = self.flush().await;
+        let mut line = format!("{} report(s) sent to {}", f.sent, self.url);
+        if f.waiting > 0 {
+            line = format!(
+                "{line}; {} kept in {} for the next run ({})",
+                f.waiting,
+                self.spool.display(),
+                f.stopped.unwrap_or_default()
+            );
         }
-        let dropped = self.trim();
+        if dropped > 0 {
+            line = format!("{line}; spool full: dropped the {dropped} oldest");
+        }
+        line
+    }
+
+    /// Adds `report` to the spool; returns how many of the oldest had to go to stay within
+    /// the limit.
+    ///
+    /// # Errors
+    /// When the spool cannot be written.
+    pub fn enqueue(&self, report: &Report) -> Result<usize, String> {
+        self.spool_one(report)?;
+        Ok(self.trim())
+    }
+
+    /// Sends the spooled reports, oldest first, until one cannot go now.
+    pub async fn flush(&self) -> Flushed {
         let mut sent = 0usize;
-        let mut note = String::new();
+        let mut stopped = None;
         for path in self.spooled() {
             match self.send(&path).await {
                 Ok(()) => {
@@ -95,23 +143,16 @@ impl Delivery {
                     let _ = std::fs::remove_file(&path);
                 }
                 Err(Fate::Later(why)) => {
-                    note = why;
+                    stopped = Some(why);
                     break;
                 }
             }
         }
-        let waiting = self.spooled().len();
-        let mut line = format!("{sent} report(s) sent to {}", self.url);
-        if waiting > 0 {
-            line = format!(
-                "{line}; {waiting} kept in {} for the next run ({note})",
-                self.spool.display()
-            );
+        Flushed {
+            sent,
+            waiting: self.spooled().len(),
+            stopped,
         }
-        if dropped > 0 {
-            line = format!("{line}; spool full: dropped the {dropped} oldest");
-        }
-        line
     }
 
     fn spool_one(&self, report: &Report) -> Result<(), String> {
@@ -149,7 +190,7 @@ impl Delivery {
     /// Keeps the spool within its limit by removing the oldest; returns how many went.
     fn trim(&self) -> usize {
         let files = self.spooled();
-        let extra = files.len().saturating_sub(SPOOL_LIMIT);
+        let extra = files.len().saturating_sub(self.limit);
         for path in files.iter().take(extra) {
             let _ = std::fs::remove_file(path);
         }

@@ -476,3 +476,76 @@ fn a_source_over_the_rate_limit_gets_429() {
         "a burst of 2, then refused"
     );
 }
+
+#[test]
+fn a_relay_with_its_upstream_down_then_up_delivers_everything_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let upstream_port = servers::refused_port();
+    let relay_data = dir.path().join("relay");
+    let relay = Collector::start_with(
+        &relay_data,
+        &token,
+        "127.0.0.1:0",
+        &["--forward", &format!("http://127.0.0.1:{upstream_port}")],
+    );
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let spool = dir.path().join("spool");
+    let mut ids: Vec<String> = (0..3)
+        .map(|_| {
+            let (_, report, stderr) = check_and_report(&relay.url, &token, &spool, web.addr.port());
+            assert!(
+                stderr.contains("1 report(s) sent"),
+                "the relay stores while upstream is down: {stderr}"
+            );
+            report["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    let upstream = Collector::start(
+        &dir.path().join("upstream"),
+        &token,
+        &format!("127.0.0.1:{upstream_port}"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut stored = stored_ids(&upstream.url);
+    while stored.len() < ids.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        stored = stored_ids(&upstream.url);
+    }
+    stored.sort();
+    assert_eq!(stored, ids, "every report, once");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read_dir(relay_data.join("forward"))
+            .unwrap()
+            .count(),
+        0,
+        "the queue is empty"
+    );
+
+    // The relay serves its own executable with its sha256.
+    let file = dir.path().join("probe-download");
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o"])
+        .arg(&file)
+        .arg(format!("{}/v1/probe", relay.url))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    let sha = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("x-probe-sha256: "))
+        .expect("sha256 header")
+        .trim()
+        .to_string();
+    let bytes = std::fs::read(&file).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, sha);
+    assert_eq!(bytes, std::fs::read(env!("CARGO_BIN_EXE_probe")).unwrap());
+}

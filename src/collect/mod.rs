@@ -5,6 +5,7 @@ pub mod dashboard;
 pub mod limit;
 pub mod listen;
 pub mod metrics;
+pub mod relay;
 pub mod server;
 pub mod store;
 
@@ -37,6 +38,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Also forward every stored report to this collector (a relay), signed with the same
+    /// --token-file; the relay then serves its executable at /v1/probe.
+    #[arg(long, value_name = "URL", requires = "token_file")]
+    pub forward: Option<String>,
+
+    /// Extra trusted CA certificates for --forward over HTTPS, PEM (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+
     /// Reports per second one source may post (bursts of twice that); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rate_limit: u32,
@@ -68,6 +78,16 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::Usage)?),
         _ => None,
     };
+    let relay = match (&args.forward, &args.token_file) {
+        (Some(url), Some(token_file)) => {
+            let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::Usage)?;
+            Some(Arc::new(
+                relay::Relay::new(url, token_file, &args.data, trust.client_config())
+                    .map_err(Error::Usage)?,
+            ))
+        }
+        _ => None,
+    };
     let store = store::Store::open(&args.data).map_err(Error::Environment)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -89,7 +109,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         store,
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
+        relay: relay.clone(),
     });
+    if let Some(relay) = relay {
+        tokio::spawn(relay.run());
+    }
     listen::serve(listener, tls, server::router(app)).await;
     Ok(exit::PASS)
 }

@@ -3,6 +3,7 @@
 
 use super::limit::RateLimit;
 use super::listen::Peer;
+use super::relay::Relay;
 use super::store::{Store, Stored};
 use super::{dashboard, metrics};
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
@@ -28,6 +29,8 @@ pub struct App {
     pub token: Option<Token>,
     /// The per-source limit on posted reports, when on.
     pub limit: Option<RateLimit>,
+    /// The forwarding queue, when this collector is a relay.
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// The routes.
@@ -36,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(dashboard))
         .route("/v1/reports", get(list).post(post))
         .route("/metrics", get(prometheus))
+        .route("/v1/probe", get(executable))
         .with_state(app)
 }
 
@@ -101,8 +105,17 @@ async fn post(
         return error(StatusCode::UNPROCESSABLE_ENTITY, why);
     }
     let id = report.id.clone();
+    let forward = app.relay.as_ref().map(|_| report.clone());
     match app.store.put(report).await {
         Ok((stored, changes)) => {
+            if let (Some(relay), Some(report), Stored::New) = (&app.relay, &forward, stored) {
+                if let Err(e) = relay.enqueue(report) {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("stored, but not queued for forwarding: {e}"),
+                    );
+                }
+            }
             for c in changes {
                 println!(
                     "{} {} -> {}: {} -> {}",
@@ -172,6 +185,39 @@ async fn list(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response 
         .take(limit)
         .collect();
     axum::Json(json!({ "reports": reports })).into_response()
+}
+
+/// A relay serves its own executable, so a private instance with no internet can fetch
+/// probe from it; the sha256 header lets the fetcher check what it got.
+async fn executable(State(app): State<Arc<App>>) -> Response {
+    if app.relay.is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "only a relay (probe collect --forward) serves its executable",
+        );
+    }
+    let bytes = match std::env::current_exe() {
+        Ok(path) => match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        },
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::HeaderName::from_static("x-probe-sha256"), sha),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn prometheus(State(app): State<Arc<App>>) -> Response {

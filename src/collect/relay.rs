@@ -1,0 +1,83 @@
+//! The relay: a collector on a public instance that private instances report to, and that
+//! forwards every report it stores to the operator's collector through a durable queue
+//! (the agent's spool, in `DATA/forward`), retrying with backoff. The upstream stores each
+//! report id once, so a resend after a crash is harmless: exactly once, end to end.
+
+use crate::deliver::Delivery;
+use crate::report::Report;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Reports the relay keeps while the upstream is unreachable.
+const QUEUE_LIMIT: usize = 100_000;
+/// First and longest wait between attempts while the upstream is down.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+
+/// The forwarding queue.
+pub struct Relay {
+    delivery: Delivery,
+    wake: Notify,
+}
+
+impl Relay {
+    /// A queue in `data/forward` towards `url`, signed with the token in `token_file`.
+    ///
+    /// # Errors
+    /// A one-line message naming the bad option.
+    pub fn new(
+        url: &str,
+        token_file: &Path,
+        data: &Path,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, String> {
+        let delivery = Delivery::new(url, token_file, data.join("forward"), tls)
+            .map_err(|e| {
+                e.replace("--report-to", "--forward")
+                    .replace("--spool", "--data")
+            })?
+            .with_limit(QUEUE_LIMIT);
+        Ok(Self {
+            delivery,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Queues a stored report for the upstream; done before the agent is answered, so a
+    /// report the relay acknowledged is never left unforwarded.
+    ///
+    /// # Errors
+    /// When the queue cannot be written.
+    pub fn enqueue(&self, report: &Report) -> Result<(), String> {
+        let dropped = self.delivery.enqueue(report)?;
+        if dropped > 0 {
+            tracing::warn!("forward queue full: dropped the {dropped} oldest reports");
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Forwards for ever: at once when reports arrive, with backoff while the upstream fails.
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = BACKOFF.0;
+        loop {
+            let f = self.delivery.flush().await;
+            if f.waiting == 0 {
+                backoff = BACKOFF.0;
+                self.wake.notified().await;
+                continue;
+            }
+            if f.sent == 0 {
+                tracing::info!(
+                    "forwarding: {} waiting ({}); next try in {} ms",
+                    f.waiting,
+                    f.stopped.unwrap_or_default(),
+                    backoff.as_millis()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+            }
+        }
+    }
+}
