@@ -209,7 +209,11 @@ async fn executable(State(app): State<Arc<App>>) -> Response {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let sha: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let sha = digest.as_ref().iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write;
+        let _ = write!(s, "{b:02x}");
+        s
+    });
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
