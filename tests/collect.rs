@@ -545,7 +545,6 @@ fn a_relay_with_its_upstream_down_then_up_delivers_everything_exactly_once() {
         .to_string();
     let bytes = std::fs::read(&file).unwrap();
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, sha);
+    assert_eq!(probe::auth::hex(digest.as_ref()), sha);
     assert_eq!(bytes, std::fs::read(env!("CARGO_BIN_EXE_probe")).unwrap());
 }

@@ -209,11 +209,7 @@ async fn executable(State(app): State<Arc<App>>) -> Response {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let sha = digest.as_ref().iter().fold(String::new(), |mut s, b| {
-        use std::fmt::Write;
-        let _ = write!(s, "{b:02x}");
-        s
-    });
+    let sha = auth::hex(digest.as_ref());
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
