@@ -26,18 +26,23 @@ def addr(text):
     return host, int(port)
 
 
+class LabHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes: without this, Nagle and delayed
+    # ACKs add 40 ms to every answer and the lab would measure its own servers.
+    disable_nagle_algorithm = True
+    server_version = "lab"
+    sys_version = ""
+    timeout = 10
+
+    def log_message(self, *args):
+        pass
+
+
 def http_handler(status, headers, body):
     payload = body.encode()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out as separate writes: without this, Nagle and delayed
-        # ACKs add 40 ms to every answer and the lab would measure its own servers.
-        disable_nagle_algorithm = True
-        server_version = "lab"
-        sys_version = ""
-        timeout = 10
-
+    class Handler(LabHandler):
         def do_GET(self):
             self.send_response(status)
             for key, value in headers:
@@ -45,9 +50,6 @@ def http_handler(status, headers, body):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
 
     return Handler
 
@@ -96,12 +98,8 @@ def serve_imds(args):
     tokens = set()
     mode = args.mode
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
+    class Handler(LabHandler):
         server_version = "EC2ws"
-        sys_version = ""
-        timeout = 10
 
         def reply(self, status, body="", headers=()):
             payload = body.encode() if isinstance(body, str) else body
@@ -145,9 +143,6 @@ def serve_imds(args):
             if mode == "garbage":
                 return self.reply(200, b"\xff\xfe<html>not metadata</html>")
             self.reply(200, data[key])
-
-        def log_message(self, *args):
-            pass
 
     server = Server(addr(args.listen[0]), Handler)
     print(f"listening {server.server_address[1]}", flush=True)

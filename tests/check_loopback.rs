@@ -121,37 +121,12 @@ fn a_missing_body_text_fails_the_http_stage() {
 #[test]
 fn tls_failures_have_distinct_kinds_and_show_the_certificate() {
     let pki = Pki::new();
-    let good = servers::https(
-        pki.leaf(&["good.test"]),
-        Behavior::Respond {
-            status: 403,
-            headers: "",
-            body: "",
-        },
-    );
-    let wrong = servers::https(
-        pki.leaf(&["other.test"]),
-        Behavior::Respond {
-            status: 200,
-            headers: "",
-            body: "",
-        },
-    );
-    let expired = servers::https(
-        pki.expired(&["expired.test"]),
-        Behavior::Respond {
-            status: 200,
-            headers: "",
-            body: "",
-        },
-    );
+    let good = servers::https(pki.leaf(&["good.test"]), servers::status(403));
+    let wrong = servers::https(pki.leaf(&["other.test"]), servers::status(200));
+    let expired = servers::https(pki.expired(&["expired.test"]), servers::status(200));
     let unknown = servers::https(
         servers::self_signed(&["unknown.test"]),
-        Behavior::Respond {
-            status: 200,
-            headers: "",
-            body: "",
-        },
+        servers::status(200),
     );
     let dns = FakeDns::start(&[
         ("good.test", Zone::A(vec![LOCAL])),
@@ -248,11 +223,7 @@ fn refusals_and_stalls_fail_in_the_right_phase() {
 
 #[test]
 fn expectations_decide_pass_and_the_exit_code() {
-    let web = servers::http(Behavior::Respond {
-        status: 200,
-        headers: "",
-        body: "",
-    });
+    let web = servers::http(servers::status(200));
     let up = format!("http://127.0.0.1:{}/", web.addr.port());
     let down = format!("127.0.0.1:{}", servers::refused_port());
 

@@ -156,11 +156,7 @@ async fn the_deadline_names_the_stage_it_cut() {
 
 #[tokio::test]
 async fn without_icmp_privilege_the_stage_is_skipped_with_a_hint() {
-    let web = servers::http(Behavior::Respond {
-        status: 200,
-        headers: "",
-        body: "",
-    });
+    let web = servers::http(servers::status(200));
     let url = format!("http://d0.test:{}/", web.addr.port());
     let report = run(
         &plan(&[url], Duration::from_secs(2), Duration::from_secs(5)),
@@ -179,11 +175,7 @@ async fn without_icmp_privilege_the_stage_is_skipped_with_a_hint() {
 
 #[tokio::test]
 async fn filtered_icmp_does_not_hold_a_reachable_address() {
-    let web = servers::http(Behavior::Respond {
-        status: 200,
-        headers: "",
-        body: "",
-    });
+    let web = servers::http(servers::status(200));
     let url = format!("http://d0.test:{}/", web.addr.port());
     let timeout = Duration::from_secs(20);
     let report = run(
@@ -213,11 +205,7 @@ async fn filtered_icmp_does_not_hold_a_reachable_address() {
 
 #[tokio::test]
 async fn reports_keep_command_line_order_whatever_finishes_first() {
-    let web = servers::http(Behavior::Respond {
-        status: 200,
-        headers: "",
-        body: "",
-    });
+    let web = servers::http(servers::status(200));
     let port = web.addr.port();
     let targets: Vec<String> = [300, 0, 200, 100, 0, 250]
         .iter()

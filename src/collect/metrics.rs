@@ -7,11 +7,12 @@ use std::fmt::Write;
 #[must_use]
 pub fn render(v: &Views) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP probe_success Whether the target was reachable in the latest report (1) or not (0)."
+    family(
+        &mut out,
+        "probe_success",
+        "gauge",
+        "Whether the target was reachable in the latest report (1) or not (0).",
     );
-    let _ = writeln!(out, "# TYPE probe_success gauge");
     for ((instance, target), cell) in &v.matrix {
         let _ = writeln!(
             out,
@@ -22,11 +23,12 @@ pub fn render(v: &Views) -> String {
             u8::from(cell.reachable)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP probe_expectation_met Whether the latest verdict met the operator's expectation."
+    family(
+        &mut out,
+        "probe_expectation_met",
+        "gauge",
+        "Whether the latest verdict met the operator's expectation.",
     );
-    let _ = writeln!(out, "# TYPE probe_expectation_met gauge");
     for ((instance, target), cell) in &v.matrix {
         let _ = writeln!(
             out,
@@ -36,11 +38,12 @@ pub fn render(v: &Views) -> String {
             u8::from(cell.pass)
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP probe_duration_seconds Wall time of the latest run of each instance."
+    family(
+        &mut out,
+        "probe_duration_seconds",
+        "gauge",
+        "Wall time of the latest run of each instance.",
     );
-    let _ = writeln!(out, "# TYPE probe_duration_seconds gauge");
     let mut latest = std::collections::BTreeMap::new();
     for r in &v.recent {
         latest.insert(super::store::instance_label(r), r.duration_ms);
@@ -53,19 +56,27 @@ pub fn render(v: &Views) -> String {
             std::time::Duration::from_millis(ms).as_secs_f64()
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP probe_collector_reports_total Reports stored since the collector started."
+    family(
+        &mut out,
+        "probe_collector_reports_total",
+        "counter",
+        "Reports stored since the collector started.",
     );
-    let _ = writeln!(out, "# TYPE probe_collector_reports_total counter");
     let _ = writeln!(out, "probe_collector_reports_total {}", v.stored);
-    let _ = writeln!(
-        out,
-        "# HELP probe_collector_duplicates_total Resent reports refused as duplicates."
+    family(
+        &mut out,
+        "probe_collector_duplicates_total",
+        "counter",
+        "Resent reports refused as duplicates.",
     );
-    let _ = writeln!(out, "# TYPE probe_collector_duplicates_total counter");
     let _ = writeln!(out, "probe_collector_duplicates_total {}", v.duplicates);
     out
+}
+
+/// The HELP and TYPE lines that open a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Label values escape backslash, quote and newline.

@@ -107,6 +107,15 @@ pub enum Behavior {
     Silent,
 }
 
+/// Answers every request with `status` and an empty body.
+pub fn status(code: u16) -> Behavior {
+    Behavior::Respond {
+        status: code,
+        headers: "",
+        body: "",
+    }
+}
+
 /// A running server; stops and joins its threads when dropped.
 pub struct Server {
     pub addr: SocketAddr,
