@@ -13,7 +13,8 @@ load=$target/x86_64-unknown-linux-musl/release/examples/collect_load
 dir=$(mktemp -d)
 head -c 32 /dev/urandom | base64 >"$dir/token"
 # One load generator is one source: the per-source rate limit is off for the measurement.
-"$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" --rate-limit 0 2>"$dir/err" >/dev/null &
+# --ec2 off: no credential lookup (the SDK would ask the metadata address, off this machine).
+"$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" --rate-limit 0 --ec2 off 2>"$dir/err" >/dev/null &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do grep -q listening "$dir/err" && break; sleep 0.1; done

@@ -90,7 +90,24 @@ def base(ec2, state):
     priv_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=priv_rt, SubnetId=priv["Subnet"]["SubnetId"])
     sg = ec2.create_security_group(GroupName="endpoints", Description="endpoint ENIs", VpcId=vpc)["GroupId"]
+    # The tutorial's two instances, named and tagged as its CloudFormation stack tags them.
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instances = {}
+    for role, name, subnet, ip in [
+        ("pub", "public-ec2", pub, N["PUB_IP"]),
+        ("priv", "private-ec2", priv, N["PRIV_IP"]),
+    ]:
+        tags = [{"Key": "Name", "Value": name}, {"Key": "aws:cloudformation:stack-name", "Value": N["STACK"]}]
+        instances[role] = ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet["Subnet"]["SubnetId"],
+            PrivateIpAddress=ip,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )["Instances"][0]["InstanceId"]
     state.update(
+        instances=instances,
         vpc=vpc,
         pub_subnet=pub["Subnet"]["SubnetId"],
         priv_subnet=priv["Subnet"]["SubnetId"],
@@ -203,7 +220,7 @@ def seed(url, step, state_dir):
         data = {
             "placement/region": region,
             "placement/availability-zone": region + zone,
-            "instance-id": "i-0a1b2c3d4e5f6a7b8" if role == "pub" else "i-0b1c2d3e4f5a6b7c8",
+            "instance-id": state["instances"][role],
             "local-ipv4": ip,
             "mac": mac,
             f"{net}/vpc-id": state["vpc"],
@@ -213,6 +230,9 @@ def seed(url, step, state_dir):
         }
         if public:
             data["public-ipv4"] = public
+            # The public instance allows tags in its metadata; the private one does not, so
+            # its name comes from the collector's EC2 API.
+            data["tags/instance/Name"] = "public-ec2"
         # An instance profile: the SDK's default credential chain reads it from here.
         data["iam/security-credentials/"] = "lab-instance-role"
         data["iam/security-credentials/lab-instance-role"] = json.dumps(

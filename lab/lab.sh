@@ -5,6 +5,8 @@
 #   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
 #   lab.sh step ID STEP   switch to a tutorial step: base gateway interface private-dns-off privatelink
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2)
+#   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
+#                         recorded (ended by down), its output goes to /tmp/probe-lab-ID/log/NAME.log
 #   lab.sh down ID        end the lab's processes (by recorded PID) and delete its namespaces
 #
 # Hosts (one namespace each, names pl<ID>-<role>):
@@ -17,7 +19,8 @@
 #           no answer to ping), the PrivateLink ENI 10.10.0.200 (TCP 80 -> the NLB), and the
 #           EC2 API (moto, seeded per step by ec2_fixture.py) at 10.10.0.150:5000
 # pub and priv each have an IMDSv2 server at 169.254.169.254 on their own loopback.
-#   inet    the internet: public S3 and CloudFormation front ends
+#   inet    the internet: public S3 and CloudFormation front ends, and the operator's laptop
+#           (203.0.113.50), where probe collect runs
 #   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50)
 set -euo pipefail
 
@@ -28,7 +31,7 @@ ROLES=(router pub priv vpce inet vpc2)
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
-[[ $# -ge 2 ]] || die "usage: lab.sh up|step|exec|down ID [...]"
+[[ $# -ge 2 ]] || die "usage: lab.sh up|step|exec|start|down ID [...]"
 cmd=$1 ID=$2
 shift 2
 [[ $ID =~ ^[a-z0-9]{1,8}$ ]] || die "lab id '$ID': use 1 to 8 lowercase letters or digits"
@@ -153,6 +156,7 @@ up() {
   ip -n "$(ns inet)" addr add 100.64.0.2/30 dev to-vpc
   ip -n "$(ns inet)" addr add "$S3_IP/32" dev lo
   ip -n "$(ns inet)" addr add "$CF_PUBLIC_IP/32" dev lo
+  ip -n "$(ns inet)" addr add "$OPERATOR_IP/32" dev lo
   ip -n "$(ns inet)" route add "$VPC_CIDR" via 100.64.0.1
   link inet to-vpc2 vpc2 to-inet
   ip -n "$(ns inet)" addr add 100.64.2.1/30 dev to-vpc2
@@ -281,18 +285,29 @@ down() {
 case $cmd in
   up) up ;;
   step) [[ $# == 1 ]] || die "usage: lab.sh step ID STEP"; step "$1" ;;
-  exec)
-    [[ $# -ge 2 ]] || die "usage: lab.sh exec ID ROLE CMD..."
-    role=$1
-    shift
+  exec | start)
+    if [[ $cmd == start ]]; then
+      [[ $# -ge 3 ]] || die "usage: lab.sh start ID ROLE NAME CMD..."
+      [[ -d $DIR/log ]] || die "no lab '$ID' here: run lab.sh up $ID first"
+      [[ $2 =~ ^[a-z0-9-]{1,32}$ ]] || die "process name '$2': use letters, digits and '-'"
+      launch=(start "$1" "$2")
+      role=$1
+      shift 2
+    else
+      [[ $# -ge 2 ]] || die "usage: lab.sh exec ID ROLE CMD..."
+      launch=(on "$1")
+      role=$1
+      shift
+    fi
+    [[ " ${ROLES[*]} " == *" $role "* ]] || die "unknown host '$role': use one of ${ROLES[*]}"
     # The instances reach the EC2 API at its endpoint in the VPC, as with an ec2 interface
     # endpoint; credentials come from their metadata (an instance profile).
     if [[ $role == pub || $role == priv ]]; then
-      on "$role" env AWS_ENDPOINT_URL_EC2="$EC2_URL" "$@"
+      "${launch[@]}" env AWS_ENDPOINT_URL_EC2="$EC2_URL" "$@"
     else
-      on "$role" "$@"
+      "${launch[@]}" "$@"
     fi
     ;;
   down) down ;;
-  *) die "unknown command '$cmd': use up, step, exec or down" ;;
+  *) die "unknown command '$cmd': use up, step, exec, start or down" ;;
 esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Walks the tutorial "AWS - VPC (2): Endpoint" in the emulated VPCs: builds probe, builds the
 # lab, and at every step runs `probe check` on the public and the private instance, with the
-# verdicts the tutorial observed as expectations. Run as root: sudo lab/tutorial.sh
+# verdicts the tutorial observed as expectations. Every report goes through a relay on the
+# public instance to `probe collect` on the operator's laptop (on the lab's internet), whose
+# view of the changes is printed at the end. Run as root: sudo lab/tutorial.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "tutorial.sh: the lab builds network namespaces and needs root: sudo $0" >&2; exit 1; }
@@ -17,6 +19,12 @@ id=demo$((RANDOM % 1000))
 trap '"$root/lab/lab.sh" down "$id"' EXIT
 "$root/lab/lab.sh" up "$id"
 ca=/tmp/probe-lab-$id/ca.pem
+token=/tmp/probe-lab-$id/collector.token
+head -c 32 /dev/urandom | base64 >"$token"
+"$root/lab/lab.sh" start "$id" inet operator "$probe" collect --listen "$OPERATOR_IP:7878" \
+  --token-file "$token" --data "/tmp/probe-lab-$id/operator" --ec2 off
+"$root/lab/lab.sh" start "$id" pub relay "$probe" collect --listen "$PUB_IP:7878" \
+  --token-file "$token" --data "/tmp/probe-lab-$id/relay" --forward "http://$OPERATOR_IP:7878"
 
 run() { # step role expectations...
   local role=$1; shift
@@ -24,7 +32,8 @@ run() { # step role expectations...
   echo "--- on the $role instance ($([[ $role == pub ]] && echo "$PUB_IP" || echo "$PRIV_IP")):"
   # No --region or --vpc-cidr: probe reads them from the instance metadata, and the route
   # table and endpoints from the lab's EC2 API.
-  "$root/lab/lab.sh" exec "$id" "$role" "$probe" check --ca-file "$ca" --timeout 1s -o table "$@" || true
+  "$root/lab/lab.sh" exec "$id" "$role" "$probe" check --ca-file "$ca" --timeout 1s -o table \
+    --report-to "http://$PUB_IP:7878" --token-file "$token" --spool "/tmp/probe-lab-$id/spool-$role" "$@" || true
 }
 
 nlb="http://$NLB_NAME/"
@@ -54,3 +63,10 @@ run priv cloudformation "$CF_VPCE_NAME" --expect cloudformation=unreachable --ex
 step privatelink "endpoint service (PrivateLink) for the NLB in the second VPC, accepted"
 run pub "$nlb" "$svc" --expect "$nlb=public" --expect "$svc=interface-endpoint"
 run priv "$nlb" "$svc" --expect "$nlb=unreachable" --expect "$svc=interface-endpoint"
+
+echo
+echo "================================================================================"
+echo "The operator's collector ($OPERATOR_IP:7878, reports relayed by the public instance):"
+echo "================================================================================"
+sleep 1
+cat "/tmp/probe-lab-$id/log/operator.log"

@@ -1,7 +1,7 @@
 //! Pure functions: what an address is, and what a target's results mean.
 
 use crate::context::vpc::VpcView;
-use crate::report::{AddressReport, DnsReport, EndpointRef, Verdict};
+use crate::report::{AddressReport, DnsReport, EndpointRef, Instance, TargetReport, Verdict};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
@@ -280,6 +280,25 @@ fn is_region(label: &str) -> bool {
         && parts[0].len() == 2
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Decides a target's verdict: labels its addresses first when the EC2 API described the
+/// VPC, and adds what looks wrong there. The agent judges after its checks; the collector
+/// judges again the reports whose agent could not reach the EC2 API.
+pub fn judge(
+    t: &mut TargetReport,
+    expect: Option<Expect>,
+    vpc: Option<&VpcView>,
+    instance: Option<&Instance>,
+) {
+    if let Some(v) = vpc {
+        enrich(&mut t.addresses, v);
+    }
+    let label = t.scheme.to_string().to_ascii_uppercase();
+    t.verdict = verdict(&t.dns, &t.addresses, expect, &label, vpc);
+    if let Some(v) = vpc {
+        t.verdict.diagnoses = crate::diagnose::diagnose(t, v, instance);
+    }
 }
 
 /// Decides a target's verdict from its DNS answer and per-address results.

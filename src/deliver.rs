@@ -95,7 +95,11 @@ impl Delivery {
 
     /// Spools `report`, then sends everything spooled. Returns a line saying how it went.
     pub async fn deliver(&self, report: &Report) -> String {
-        let dropped = match self.enqueue(report) {
+        let body = match serde_json::to_vec(report) {
+            Ok(b) => b,
+            Err(e) => return format!("report not spooled: {e}"),
+        };
+        let dropped = match self.enqueue(&report.id, &body) {
             Ok(dropped) => dropped,
             Err(e) => return format!("report not spooled: {e}"),
         };
@@ -115,13 +119,13 @@ impl Delivery {
         line
     }
 
-    /// Adds `report` to the spool; returns how many of the oldest had to go to stay within
-    /// the limit.
+    /// Adds the report `body` (whose id is `id`) to the spool; returns how many of the
+    /// oldest had to go to stay within the limit.
     ///
     /// # Errors
     /// When the spool cannot be written.
-    pub fn enqueue(&self, report: &Report) -> Result<usize, String> {
-        self.spool_one(report)?;
+    pub fn enqueue(&self, id: &str, body: &[u8]) -> Result<usize, String> {
+        self.spool_one(id, body)?;
         Ok(self.trim())
     }
 
@@ -155,17 +159,22 @@ impl Delivery {
         }
     }
 
-    fn spool_one(&self, report: &Report) -> Result<(), String> {
-        let body = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+    fn spool_one(&self, id: &str, body: &[u8]) -> Result<(), String> {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let name = format!("{millis:015}-{}.json", report.id);
+        let name = format!("{millis:015}-{id}.json");
         let tmp = self.spool.join(format!(".{name}.tmp"));
-        // Written whole, then renamed: a crash never leaves half a report to send.
-        std::fs::write(&tmp, &body)
-            .and_then(|()| std::fs::rename(&tmp, self.spool.join(&name)))
-            .map_err(|e| format!("cannot write to {}: {e}", self.spool.display()))
+        // Written whole and synced, then renamed and the directory synced: neither a crash
+        // nor a power cut leaves half a report to send or loses one that was acknowledged.
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut file, body)?;
+            file.sync_data()?;
+            std::fs::rename(&tmp, self.spool.join(&name))?;
+            std::fs::File::open(&self.spool)?.sync_all()
+        };
+        write().map_err(|e| format!("cannot write to {}: {e}", self.spool.display()))
     }
 
     /// Spooled reports, oldest first.
@@ -271,10 +280,13 @@ pub fn console_lines(report: &Report) -> Vec<String> {
             let v = serde_json::json!({
                 "id": report.id,
                 "host": report.agent.hostname,
+                "version": report.agent.version,
                 "instance": instance,
                 "at": report.started_at,
                 "target": t.target,
+                "url": t.url,
                 "path": t.verdict.path,
+                "expected": t.verdict.expected,
                 "reachable": t.verdict.reachable,
                 "pass": t.verdict.pass,
                 "endpoint": t.verdict.endpoint_id,

@@ -2,90 +2,16 @@
 
 mod support;
 
-use probe::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use probe::auth::Token;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
+use support::collector::{
+    Collector, TOKEN, get, post, sample_report, signed, stored_ids, token_file,
+};
 use support::{probe, run_within, servers};
-
-const TOKEN: &str = "lab-token-0123456789abcdef";
-
-/// A collector process, killed (SIGKILL) when dropped or on demand.
-struct Collector {
-    child: Child,
-    url: String,
-}
-
-impl Collector {
-    fn start(data: &Path, token_file: &Path, listen: &str) -> Self {
-        Self::start_with(data, token_file, listen, &[])
-    }
-
-    fn start_with(data: &Path, token_file: &Path, listen: &str, extra: &[&str]) -> Self {
-        let mut child = probe()
-            .args(["collect", "--listen", listen, "--data"])
-            .arg(data)
-            .arg("--token-file")
-            .arg(token_file)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-            .unwrap_or_else(|| panic!("collector did not start: {line}"))
-            .trim_end_matches(',')
-            .to_string();
-        Self { child, url }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn token_file(dir: &Path) -> PathBuf {
-    let path = dir.join("token");
-    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
-    path
-}
-
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
-fn stored_ids(url: &str) -> Vec<String> {
-    let (_, body) = get(&format!("{url}/v1/reports?limit=1000"));
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 /// `probe check` of one loopback web server, reporting to `url`.
 fn check_and_report(url: &str, token: &Path, spool: &Path, web: u16) -> (i32, Value, String) {
@@ -171,57 +97,6 @@ fn a_collector_that_was_down_gets_every_report_once() {
     stored.sort();
     ids.sort();
     assert_eq!(stored, ids, "each report exactly once");
-}
-
-/// Posts `body` with the given headers; returns the status and the JSON answer.
-fn post(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        "POST",
-        "--data-binary",
-        "@-",
-        "-H",
-        "content-type: application/json",
-    ]);
-    for (k, v) in headers {
-        cmd.args(["-H", &format!("{k}: {v}")]);
-    }
-    cmd.arg(format!("{url}/v1/reports"));
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (json, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(json).unwrap_or(Value::Null),
-    )
-}
-
-fn signed(token: &Token, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
-    vec![
-        (TIMESTAMP_HEADER, ts.to_string()),
-        (SIGNATURE_HEADER, token.sign(ts, body)),
-    ]
-}
-
-fn sample_report(id: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/report.json"
-    ))
-    .unwrap();
-    let mut v: Value = serde_json::from_str(&text).unwrap();
-    v["id"] = Value::String(id.into());
-    serde_json::to_vec(&v).unwrap()
 }
 
 #[test]
@@ -447,6 +322,37 @@ fn reports_travel_over_tls_to_a_collector_the_agent_trusts() {
     );
     let trusted = send(true);
     assert!(trusted.contains("2 report(s) sent"), "{trusted}");
+}
+
+#[test]
+fn fields_a_newer_agent_adds_are_kept_in_the_log_the_api_and_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token_path = token_file(dir.path());
+    let mut v: Value = serde_json::from_slice(&sample_report("newer-1")).unwrap();
+    v["agent"]["kernel"] = Value::String("6.1.115".into());
+    v["targets"][0]["addresses"][0]["quic"] = serde_json::json!({"status": "ok"});
+    // Pretty-printed over many lines, as a hand-made client might send it.
+    let body = serde_json::to_vec_pretty(&v).unwrap();
+    let token = Token::new(TOKEN).unwrap();
+    {
+        let collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+        let (code, answer) = post(
+            &collector.url,
+            &body,
+            &signed(&token, probe::auth::now(), &body),
+        );
+        assert_eq!(code, 201, "{answer}");
+    }
+    let log = std::fs::read_to_string(data.join("reports.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "one line per report: {log}");
+    let collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+    let (_, listed) = get(&format!("{}/v1/reports", collector.url));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let stored = &listed["reports"][0];
+    assert_eq!(stored["agent"]["kernel"], "6.1.115");
+    assert_eq!(stored["targets"][0]["addresses"][0]["quic"]["status"], "ok");
+    assert_eq!(stored["id"], "newer-1");
 }
 
 #[test]

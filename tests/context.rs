@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 use support::servers::{self, Behavior};
-use support::{Helper, probe, run_within};
+use support::{Helper, probe, run_within, seeded_moto};
 
 const REGION: &str = "ap-northeast-2";
 
@@ -18,6 +18,7 @@ fn metadata_file(dir: &std::path::Path) -> std::path::PathBuf {
         "placement/region": REGION,
         "placement/availability-zone": "ap-northeast-2c",
         "instance-id": "i-0123456789abcdef0",
+        "tags/instance/Name": "private-ec2",
         "local-ipv4": "10.10.1.10",
         "mac": mac,
         format!("{net}/vpc-id"): "vpc-0123",
@@ -73,6 +74,10 @@ fn the_metadata_gives_instance_region_vpc_and_every_cidr() {
     assert_eq!(r["ec2"], "off");
     let i = &r["instance"];
     assert_eq!(i["instance_id"], "i-0123456789abcdef0");
+    assert_eq!(
+        i["name"], "private-ec2",
+        "the Name tag, where the instance allows tags in its metadata"
+    );
     assert_eq!(i["region"], REGION);
     assert_eq!(i["availability_zone"], "ap-northeast-2c");
     assert_eq!(i["vpc_id"], "vpc-0123");
@@ -168,21 +173,8 @@ struct Ec2Lab {
 impl Ec2Lab {
     fn start(step: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let moto = Helper::start("ec2_fixture.py", &["serve", "127.0.0.1", "0"]);
-        let seed = Command::new("python3")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/ec2_fixture.py"))
-            .args(["seed", &moto.url(), step, dir.path().to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            seed.status.success(),
-            "seed: {}",
-            String::from_utf8_lossy(&seed.stderr)
-        );
+        let (moto, state) = seeded_moto(dir.path(), step);
         let imds = imds("normal", &dir.path().join("imds-priv.json"));
-        let state =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join("ec2.json")).unwrap())
-                .unwrap();
         Self {
             _dir: dir,
             moto,

@@ -449,3 +449,208 @@ fn the_privatelink_endpoint_serves_the_web_page_over_the_private_path() {
         assert_eq!(a["http"]["code"], 200);
     }
 }
+
+impl Lab {
+    /// Starts a long-running command on a lab host; `lab.sh down` ends it by its PID.
+    fn start(&self, role: &str, name: &str, args: &[&str]) {
+        let mut all = vec!["start", role, name];
+        all.extend_from_slice(args);
+        let out = self.script(&all);
+        assert!(
+            out.status.success(),
+            "lab.sh start {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn dir(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/probe-lab-{}", self.id))
+    }
+
+    /// GETs `url` with curl from a lab host; the body, once it answers 200.
+    fn get(&self, role: &str, url: &str) -> Option<String> {
+        let out = self.exec(role, &["curl", "-sf", "-m", "2", url]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn wait_for(&self, role: &str, url: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(body) = self.get(role, url).filter(|b| ready(b)) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url} from {role}: not ready; last answer {:?}",
+                self.get(role, url)
+            );
+            thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+/// The collector on the operator's laptop (on the internet, no AWS credentials there) and a
+/// relay on the public instance; returns their addresses and the token file.
+fn start_collectors(lab: &Lab, n: &HashMap<String, String>) -> (String, String, String) {
+    let probe = env!("CARGO_BIN_EXE_probe");
+    let dir = lab.dir();
+    let token = dir.join("collector.token");
+    std::fs::write(&token, "lab-collector-token-0123456789\n").unwrap();
+    let token = token.to_str().unwrap();
+    let operator = format!("{}:7878", n["OPERATOR_IP"]);
+    let relay = format!("{}:7878", n["PUB_IP"]);
+    let data = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    lab.start(
+        "inet",
+        "operator",
+        &[
+            probe,
+            "collect",
+            "--listen",
+            &operator,
+            "--token-file",
+            token,
+            "--data",
+            &data("operator"),
+            "--ec2",
+            "off",
+        ],
+    );
+    // The relay has the public instance's role: it labels what the private one cannot.
+    lab.start(
+        "pub",
+        "relay",
+        &[
+            probe,
+            "collect",
+            "--listen",
+            &relay,
+            "--token-file",
+            token,
+            "--data",
+            &data("relay"),
+            "--forward",
+            &format!("http://{operator}"),
+            // The steps follow each other within seconds: ask the EC2 API every time.
+            "--ec2-max-age",
+            "0s",
+        ],
+    );
+    lab.wait_for("inet", &format!("http://{operator}/metrics"), |_| true);
+    lab.wait_for("pub", &format!("http://{relay}/metrics"), |_| true);
+
+    (operator, relay, token.to_string())
+}
+
+/// Both instances report every step through the relay; the private one has no EC2 API.
+fn report_steps(lab: &Lab, relay: &str, token: &str, steps: &[&str]) {
+    let probe = env!("CARGO_BIN_EXE_probe");
+    let dir = lab.dir();
+    let data = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let ca = lab.ca();
+    for step in steps {
+        lab.step(step);
+        for role in ["pub", "priv"] {
+            let spool = data(&format!("spool-{role}"));
+            let mut args = vec![
+                probe,
+                "check",
+                "s3",
+                "cloudformation",
+                "--ca-file",
+                &ca,
+                "--timeout",
+                "1s",
+                "--ping-count",
+                "0",
+                "-o",
+                "json",
+                "--report-to",
+            ];
+            let to = format!("http://{relay}");
+            args.extend([
+                to.as_str(),
+                "--token-file",
+                token,
+                "--spool",
+                spool.as_str(),
+            ]);
+            if role == "priv" {
+                // A private subnet without an ec2 endpoint: no EC2 API on the instance.
+                args.extend(["--ec2", "off"]);
+            }
+            let out = lab.exec(role, &args);
+            assert!(
+                text(&out).contains("\"schema\""),
+                "{role} in {step}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// The picture: the operator runs `probe collect` on a laptop (on the internet), the
+/// public instance relays, the private instance has no EC2 API of its own, and as the
+/// tutorial creates endpoints the laptop's matrix fills in and changes.
+#[test]
+fn the_operators_matrix_fills_in_through_a_relay_as_endpoints_are_created() {
+    let n = names();
+    let lab = Lab::up();
+    let (operator, relay, token) = start_collectors(&lab, &n);
+    report_steps(&lab, &relay, &token, &["base", "gateway", "interface"]);
+    let dir = lab.dir();
+    let reports = lab.wait_for(
+        "inet",
+        &format!("http://{operator}/v1/reports?limit=100"),
+        |b| {
+            serde_json::from_str::<Value>(b)
+                .is_ok_and(|v| v["reports"].as_array().is_some_and(|r| r.len() == 6))
+        },
+    );
+    let reports: Value = serde_json::from_str(&reports).unwrap();
+    let state = lab.ec2_state();
+    let private_id = &state["instances"]["priv"];
+    let newest_private = reports["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"]["instance"]["instance_id"] == *private_id)
+        .expect("a report of the private instance");
+    let context = &newest_private["agent"]["context"];
+    assert_eq!(context["ec2"], "off", "{newest_private:#}");
+    assert_eq!(
+        context["collector_ec2"], "ok",
+        "the relay labelled it: {newest_private:#}"
+    );
+    let path = |t: usize| newest_private["targets"][t]["verdict"]["path"].clone();
+    assert_eq!(
+        path(0),
+        "gateway-endpoint",
+        "only the route table tells: {newest_private:#}"
+    );
+    assert_eq!(path(1), "interface-endpoint");
+    assert_eq!(
+        newest_private["targets"][1]["verdict"]["endpoint_id"],
+        state["cloudformation"]["id"]
+    );
+    assert_eq!(newest_private["agent"]["instance"]["name"], "private-ec2");
+
+    let page = lab
+        .get("inet", &format!("http://{operator}/"))
+        .expect("the dashboard");
+    let label = format!("private-ec2 ({})", private_id.as_str().unwrap());
+    for change in [
+        format!("{label} -&gt; s3: unreachable -&gt; gateway-endpoint"),
+        format!("{label} -&gt; cloudformation: unreachable -&gt; interface-endpoint"),
+    ] {
+        assert!(page.contains(&change), "{change} not in {page}");
+    }
+    assert!(page.contains("public-ec2 ("), "{page}");
+    let terminal = std::fs::read_to_string(dir.join("log/operator.log")).unwrap();
+    assert!(
+        terminal.contains(&format!("{label} -> s3: unreachable -> gateway-endpoint")),
+        "{terminal}"
+    );
+}

@@ -6,12 +6,13 @@ use super::{connect, icmp};
 use crate::classify::{self, Expect};
 use crate::context::Discovery;
 use crate::context::vpc::VpcView;
-use crate::diagnose;
 use crate::error::{CheckError, Kind, Phase};
 use crate::net::dns::Resolve;
 use crate::net::ping::Ping;
 use crate::net::tls::Trust;
-use crate::report::{self, AddressReport, Agent, DnsReport, Instance, Report, TargetReport};
+use crate::report::{
+    self, AddressReport, Agent, DnsReport, Instance, Report, TargetReport, Verdict,
+};
 use crate::target::Target;
 use ipnet::IpNet;
 use std::future::Future;
@@ -107,6 +108,7 @@ where
         duration_ms: u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
         pass: targets.iter().all(|t| t.verdict.pass),
         targets,
+        via: None,
     }
 }
 
@@ -115,13 +117,8 @@ fn finish(c: Checked, vpc: Option<&VpcView>, instance: Option<&Instance>) -> Tar
         target,
         expect,
         dns,
-        mut addresses,
+        addresses,
     } = c;
-    if let Some(v) = vpc {
-        classify::enrich(&mut addresses, v);
-    }
-    let label = target.scheme.to_string().to_ascii_uppercase();
-    let verdict = classify::verdict(&dns, &addresses, expect, &label, vpc);
     let mut report = TargetReport {
         url: target.url(),
         target: target.input,
@@ -130,11 +127,9 @@ fn finish(c: Checked, vpc: Option<&VpcView>, instance: Option<&Instance>) -> Tar
         scheme: target.scheme,
         dns,
         addresses,
-        verdict,
+        verdict: Verdict::undecided(),
     };
-    if let Some(v) = vpc {
-        report.verdict.diagnoses = diagnose::diagnose(&report, v, instance);
-    }
+    classify::judge(&mut report, expect, vpc, instance);
     report
 }
 
@@ -167,16 +162,7 @@ async fn check_target<R: Resolve, P: Ping>(
 }
 
 async fn resolve<R: Resolve, P: Ping>(ctx: &Ctx<R, P>, target: &Target) -> DnsReport {
-    let mut report = DnsReport {
-        ok: false,
-        addresses: Vec::new(),
-        cname: Vec::new(),
-        rcode: None,
-        server: None,
-        records: Vec::new(),
-        ms: 0.0,
-        error: None,
-    };
+    let mut report = DnsReport::none();
     if let Some(ip) = target.ip_literal() {
         report.ok = true;
         report.addresses.push(ip);

@@ -9,7 +9,21 @@ use std::fmt::Write;
 /// Renders the page; `now` is Unix seconds, for the ages.
 #[must_use]
 pub fn render(v: &Views, now: u64) -> String {
-    let instances: BTreeSet<&String> = v.matrix.keys().map(|(i, _)| i).collect();
+    // Instances by subnet, then by label.
+    let mut instances: Vec<(&str, &str, &String)> = v
+        .matrix
+        .keys()
+        .map(|(i, _)| i)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|key| {
+            let host = v.hosts.get(key);
+            let label = host.map_or(key.as_str(), |h| h.label.as_str());
+            let subnet = host.and_then(|h| h.subnet.as_deref()).unwrap_or("");
+            (subnet, label, key)
+        })
+        .collect();
+    instances.sort();
     let targets: BTreeSet<&String> = v.matrix.keys().map(|(_, t)| t).collect();
     let mut html = String::from(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">",
@@ -30,18 +44,17 @@ pub fn render(v: &Views, now: u64) -> String {
             let _ = write!(html, "<th>{}</th>", esc(t));
         }
         html.push_str("</tr>");
-        for i in &instances {
-            let subnet = v.subnets.get(*i).map_or("", String::as_str);
-            let _ = write!(html, "<tr><th>{}</th><td>{}</td>", esc(i), esc(subnet));
+        for (subnet, label, key) in &instances {
+            let _ = write!(html, "<tr><th>{}</th><td>{}</td>", esc(label), esc(subnet));
             for t in &targets {
-                match v.matrix.get(&((*i).clone(), (*t).clone())) {
+                match v.matrix.get(&((*key).clone(), (*t).clone())) {
                     Some(c) => {
                         let _ = write!(
                             html,
                             "<td class=\"cell {}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\">{}<div class=\"age\">{}</div></td>",
                             esc(&c.path),
                             if c.pass { "" } else { " fail" },
-                            esc(i),
+                            esc(label),
                             esc(t),
                             esc(&c.path),
                             esc(&c.path),

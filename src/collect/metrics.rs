@@ -45,8 +45,8 @@ pub fn render(v: &Views) -> String {
         "Wall time of the latest run of each instance.",
     );
     let mut latest = std::collections::BTreeMap::new();
-    for r in &v.recent {
-        latest.insert(super::store::instance_label(r), r.duration_ms);
+    for e in &v.recent {
+        latest.insert(super::store::instance_key(&e.report), e.report.duration_ms);
     }
     for (instance, ms) in latest {
         let _ = writeln!(

@@ -1,7 +1,11 @@
 //! `probe collect`: the operator's collector. Agents post signed reports; the collector
 //! stores them durably and shows the whole VPC at a glance.
 
+pub mod cache;
+pub mod console;
 pub mod dashboard;
+pub mod enrich;
+pub mod entry;
 pub mod limit;
 pub mod listen;
 pub mod metrics;
@@ -14,6 +18,7 @@ use crate::error::{Error, exit};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Arguments of `probe collect`.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +55,33 @@ pub struct Args {
     /// Reports per second one source may post (bursts of twice that); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rate_limit: u32,
+
+    /// Label the reports of agents that had no EC2 API with this machine's AWS credentials
+    /// (auto: when it has some), or never (off).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "off"])]
+    pub ec2: String,
+
+    /// How long what the EC2 API said of a subnet is reused for other reports; a change to
+    /// the VPC shows in labels after at most this long.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub ec2_max_age: String,
+
+    /// Also read verdicts from these instances' serial consoles (EC2 GetConsoleOutput); for
+    /// agents run with --console.
+    #[arg(long = "from-console", value_name = "INSTANCE_ID", num_args = 1..)]
+    pub from_console: Vec<String>,
+
+    /// Also read the serial consoles of this CloudFormation stack's instances.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+
+    /// Region of the consoles' instances (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Time between two readings of the consoles.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub console_every: String,
 }
 
 /// Runs the collector until interrupted.
@@ -88,6 +120,13 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         }
         _ => None,
     };
+    let consoles = console_sources(args, &|k| std::env::var(k).ok())?;
+    let ec2_max_age = humantime::parse_duration(&args.ec2_max_age).map_err(|_| {
+        Error::Usage(format!(
+            "--ec2-max-age {:?}: write a duration such as 15s (0s asks the EC2 API for every report)",
+            args.ec2_max_age
+        ))
+    })?;
     let store = store::Store::open(&args.data).map_err(Error::Environment)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -110,10 +149,71 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
         relay: relay.clone(),
+        enricher: (args.ec2 == "auto").then(|| enrich::Enricher::new(ec2_max_age)),
     });
     if let Some(relay) = relay {
         tokio::spawn(relay.run());
     }
+    if app.enricher.is_some() {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Some(e) = &app.enricher {
+                e.check_credentials().await;
+            }
+        });
+    }
+    if let Some(sources) = consoles {
+        let ec2 = crate::context::ec2::SdkEc2::load(&sources.region, Duration::from_secs(10))
+            .await
+            .map_err(|e| Error::Environment(format!("--from-console/--stack: {e}")))?;
+        tokio::spawn(console::poll(ec2, sources, app.store.clone()));
+    }
     listen::serve(listener, tls, server::router(app)).await;
     Ok(exit::PASS)
+}
+
+/// The consoles to read, when asked.
+fn console_sources(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<console::Sources>, Error> {
+    if args.from_console.is_empty() && args.stack.is_none() {
+        return Ok(None);
+    }
+    if let Some(bad) = args
+        .from_console
+        .iter()
+        .find(|id| !id.starts_with("i-") || id.len() > 32 || id.contains(char::is_whitespace))
+    {
+        return Err(Error::Usage(format!(
+            "--from-console {bad:?}: give instance ids, as i-0123456789abcdef0"
+        )));
+    }
+    let region = args
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            Error::Usage(
+                "--from-console/--stack need the instances' region: give --region or set AWS_REGION"
+                    .into(),
+            )
+        })?;
+    let every = humantime::parse_duration(&args.console_every)
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(1))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--console-every {:?}: write a duration of at least 1s, such as 60s",
+                args.console_every
+            ))
+        })?;
+    Ok(Some(console::Sources {
+        ids: args.from_console.clone(),
+        stack: args.stack.clone(),
+        region,
+        every,
+    }))
 }

@@ -4,7 +4,6 @@
 //! report id once, so a resend after a crash is harmless: exactly once, end to end.
 
 use crate::deliver::Delivery;
-use crate::report::Report;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +48,8 @@ impl Relay {
     ///
     /// # Errors
     /// When the queue cannot be written.
-    pub fn enqueue(&self, report: &Report) -> Result<(), String> {
-        let dropped = self.delivery.enqueue(report)?;
+    pub fn enqueue(&self, id: &str, line: &[u8]) -> Result<(), String> {
+        let dropped = self.delivery.enqueue(id, line)?;
         if dropped > 0 {
             tracing::warn!("forward queue full: dropped the {dropped} oldest reports");
         }

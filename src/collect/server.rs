@@ -1,13 +1,14 @@
 //! The collector's HTTP API: `POST /v1/reports` (signed, at most 1 MiB, validated, stored
 //! durably before the answer), `GET /v1/reports`, `GET /metrics`, and the dashboard at `/`.
 
+use super::enrich::Enricher;
+use super::entry::{Entry, Invalid};
 use super::limit::RateLimit;
 use super::listen::Peer;
 use super::relay::Relay;
-use super::store::{Store, Stored};
+use super::store::{Change, Store, Stored};
 use super::{dashboard, metrics};
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
-use crate::report::{Report, SCHEMA};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Extension, Query, State};
@@ -31,6 +32,8 @@ pub struct App {
     pub limit: Option<RateLimit>,
     /// The forwarding queue, when this collector is a relay.
     pub relay: Option<Arc<Relay>>,
+    /// Labels reports whose agent had no EC2 API, when this machine has credentials.
+    pub enricher: Option<Enricher>,
 }
 
 /// The routes.
@@ -80,11 +83,20 @@ async fn post(
             );
         }
     }
-    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a report is at most {BODY_LIMIT} bytes"),
-        );
+    let bytes = match to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) if too_large(&e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a report is at most {BODY_LIMIT} bytes"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {e}"),
+            );
+        }
     };
     if let Some(token) = &app.token {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -97,31 +109,27 @@ async fn post(
             return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
-    let report: Report = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a probe report: {e}")),
+    let mut entry = match Entry::parse(&bytes) {
+        Ok(e) => e,
+        Err(Invalid::Json(why)) => return error(StatusCode::BAD_REQUEST, why),
+        Err(Invalid::Content(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
     };
-    if let Err(why) = validate(&report) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, why);
+    if let Some(enricher) = &app.enricher {
+        Box::pin(enricher.label(&mut entry)).await;
     }
-    let id = report.id.clone();
-    let forward = app.relay.as_ref().map(|_| report.clone());
-    match app.store.put(report).await {
+    let id = entry.report.id.clone();
+    let forward = app.relay.as_ref().map(|_| entry.line());
+    match app.store.put(entry).await {
         Ok((stored, changes)) => {
-            if let (Some(relay), Some(report), Stored::New) = (&app.relay, &forward, stored) {
-                if let Err(e) = relay.enqueue(report) {
+            if let (Some(relay), Some(line), Stored::New) = (&app.relay, &forward, stored) {
+                if let Err(e) = relay.enqueue(&id, line) {
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("stored, but not queued for forwarding: {e}"),
                     );
                 }
             }
-            for c in changes {
-                println!(
-                    "{} {} -> {}: {} -> {}",
-                    c.at, c.instance, c.target, c.from, c.to
-                );
-            }
+            print_changes(&changes);
             let status = if stored == Stored::New {
                 StatusCode::CREATED
             } else {
@@ -137,24 +145,25 @@ async fn post(
     }
 }
 
-/// What serde's types do not say about a report.
-fn validate(r: &Report) -> Result<(), String> {
-    if r.schema != SCHEMA {
-        return Err(format!("schema {:?} is not {SCHEMA}", r.schema));
+/// The terminal line for each verdict that changed.
+pub fn print_changes(changes: &[Change]) {
+    for c in changes {
+        println!(
+            "{} {} -> {}: {} -> {}",
+            c.at, c.instance, c.target, c.from, c.to
+        );
     }
-    if r.id.is_empty()
-        || r.id.len() > 128
-        || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        return Err("id must be 1 to 128 letters, digits or '-'".into());
+}
+
+fn too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
     }
-    if r.agent.hostname.is_empty() || r.agent.hostname.len() > 255 {
-        return Err("agent.hostname must be 1 to 255 characters".into());
-    }
-    if r.targets.is_empty() {
-        return Err("a report has at least one target".into());
-    }
-    Ok(())
+    false
 }
 
 #[derive(Deserialize)]
@@ -167,22 +176,23 @@ struct Filter {
 async fn list(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
     let limit = f.limit.unwrap_or(100).min(1000);
     let views = app.store.views();
-    let reports: Vec<&Report> = views
+    let reports: Vec<&serde_json::Value> = views
         .recent
         .iter()
         .rev()
-        .map(AsRef::as_ref)
-        .filter(|r| {
-            f.instance
-                .as_ref()
-                .is_none_or(|i| super::store::instance_label(r).contains(i.as_str()))
+        .filter(|e| {
+            f.instance.as_ref().is_none_or(|i| {
+                super::store::instance_key(&e.report) == *i
+                    || super::store::instance_label(&e.report).contains(i.as_str())
+            })
         })
-        .filter(|r| {
+        .filter(|e| {
             f.target
                 .as_ref()
-                .is_none_or(|t| r.targets.iter().any(|x| &x.target == t))
+                .is_none_or(|t| e.report.targets.iter().any(|x| &x.target == t))
         })
         .take(limit)
+        .map(|e| &e.doc)
         .collect();
     axum::Json(json!({ "reports": reports })).into_response()
 }

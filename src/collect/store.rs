@@ -3,6 +3,7 @@
 //! In memory: the latest verdict per instance and target, a bounded history of changes, the
 //! latest reports, and the ids seen recently (for exactly-once storage of resent reports).
 
+use super::entry::Entry;
 use crate::report::Report;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -58,17 +59,26 @@ pub struct Change {
     pub at: String,
 }
 
+/// How an instance is shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    /// Its Name tag (else host name), with the instance id.
+    pub label: String,
+    /// Its subnet, when known.
+    pub subnet: Option<String>,
+}
+
 /// What the dashboard and the API read.
 #[derive(Debug, Default)]
 pub struct Views {
-    /// Latest verdict per (instance, target).
+    /// Latest verdict per (instance key, target); see [`instance_key`].
     pub matrix: BTreeMap<(String, String), Cell>,
-    /// Subnet of each instance, when known.
-    pub subnets: BTreeMap<String, String>,
+    /// Each instance's label and subnet, by instance key.
+    pub hosts: BTreeMap<String, Host>,
     /// Newest last.
     pub changes: VecDeque<Change>,
     /// Newest last.
-    pub recent: VecDeque<Arc<Report>>,
+    pub recent: VecDeque<Arc<Entry>>,
     /// Reports stored since start.
     pub stored: u64,
     /// Duplicates refused since start.
@@ -76,16 +86,19 @@ pub struct Views {
 }
 
 impl Views {
-    fn apply(&mut self, report: Report) -> Vec<Change> {
-        let instance = instance_label(&report);
-        if let Some(subnet) = report
-            .agent
-            .instance
-            .as_ref()
-            .and_then(|i| i.subnet_id.clone())
-        {
-            self.subnets.insert(instance.clone(), subnet);
+    fn apply(&mut self, entry: Entry) -> Vec<Change> {
+        let report = &entry.report;
+        let key = instance_key(report);
+        let known = report.agent.instance.as_ref();
+        let host = self.hosts.entry(key.clone()).or_default();
+        // A Name tag, once learned, is not replaced by a report that does not carry it.
+        if host.label.is_empty() || known.is_some_and(|i| i.name.is_some()) {
+            host.label = instance_label(report);
         }
+        if let Some(subnet) = known.and_then(|i| i.subnet_id.clone()) {
+            host.subnet = Some(subnet);
+        }
+        let instance = host.label.clone();
         let mut changes = Vec::new();
         for t in &report.targets {
             let cell = Cell {
@@ -94,8 +107,13 @@ impl Views {
                 pass: t.verdict.pass,
                 at: report.started_at.clone(),
             };
-            let key = (instance.clone(), t.target.clone());
-            if let Some(old) = self.matrix.get(&key) {
+            let cell_key = (key.clone(), t.target.clone());
+            if let Some(old) = self.matrix.get(&cell_key) {
+                // Reports arrive out of order (a spool flushed late, a console read back
+                // hours later): a cell keeps the newest verdict.
+                if older(&cell.at, &old.at) {
+                    continue;
+                }
                 if old.path != cell.path {
                     changes.push(Change {
                         instance: instance.clone(),
@@ -106,7 +124,7 @@ impl Views {
                     });
                 }
             }
-            self.matrix.insert(key, cell);
+            self.matrix.insert(cell_key, cell);
         }
         for c in &changes {
             if self.changes.len() == CHANGES {
@@ -117,25 +135,44 @@ impl Views {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back(Arc::new(report));
+        self.recent.push_back(Arc::new(entry));
         self.stored += 1;
         changes
     }
 }
 
-/// How an instance is shown: its host name, with the instance id when known.
+/// `a` is before `b`; times that do not parse are taken as they come.
+fn older(a: &str, b: &str) -> bool {
+    match (
+        humantime::parse_rfc3339_weak(a),
+        humantime::parse_rfc3339_weak(b),
+    ) {
+        (Ok(a), Ok(b)) => a < b,
+        _ => false,
+    }
+}
+
+/// What identifies an instance across reports: its id, else its host name.
 #[must_use]
-pub fn instance_label(report: &Report) -> String {
-    match report
+pub fn instance_key(report: &Report) -> String {
+    report
         .agent
         .instance
         .as_ref()
-        .and_then(|i| i.instance_id.as_deref())
-    {
-        Some(id) if !report.agent.hostname.contains(id) => {
-            format!("{} ({id})", report.agent.hostname)
-        }
-        _ => report.agent.hostname.clone(),
+        .and_then(|i| i.instance_id.clone())
+        .unwrap_or_else(|| report.agent.hostname.clone())
+}
+
+/// How an instance is shown: its Name tag, else its host name, with the instance id.
+#[must_use]
+pub fn instance_label(report: &Report) -> String {
+    let instance = report.agent.instance.as_ref();
+    let name = instance
+        .and_then(|i| i.name.as_deref())
+        .unwrap_or(&report.agent.hostname);
+    match instance.and_then(|i| i.instance_id.as_deref()) {
+        Some(id) if !name.contains(id) => format!("{name} ({id})"),
+        _ => name.to_string(),
     }
 }
 
@@ -166,7 +203,7 @@ impl Seen {
 }
 
 struct Pending {
-    report: Report,
+    entry: Entry,
     line: Vec<u8>,
     done: oneshot::Sender<Result<(Stored, Vec<Change>), String>>,
 }
@@ -230,15 +267,15 @@ impl Store {
         Ok(Self { tx, views, path })
     }
 
-    /// Stores a validated report; returns once it is on disk (or known already).
+    /// Stores a validated report as one line; returns once it is on disk (or known already).
     ///
     /// # Errors
     /// When the disk write or fsync fails: the report must not be acknowledged.
-    pub async fn put(&self, report: Report) -> Result<(Stored, Vec<Change>), String> {
-        let line = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
+    pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), String> {
+        let line = entry.line();
         let (done, wait) = oneshot::channel();
         let tx = self.tx.clone();
-        let pending = Pending { report, line, done };
+        let pending = Pending { entry, line, done };
         // A full queue blocks; keep that off the async threads.
         tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
             .await
@@ -273,13 +310,13 @@ fn replay(file: &File, views: &mut Views, seen: &mut Seen) -> std::io::Result<u6
         if n == 0 || line.last() != Some(&b'\n') {
             break;
         }
-        match serde_json::from_slice::<Report>(&line) {
-            Ok(report) => {
-                seen.insert(&report.id);
-                views.apply(report);
+        match Entry::parse(&line) {
+            Ok(entry) => {
+                seen.insert(&entry.report.id);
+                views.apply(entry);
             }
             Err(e) => {
-                tracing::warn!("skipping an unreadable stored line: {e}");
+                tracing::warn!("skipping an unreadable stored line: {e:?}");
             }
         }
         good += n as u64;
@@ -302,7 +339,8 @@ fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, m
         let mut fresh = Vec::with_capacity(batch.len());
         let mut in_batch = HashSet::new();
         for p in batch {
-            let new = !seen.contains(&p.report.id) && in_batch.insert(p.report.id.clone());
+            let new =
+                !seen.contains(&p.entry.report.id) && in_batch.insert(p.entry.report.id.clone());
             if new {
                 buf.extend_from_slice(&p.line);
                 buf.push(b'\n');
@@ -334,7 +372,7 @@ fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, m
                     views.duplicates += 1;
                     Ok((Stored::Duplicate, Vec::new()))
                 }
-                (Ok(()), true) => Ok((Stored::New, views.apply(p.report))),
+                (Ok(()), true) => Ok((Stored::New, views.apply(p.entry))),
             };
             let _ = p.done.send(answer);
         }
@@ -345,12 +383,35 @@ fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, m
 mod tests {
     use super::*;
 
-    fn report(id: &str, path: &str) -> Report {
+    fn report(id: &str, path: &str) -> Entry {
+        report_at(id, path, "2026-11-25T09:19:38.074Z")
+    }
+
+    fn report_at(id: &str, path: &str, at: &str) -> Entry {
         let text = include_str!("../../tests/data/report.json");
         let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
         v["id"] = id.into();
+        v["started_at"] = at.into();
         v["targets"][0]["verdict"]["path"] = path.into();
-        serde_json::from_value(v).unwrap()
+        Entry::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_late_older_report_is_stored_but_does_not_turn_the_matrix_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let put = |id: &'static str, path: &'static str, at: &'static str| {
+            let store = store.clone();
+            async move { store.put(report_at(id, path, at)).await.unwrap() }
+        };
+        put("new", "gateway-endpoint", "2026-11-25T10:01:00.000Z").await;
+        let (stored, changes) = put("old", "unreachable", "2026-11-25T10:00:00.000Z").await;
+        assert_eq!(stored, Stored::New, "kept in the log all the same");
+        assert!(changes.is_empty(), "{changes:?}");
+        let v = store.views();
+        let cell = v.matrix.values().next().unwrap();
+        assert_eq!(cell.path, "gateway-endpoint");
+        assert_eq!(v.stored, 2);
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The EC2 API through aws-sdk-ec2: the only file that imports it. `discover` reads the
 //! subnet's route table, gateway endpoint routes and their prefix lists, the VPC's endpoints
-//! and their ENIs, and the VPC's DNS attributes, in parallel.
+//! and their ENIs, and the VPC's DNS attributes, in parallel. The collector also lists
+//! instances (by id or by CloudFormation stack) and reads their serial console.
 
 use super::vpc::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};
 use aws_sdk_ec2::Client;
@@ -20,6 +21,30 @@ pub trait Ec2: Send + Sync {
         vpc_id: &str,
         subnet_id: &str,
     ) -> impl Future<Output = Result<VpcView, String>> + Send;
+
+    /// The instances with these ids, or of the CloudFormation stack `stack` (by the
+    /// `aws:cloudformation:stack-name` tag), or both.
+    fn instances(
+        &self,
+        ids: &[String],
+        stack: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<InstanceInfo>, String>> + Send;
+
+    /// The instance's serial console output, decoded; empty when there is none yet.
+    fn console_output(&self, id: &str) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// An instance as DescribeInstances lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// `i-...`.
+    pub id: String,
+    /// Its Name tag.
+    pub name: Option<String>,
+    /// `subnet-...`.
+    pub subnet_id: Option<String>,
+    /// `running`, `stopped`...
+    pub state: String,
 }
 
 /// aws-sdk-ec2 with the default credential chain, rustls on ring, short timeouts.
@@ -31,33 +56,60 @@ impl SdkEc2 {
     /// Loads the configuration for `region` (credentials, `AWS_ENDPOINT_URL_EC2`...), or
     /// `None` when no credentials can be found: there is nothing to ask then.
     pub async fn load(region: &str, timeout: Duration) -> Result<Self, String> {
-        use aws_config::timeout::TimeoutConfig;
-        use aws_smithy_http_client::tls;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .http_client(http)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(timeout)
-                    .operation_timeout(timeout)
-                    .build(),
-            )
-            // One attempt: a retry's backoff rarely fits the run's short budget, and the
-            // report should say what the API answered (throttling included), not "no answer".
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-            .load()
-            .await;
+        let config = sdk_config(region, timeout).await;
         if config.credentials_provider().is_none() {
             return Err("no AWS credentials provider".into());
         }
         Ok(Self {
             client: Client::new(&config),
         })
+    }
+}
+
+/// The SDK's configuration: the default chains, rustls on ring, short timeouts.
+async fn sdk_config(region: &str, timeout: Duration) -> aws_config::SdkConfig {
+    use aws_config::timeout::TimeoutConfig;
+    use aws_smithy_http_client::tls;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .http_client(http)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(timeout)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        // One attempt: a retry's backoff rarely fits the run's short budget, and the
+        // report should say what the API answered (throttling included), not "no answer".
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}
+
+/// Whether this machine has AWS credentials at all (the default chain: environment, profile,
+/// SSO, instance role...), so a collector without them can say so once and stop asking.
+///
+/// # Errors
+/// One line saying why no credentials were found.
+pub async fn credentials(limit: Duration) -> Result<(), String> {
+    use aws_sdk_ec2::config::ProvideCredentials;
+    // Credentials do not depend on the region; the SDK wants one all the same.
+    let config = sdk_config("us-east-1", limit).await;
+    let provider = config
+        .credentials_provider()
+        .ok_or("no AWS credentials provider")?;
+    match tokio::time::timeout(limit, provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::debug!("credentials: {}", DisplayErrorContext(&e));
+            Err("no AWS credentials (environment, profile, SSO or instance role)".into())
+        }
+        Err(_) => Err("no AWS credentials found in time".into()),
     }
 }
 
@@ -75,7 +127,33 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     }
 }
 
+/// The console output is base64, wrapped over several lines in some answers; what the
+/// serial port carried is bytes, not always UTF-8.
+fn decode_console(encoded: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let compact: Vec<u8> = encoded
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| format!("the output is not base64: {e}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 impl Ec2 for SdkEc2 {
+    async fn instances(
+        &self,
+        ids: &[String],
+        stack: Option<&str>,
+    ) -> Result<Vec<InstanceInfo>, String> {
+        self.list_instances(ids, stack).await
+    }
+
+    async fn console_output(&self, id: &str) -> Result<String, String> {
+        self.read_console(id).await
+    }
+
     async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, String> {
         let c = &self.client;
         let (tables, endpoints, enis, support, hostnames) = tokio::join!(
@@ -126,6 +204,59 @@ impl Ec2 for SdkEc2 {
 }
 
 impl SdkEc2 {
+    async fn list_instances(
+        &self,
+        ids: &[String],
+        stack: Option<&str>,
+    ) -> Result<Vec<InstanceInfo>, String> {
+        let mut call = self.client.describe_instances();
+        if !ids.is_empty() {
+            call = call.set_instance_ids(Some(ids.to_vec()));
+        }
+        if let Some(stack) = stack {
+            call = call.filters(filter("tag:aws:cloudformation:stack-name", stack));
+        }
+        let reservations = call
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| describe("DescribeInstances", &e))?;
+        Ok(reservations
+            .iter()
+            .flat_map(types::Reservation::instances)
+            .map(|i| InstanceInfo {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                name: i
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some("Name"))
+                    .and_then(|t| t.value().map(str::to_string)),
+                subnet_id: i.subnet_id().map(str::to_string),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn read_console(&self, id: &str) -> Result<String, String> {
+        let out = self
+            .client
+            .get_console_output()
+            .instance_id(id)
+            .send()
+            .await
+            .map_err(|e| describe("GetConsoleOutput", &e))?;
+        let Some(encoded) = out.output() else {
+            return Ok(String::new());
+        };
+        decode_console(encoded).map_err(|e| format!("GetConsoleOutput for {id}: {e}"))
+    }
+
     /// The route table's gateway routes with their prefix lists' CIDRs, read all at once.
     async fn route_table(&self, t: &types::RouteTable, main: bool) -> Result<RouteTable, String> {
         let mut gateway_routes = Vec::new();
@@ -254,4 +385,18 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
         enis,
         id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_console;
+
+    #[test]
+    fn console_output_is_decoded_across_wrapped_lines() {
+        assert_eq!(
+            decode_console("cHJvYmUudmVy\nZGljdC92\r\nMQ==").unwrap(),
+            "probe.verdict/v1"
+        );
+        assert!(decode_console("not base64!").is_err());
+    }
 }

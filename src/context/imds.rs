@@ -183,13 +183,16 @@ impl Imds for HttpImds {
     async fn instance(&self) -> Result<Instance, ImdsError> {
         let token = self.token().await?;
         let t = token.as_str();
-        let (region, az, id, local, public, mac) = tokio::join!(
+        let (region, az, id, local, public, mac, name) = tokio::join!(
             self.required(t, "placement/region"),
             self.required(t, "placement/availability-zone"),
             self.required(t, "instance-id"),
             self.get(t, "local-ipv4"),
             self.get(t, "public-ipv4"),
             self.required(t, "mac"),
+            // 404 unless the instance allows tags in its metadata; only a label, so an odd
+            // answer is no reason to fail the rest.
+            self.get(t, "tags/instance/Name"),
         );
         let region = valid("placement/region", region?, is_region)?;
         let mac = valid("mac", mac?, is_mac)?;
@@ -208,6 +211,10 @@ impl Imds for HttpImds {
         );
         Ok(Instance {
             instance_id: Some(valid("instance-id", id?, |v| v.starts_with("i-"))?),
+            name: name
+                .ok()
+                .flatten()
+                .filter(|n| !n.is_empty() && n.len() <= 256 && !n.contains(char::is_control)),
             availability_zone: Some(valid("placement/availability-zone", az?, |v| {
                 v.starts_with(&region)
             })?),

@@ -31,6 +31,10 @@ pub struct Report {
     pub pass: bool,
     /// One entry per target, in command-line order.
     pub targets: Vec<TargetReport>,
+    /// How the collector received it, when not posted by the agent: `console` (read from
+    /// the serial console with EC2 GetConsoleOutput; only the verdicts are known then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// The host the check ran on.
@@ -61,6 +65,10 @@ pub struct Agent {
 pub struct Instance {
     /// `i-...`.
     pub instance_id: Option<String>,
+    /// Its Name tag: from the metadata when the instance allows tags there, else from the
+    /// collector's EC2 API.
+    #[serde(default)]
+    pub name: Option<String>,
     /// AWS region.
     pub region: Option<String>,
     /// Availability zone.
@@ -88,6 +96,10 @@ pub struct ContextStatus {
     pub imds: String,
     /// EC2 API: `ok`, `off`, or the reason it is unavailable.
     pub ec2: String,
+    /// Set by a collector that labelled the addresses with its own EC2 API because the
+    /// agent had none: `ok`, or why it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_ec2: Option<String>,
 }
 
 impl Default for ContextStatus {
@@ -95,6 +107,7 @@ impl Default for ContextStatus {
         Self {
             imds: "off".into(),
             ec2: "off".into(),
+            collector_ec2: None,
         }
     }
 }
@@ -139,6 +152,23 @@ pub struct DnsReport {
     pub ms: f64,
     /// Why it failed.
     pub error: Option<CheckError>,
+}
+
+impl DnsReport {
+    /// Nothing resolved yet.
+    #[must_use]
+    pub fn none() -> Self {
+        Self {
+            ok: false,
+            addresses: Vec::new(),
+            cname: Vec::new(),
+            rcode: None,
+            server: None,
+            records: Vec::new(),
+            ms: 0.0,
+            error: None,
+        }
+    }
 }
 
 /// One DNS answer record.
@@ -303,6 +333,22 @@ pub struct Verdict {
     /// What looks wrong in the VPC and how to fix it.
     #[serde(default)]
     pub diagnoses: Vec<Diagnosis>,
+}
+
+impl Verdict {
+    /// A placeholder until [`crate::classify::judge`] decides.
+    #[must_use]
+    pub fn undecided() -> Self {
+        Self {
+            reachable: false,
+            path: Path::Unreachable,
+            expected: None,
+            pass: false,
+            reason: String::new(),
+            endpoint_id: None,
+            diagnoses: Vec::new(),
+        }
+    }
 }
 
 /// One finding about the VPC's configuration, with its fix.

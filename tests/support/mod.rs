@@ -5,6 +5,7 @@
     reason = "each test crate uses a different part of the support code"
 )]
 
+pub mod collector;
 pub mod dns;
 pub mod servers;
 
@@ -111,12 +112,18 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Runs `python3 lab/SCRIPT ARGS...` and waits for its "listening PORT" line.
+    /// Runs `python3 lab/SCRIPT ARGS...` (or `SCRIPT` from the crate's root, when it names
+    /// a directory) and waits for its "listening PORT" line.
     pub fn start(script: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/");
+        let root = env!("CARGO_MANIFEST_DIR");
+        let path = if script.contains('/') {
+            format!("{root}/{script}")
+        } else {
+            format!("{root}/lab/{script}")
+        };
         let mut child = Command::new("python3")
-            .arg(format!("{path}{script}"))
+            .arg(path)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -144,6 +151,26 @@ impl Drop for Helper {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// moto on 127.0.0.1 seeded like the lab's `step` (lab/ec2_fixture.py), writing its state
+/// (the ids moto chose) and the instances' metadata files into `dir`; returns it with the
+/// state.
+pub fn seeded_moto(dir: &std::path::Path, step: &str) -> (Helper, Value) {
+    let moto = Helper::start("ec2_fixture.py", &["serve", "127.0.0.1", "0"]);
+    let seed = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/ec2_fixture.py"))
+        .args(["seed", &moto.url(), step, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        seed.status.success(),
+        "seed: {}",
+        String::from_utf8_lossy(&seed.stderr)
+    );
+    let state =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ec2.json")).unwrap()).unwrap();
+    (moto, state)
 }
 
 /// Runs `cmd`, failing the test if it has not finished within `limit`: "never hangs" is

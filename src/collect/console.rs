@@ -1,0 +1,288 @@
+//! `--from-console` and `--stack`: verdicts read back from instances' serial consoles with
+//! EC2 GetConsoleOutput, for instances with no network path to any collector. Agents run
+//! with `--console` write one marked line per verdict; each run's lines become one report
+//! (`via: console`), stored like a posted one, so re-reading the same console stores nothing
+//! twice.
+
+use super::entry::Entry;
+use super::server::print_changes;
+use super::store::{Store, Stored};
+use crate::classify::Path;
+use crate::context::ec2::{Ec2, InstanceInfo};
+use crate::deliver::CONSOLE_MARKER;
+use crate::report::{
+    Agent, ContextStatus, DnsReport, Instance, Report, SCHEMA, TargetReport, Verdict,
+};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Which consoles to read, and how often.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Instances named on the command line.
+    pub ids: Vec<String>,
+    /// A CloudFormation stack whose instances are read too.
+    pub stack: Option<String>,
+    /// The region the instances are in.
+    pub region: String,
+    /// Time between two readings.
+    pub every: Duration,
+}
+
+/// One console line, as `deliver::console_lines` writes it.
+#[derive(Debug, Deserialize)]
+struct Line {
+    id: String,
+    host: String,
+    at: String,
+    target: String,
+    url: String,
+    path: Path,
+    reachable: bool,
+    pass: bool,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    expected: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// What one console held.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// One report per agent run, oldest first.
+    pub reports: Vec<Report>,
+    /// Marked lines that could not be read (cut by the console's 64 KiB window, or mixed
+    /// with kernel messages).
+    pub unreadable: usize,
+}
+
+/// Reads the marked lines of `output`, the console of `instance` in `region`.
+#[must_use]
+pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
+    let mut parsed = Parsed::default();
+    for raw in output.lines() {
+        let Some(at) = raw.find(CONSOLE_MARKER) else {
+            continue;
+        };
+        let json = raw[at + CONSOLE_MARKER.len()..].trim();
+        let Some((line, target)) = serde_json::from_str::<Line>(json)
+            .ok()
+            .and_then(|l| crate::target::parse(&l.url, None).ok().map(|t| (l, t)))
+        else {
+            parsed.unreadable += 1;
+            continue;
+        };
+        let id = format!("{}-console", line.id);
+        let index = if let Some(i) = parsed.reports.iter().position(|r| r.id == id) {
+            i
+        } else {
+            parsed.reports.push(report(id, &line, instance, region));
+            parsed.reports.len() - 1
+        };
+        let report = &mut parsed.reports[index];
+        report.targets.push(TargetReport {
+            target: line.target,
+            host: target.host,
+            port: target.port,
+            scheme: target.scheme,
+            url: line.url,
+            dns: DnsReport {
+                ok: line.path != Path::DnsFailed,
+                ..DnsReport::none()
+            },
+            addresses: Vec::new(),
+            verdict: Verdict {
+                reachable: line.reachable,
+                path: line.path,
+                expected: line.expected,
+                pass: line.pass,
+                reason:
+                    "read from the serial console: the details of the checks stay on the instance"
+                        .into(),
+                endpoint_id: line.endpoint,
+                diagnoses: Vec::new(),
+            },
+        });
+        report.pass = report.targets.iter().all(|t| t.verdict.pass);
+    }
+    parsed
+}
+
+fn report(id: String, line: &Line, instance: &InstanceInfo, region: &str) -> Report {
+    Report {
+        schema: SCHEMA.into(),
+        id,
+        agent: Agent {
+            hostname: line.host.clone(),
+            version: line.version.clone().unwrap_or_else(|| "unknown".into()),
+            region: Some(region.to_string()),
+            vpc_cidrs: Vec::new(),
+            resolvers: Vec::new(),
+            icmp: "unknown".into(),
+            instance: Some(Instance {
+                instance_id: Some(instance.id.clone()),
+                name: instance.name.clone(),
+                region: Some(region.to_string()),
+                subnet_id: instance.subnet_id.clone(),
+                ..Instance::default()
+            }),
+            context: ContextStatus {
+                imds: "unknown".into(),
+                ec2: "unknown".into(),
+                collector_ec2: None,
+            },
+        },
+        started_at: line.at.clone(),
+        duration_ms: 0,
+        pass: true,
+        targets: Vec::new(),
+        via: Some("console".into()),
+    }
+}
+
+/// Reads every console now and then, for ever.
+pub async fn poll<E: Ec2>(ec2: E, sources: Sources, store: Store) {
+    loop {
+        for instance in instances(&ec2, &sources).await {
+            read(&ec2, &instance, &sources.region, &store).await;
+        }
+        tokio::time::sleep(sources.every).await;
+    }
+}
+
+/// The named instances and the stack's, described once each. A named instance the API
+/// cannot describe is still read by its id; what cannot be found is said on the terminal.
+async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
+    let bare = |id: &String| InstanceInfo {
+        id: id.clone(),
+        name: None,
+        subnet_id: None,
+        state: String::new(),
+    };
+    let mut list = Vec::new();
+    if !s.ids.is_empty() {
+        match ec2.instances(&s.ids, None).await {
+            Ok(found) => {
+                for id in s
+                    .ids
+                    .iter()
+                    .filter(|id| !found.iter().any(|f| &f.id == *id))
+                {
+                    eprintln!(
+                        "probe collect: console: DescribeInstances does not know {id} in {}: reading it by id all the same",
+                        s.region
+                    );
+                    list.push(bare(id));
+                }
+                list.extend(found);
+            }
+            Err(why) => {
+                eprintln!("probe collect: console: {why}: reading the instances by id alone");
+                list.extend(s.ids.iter().map(bare));
+            }
+        }
+    }
+    if let Some(stack) = &s.stack {
+        match ec2.instances(&[], Some(stack)).await {
+            Ok(found) if found.is_empty() => eprintln!(
+                "probe collect: console: stack {stack:?} has no instances (tag aws:cloudformation:stack-name) in {}: check the stack name and --region",
+                s.region
+            ),
+            Ok(found) => {
+                for i in found {
+                    if !list.iter().any(|l| l.id == i.id) {
+                        list.push(i);
+                    }
+                }
+            }
+            Err(why) => eprintln!("probe collect: console: stack {stack:?}: {why}"),
+        }
+    }
+    list
+}
+
+async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &Store) {
+    let label = match &instance.name {
+        Some(name) => format!("{} ({name})", instance.id),
+        None => instance.id.clone(),
+    };
+    let output = match ec2.console_output(&instance.id).await {
+        Ok(o) => o,
+        Err(why) => {
+            eprintln!("probe collect: console of {label}: {why}");
+            return;
+        }
+    };
+    let parsed = parse(&output, instance, region);
+    let mut new = 0;
+    for report in parsed.reports {
+        let stored = match Entry::from_report(report) {
+            Ok(entry) => store.put(entry).await,
+            Err(why) => Err(why),
+        };
+        match stored {
+            Ok((Stored::New, changes)) => {
+                new += 1;
+                print_changes(&changes);
+            }
+            Ok((Stored::Duplicate, _)) => {}
+            Err(why) => eprintln!("probe collect: console of {label}: not stored: {why}"),
+        }
+    }
+    if new > 0 || parsed.unreadable > 0 {
+        eprintln!(
+            "probe collect: console of {label}: {new} new report(s), {} unreadable marked line(s)",
+            parsed.unreadable
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::console_lines;
+
+    fn instance() -> InstanceInfo {
+        InstanceInfo {
+            id: "i-0123456789abcdef0".into(),
+            name: Some("private-ec2".into()),
+            subnet_id: Some("subnet-0456".into()),
+            state: "running".into(),
+        }
+    }
+
+    #[test]
+    fn the_agents_console_lines_come_back_as_one_report_per_run() {
+        let report: Report =
+            serde_json::from_str(include_str!("../../tests/data/report.json")).unwrap();
+        let mut console = String::from("[   10.1] cloud-init[712]: boot\r\n");
+        for line in console_lines(&report) {
+            console.push_str(&line);
+            console.push_str("\r\n");
+        }
+        // A line the console's window cut, and one a kernel message broke.
+        console.insert_str(0, "t\":\"s3\",\"path\":\"public\"}\r\n");
+        console.push_str("probe.verdict/v1 {\"id\":\"x\",\"ho[  99.0] random: crng\r\n");
+        let parsed = parse(&console, &instance(), "ap-northeast-2");
+        assert_eq!(parsed.unreadable, 1);
+        assert_eq!(parsed.reports.len(), 1);
+        let back = &parsed.reports[0];
+        assert_eq!(back.id, format!("{}-console", report.id));
+        assert_eq!(back.via.as_deref(), Some("console"));
+        assert_eq!(back.agent.hostname, report.agent.hostname);
+        let i = back.agent.instance.as_ref().unwrap();
+        assert_eq!(i.name.as_deref(), Some("private-ec2"));
+        assert_eq!(back.targets.len(), report.targets.len());
+        for (got, sent) in back.targets.iter().zip(&report.targets) {
+            assert_eq!(got.target, sent.target);
+            assert_eq!(got.host, sent.host);
+            assert_eq!(got.port, sent.port);
+            assert_eq!(got.verdict.path, sent.verdict.path);
+            assert_eq!(got.verdict.pass, sent.verdict.pass);
+            assert_eq!(got.verdict.endpoint_id, sent.verdict.endpoint_id);
+        }
+        assert_eq!(back.pass, report.pass);
+    }
+}

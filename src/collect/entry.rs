@@ -1,0 +1,145 @@
+//! A received report as the collector keeps it: the typed model (for the matrix, the metrics
+//! and the filters) beside the document it came as. The document is what is stored and
+//! served, so fields a newer v1 agent adds survive the collector, the log and the relay.
+
+use crate::report::{Report, SCHEMA};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A validated report and its document.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// What this version of probe understands of it.
+    pub report: Report,
+    /// The whole document, unknown fields included.
+    pub doc: Value,
+}
+
+impl Entry {
+    /// Parses and validates a posted body.
+    ///
+    /// # Errors
+    /// [`Invalid::Json`] when it is not a probe report at all, [`Invalid::Content`] when it
+    /// is one with content no collector should store.
+    pub fn parse(bytes: &[u8]) -> Result<Self, Invalid> {
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+        let report = Report::deserialize(&doc)
+            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+        validate(&report).map_err(Invalid::Content)?;
+        Ok(Self { report, doc })
+    }
+
+    /// An entry made here (from console lines), whose document is the model itself.
+    ///
+    /// # Errors
+    /// When the report cannot be serialised or is not valid.
+    pub fn from_report(report: Report) -> Result<Self, String> {
+        validate(&report)?;
+        let doc = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        Ok(Self { report, doc })
+    }
+
+    /// Writes changes made to the model (the collector's own labels) into the document,
+    /// keeping every field the model does not know.
+    pub fn sync(&mut self) {
+        if let Ok(typed) = serde_json::to_value(&self.report) {
+            overlay(&mut self.doc, typed);
+        }
+    }
+
+    /// The document as one compact line, without the newline.
+    #[must_use]
+    pub fn line(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.doc).unwrap_or_default()
+    }
+}
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not JSON, or not shaped like a report (400).
+    Json(String),
+    /// A report whose content is refused (422).
+    Content(String),
+}
+
+/// Copies `typed` into `doc`: objects key by key, arrays of the same length element by
+/// element, anything else replaced. Keys only `doc` has are kept.
+fn overlay(doc: &mut Value, typed: Value) {
+    match (doc, typed) {
+        (Value::Object(d), Value::Object(t)) => {
+            for (k, v) in t {
+                match d.get_mut(&k) {
+                    Some(slot) => overlay(slot, v),
+                    None => {
+                        d.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(t)) if d.len() == t.len() => {
+            for (slot, v) in d.iter_mut().zip(t) {
+                overlay(slot, v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// What serde's types do not say about a report.
+fn validate(r: &Report) -> Result<(), String> {
+    if r.schema != SCHEMA {
+        return Err(format!("schema {:?} is not {SCHEMA}", r.schema));
+    }
+    if r.id.is_empty()
+        || r.id.len() > 128
+        || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err("id must be 1 to 128 letters, digits or '-'".into());
+    }
+    if r.agent.hostname.is_empty() || r.agent.hostname.len() > 255 {
+        return Err("agent.hostname must be 1 to 255 characters".into());
+    }
+    if r.targets.is_empty() {
+        return Err("a report has at least one target".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = include_str!("../../tests/data/report.json");
+
+    #[test]
+    fn unknown_fields_survive_parsing_labelling_and_storing() {
+        let mut doc: Value = serde_json::from_str(REPORT).unwrap();
+        doc["from_the_future"] = serde_json::json!({"a": 1});
+        doc["targets"][0]["addresses"][0]["future_stage"] = "ok".into();
+        let mut entry = Entry::parse(&serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+        entry.report.targets[0].verdict.reason = "relabelled".into();
+        entry.sync();
+        let line = entry.line();
+        assert!(!line.contains(&b'\n'), "one line");
+        let back: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(back["from_the_future"]["a"], 1);
+        assert_eq!(back["targets"][0]["addresses"][0]["future_stage"], "ok");
+        assert_eq!(back["targets"][0]["verdict"]["reason"], "relabelled");
+        assert_eq!(back["id"], doc["id"]);
+    }
+
+    #[test]
+    fn refusals_say_which_kind() {
+        assert!(matches!(Entry::parse(b"{"), Err(Invalid::Json(_))));
+        assert!(matches!(Entry::parse(b"{\"id\":1}"), Err(Invalid::Json(_))));
+        let mut doc: Value = serde_json::from_str(REPORT).unwrap();
+        doc["schema"] = "probe.report/v9".into();
+        let e = Entry::parse(doc.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            e,
+            Invalid::Content("schema \"probe.report/v9\" is not probe.report/v1".into())
+        );
+    }
+}
