@@ -78,8 +78,11 @@ impl Enricher {
                     Box::pin(self.name(client, &instance, rename))
                 )
             }
-            Err(why) => (Some(Err(why.clone())), None),
+            Err(why) => (relabel.then(|| Err(why.clone())), None),
         };
+        if name.is_none() && view.is_none() {
+            return;
+        }
         let report = &mut entry.report;
         if let (Some(name), Some(i)) = (name, report.agent.instance.as_mut()) {
             i.name = Some(name);

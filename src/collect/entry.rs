@@ -3,7 +3,6 @@
 //! served, so fields a newer v1 agent adds survive the collector, the log and the relay.
 
 use crate::report::{Report, SCHEMA};
-use serde::Deserialize;
 use serde_json::Value;
 
 /// A validated report and its document.
@@ -11,8 +10,8 @@ use serde_json::Value;
 pub struct Entry {
     /// What this version of probe understands of it.
     pub report: Report,
-    /// The whole document, unknown fields included.
-    pub doc: Value,
+    /// The whole document as one line of JSON, unknown fields included.
+    doc: String,
 }
 
 impl Entry {
@@ -22,11 +21,20 @@ impl Entry {
     /// [`Invalid::Json`] when it is not a probe report at all, [`Invalid::Content`] when it
     /// is one with content no collector should store.
     pub fn parse(bytes: &[u8]) -> Result<Self, Invalid> {
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
-        let report = Report::deserialize(&doc)
+        let report: Report = serde_json::from_slice(bytes)
             .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
         validate(&report).map_err(Invalid::Content)?;
+        let text = std::str::from_utf8(bytes.trim_ascii())
+            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+        // JSON strings cannot hold a raw line break, so one is whitespace between tokens:
+        // only a pretty-printed document needs rewriting to fit on one line.
+        let doc = if text.contains(['\n', '\r']) {
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+            value.to_string()
+        } else {
+            text.to_string()
+        };
         Ok(Self { report, doc })
     }
 
@@ -36,22 +44,27 @@ impl Entry {
     /// When the report cannot be serialised or is not valid.
     pub fn from_report(report: Report) -> Result<Self, String> {
         validate(&report)?;
-        let doc = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        let doc = serde_json::to_string(&report).map_err(|e| e.to_string())?;
         Ok(Self { report, doc })
     }
 
     /// Writes changes made to the model (the collector's own labels) into the document,
     /// keeping every field the model does not know.
     pub fn sync(&mut self) {
-        if let Ok(typed) = serde_json::to_value(&self.report) {
-            overlay(&mut self.doc, typed);
-        }
+        let (Ok(mut doc), Ok(typed)) = (
+            serde_json::from_str::<Value>(&self.doc),
+            serde_json::to_value(&self.report),
+        ) else {
+            return;
+        };
+        overlay(&mut doc, typed);
+        self.doc = doc.to_string();
     }
 
-    /// The document as one compact line, without the newline.
+    /// The document: compact JSON on one line.
     #[must_use]
-    pub fn line(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.doc).unwrap_or_default()
+    pub fn doc(&self) -> &str {
+        &self.doc
     }
 }
 
@@ -121,9 +134,9 @@ mod tests {
         let mut entry = Entry::parse(&serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
         entry.report.targets[0].verdict.reason = "relabelled".into();
         entry.sync();
-        let line = entry.line();
-        assert!(!line.contains(&b'\n'), "one line");
-        let back: Value = serde_json::from_slice(&line).unwrap();
+        let line = entry.doc();
+        assert!(!line.contains('\n'), "one line");
+        let back: Value = serde_json::from_str(line).unwrap();
         assert_eq!(back["from_the_future"]["a"], 1);
         assert_eq!(back["targets"][0]["addresses"][0]["future_stage"], "ok");
         assert_eq!(back["targets"][0]["verdict"]["reason"], "relabelled");

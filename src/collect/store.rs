@@ -272,7 +272,7 @@ impl Store {
     /// # Errors
     /// When the disk write or fsync fails: the report must not be acknowledged.
     pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), String> {
-        let line = entry.line();
+        let line = entry.doc().as_bytes().to_vec();
         let (done, wait) = oneshot::channel();
         let tx = self.tx.clone();
         let pending = Pending { entry, line, done };
