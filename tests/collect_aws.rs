@@ -123,6 +123,12 @@ fn verdicts_come_back_from_serial_consoles_by_instance_and_by_stack() {
     // Reading the same consoles again stores nothing twice.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(reports(&c.url).len(), 3);
+    // The stack's terminated instance (an earlier private-ec2, replaced) is not read.
+    assert!(
+        !c.lines().iter().any(|l| l.contains("i-0c9d8e7f6a5b4c3d2")),
+        "{:#?}",
+        c.lines()
+    );
 
     let (_, page) = get(&format!("{}/", c.url));
     assert!(

@@ -5,8 +5,7 @@
 //! twice.
 
 use super::entry::Entry;
-use super::server::print_changes;
-use super::store::{Store, Stored};
+use super::store::{Store, Stored, print_changes};
 use crate::classify::Path;
 use crate::context::ec2::{Ec2, InstanceInfo};
 use crate::deliver::CONSOLE_MARKER;
@@ -152,8 +151,8 @@ pub async fn poll<E: Ec2>(ec2: E, sources: Sources, store: Store) {
     }
 }
 
-/// The named instances and the stack's, described once each. A named instance the API
-/// cannot describe is still read by its id; what cannot be found is said on the terminal.
+/// The named instances and the stack's live ones, described once each. A named instance the
+/// API cannot describe is still read by its id; what cannot be found is said on the terminal.
 async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
     let bare = |id: &String| InstanceInfo {
         id: id.clone(),
@@ -191,7 +190,12 @@ async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
                 s.region
             ),
             Ok(found) => {
-                for i in found {
+                // A stack's replaced instances stay listed, terminated, for an hour: their
+                // consoles are gone.
+                let live = found
+                    .into_iter()
+                    .filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"));
+                for i in live {
                     if !list.iter().any(|l| l.id == i.id) {
                         list.push(i);
                     }

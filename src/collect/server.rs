@@ -6,7 +6,7 @@ use super::entry::{Entry, Invalid};
 use super::limit::RateLimit;
 use super::listen::Peer;
 use super::relay::Relay;
-use super::store::{Change, Store, Stored};
+use super::store::{Store, Stored, print_changes};
 use super::{dashboard, metrics};
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
 use axum::Router;
@@ -142,16 +142,6 @@ async fn post(
                 .into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-    }
-}
-
-/// The terminal line for each verdict that changed.
-pub fn print_changes(changes: &[Change]) {
-    for c in changes {
-        println!(
-            "{} {} -> {}: {} -> {}",
-            c.at, c.instance, c.target, c.from, c.to
-        );
     }
 }
 

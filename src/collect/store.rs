@@ -68,6 +68,16 @@ pub struct Host {
     pub subnet: Option<String>,
 }
 
+/// The terminal line for each verdict that changed.
+pub fn print_changes(changes: &[Change]) {
+    for c in changes {
+        println!(
+            "{} {} -> {}: {} -> {}",
+            c.at, c.instance, c.target, c.from, c.to
+        );
+    }
+}
+
 /// What the dashboard and the API read.
 #[derive(Debug, Default)]
 pub struct Views {
