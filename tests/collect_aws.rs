@@ -36,6 +36,24 @@ fn recorded_ec2() -> Helper {
     )
 }
 
+/// A collector reading the console of `instance` and of `stack`'s instances every second.
+fn console_collector(dir: &Path, ec2: &Helper, instance: &str, stack: &str) -> Collector {
+    collector(
+        dir,
+        &ec2.url(),
+        &[
+            "--from-console",
+            instance,
+            "--stack",
+            stack,
+            "--region",
+            REGION,
+            "--console-every",
+            "1s",
+        ],
+    )
+}
+
 fn reports(url: &str) -> Vec<Value> {
     let (code, body) = get(&format!("{url}/v1/reports?limit=1000"));
     assert_eq!(code, 200, "{body}");
@@ -59,20 +77,7 @@ fn wait_for_reports(url: &str, n: usize, limit: Duration) -> Vec<Value> {
 fn verdicts_come_back_from_serial_consoles_by_instance_and_by_stack() {
     let dir = tempfile::tempdir().unwrap();
     let ec2 = recorded_ec2();
-    let c = collector(
-        dir.path(),
-        &ec2.url(),
-        &[
-            "--from-console",
-            PRIVATE,
-            "--stack",
-            "probe-vpce",
-            "--region",
-            REGION,
-            "--console-every",
-            "1s",
-        ],
-    );
+    let c = console_collector(dir.path(), &ec2, PRIVATE, "probe-vpce");
     // Two runs on the private instance's console, one on the public one's.
     let got = wait_for_reports(&c.url, 3, Duration::from_secs(20));
     assert_eq!(got.len(), 3, "{:#?}\n{:#?}", got, c.lines());
@@ -142,18 +147,7 @@ fn verdicts_come_back_from_serial_consoles_by_instance_and_by_stack() {
 fn a_console_that_cannot_be_read_says_why_and_the_collector_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let ec2 = recorded_ec2();
-    let c = collector(
-        dir.path(),
-        &ec2.url(),
-        &[
-            "--from-console",
-            "i-0000000000000dead",
-            "--stack",
-            "no-such-stack",
-            "--region",
-            REGION,
-        ],
-    );
+    let c = console_collector(dir.path(), &ec2, "i-0000000000000dead", "no-such-stack");
     let line = c
         .wait_for_line("no-such-stack", Duration::from_secs(10))
         .unwrap_or_else(|| panic!("{:#?}", c.lines()));

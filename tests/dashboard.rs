@@ -137,7 +137,10 @@ impl Drop for Browser {
         // by the PID the driver reported.
         if let Some(pid) = self.chromium_pid {
             if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
+                // The shell's own kill: procps may not be installed.
+                let _ = Command::new("sh")
+                    .args(["-c", "kill \"$0\"", &pid.to_string()])
+                    .status();
             }
         }
         let _ = self.driver.kill();

@@ -58,14 +58,16 @@ impl Enricher {
     /// `agent.context.collector_ec2`; fills in the instance's Name tag when it is missing.
     pub async fn label(&self, entry: &mut Entry) {
         let r = &entry.report;
-        let Some(instance) = r.agent.instance.clone() else {
+        let Some(known) = &r.agent.instance else {
             return;
         };
         let relabel = r.agent.context.ec2 != "ok" && r.agent.context.collector_ec2.is_none();
-        let rename = instance.name.is_none() && instance.instance_id.is_some();
+        let rename = known.name.is_none() && known.instance_id.is_some();
         if !self.on.load(Ordering::Relaxed) || r.via.is_some() || !(relabel || rename) {
             return;
         }
+        // Only reports that need the EC2 API pay for this copy, not every post.
+        let instance = known.clone();
         let region = instance.region.clone().or_else(|| r.agent.region.clone());
         let client = match &region {
             Some(region) => Box::pin(self.client(region)).await,
