@@ -37,7 +37,8 @@ shift 2
 [[ $ID =~ ^[a-z0-9]{1,8}$ ]] || die "lab id '$ID': use 1 to 8 lowercase letters or digits"
 DIR=/tmp/probe-lab-$ID
 EC2_URL=http://$EC2_API_IP:$EC2_API_PORT
-py=$(python3 -c 'import sys; print(sys.executable)')
+# The project's own Python environment (pinned moto): never the system's packages.
+py=$("$here/../scripts/python-env.sh")
 
 ns() { echo "pl$ID-$1"; }
 on() { local role=$1; shift; ip netns exec "$(ns "$role")" "$@"; }
@@ -97,7 +98,6 @@ up() {
   for t in "${ROLES[@]}"; do
     ! ip netns list | grep -qw "$(ns "$t")" || die "lab $ID exists already: run lab.sh down $ID first"
   done
-  "$py" -c 'import moto' 2>/dev/null || die "moto is missing: pip install 'moto[server]==5.2.5' (or run .ci/run)"
   rm -rf "$DIR"
   mkdir -p "$DIR/log"
   : >"$DIR/pids"

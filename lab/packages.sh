@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab needs, when any is missing (run as root).
+# Installs what the lab needs when any is missing (run as root): Debian packages, then the
+# project's Python environment (pinned moto, in .venv). Checked before anything is built.
 set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
@@ -9,13 +11,12 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
-if ! python3 -c 'import moto' 2>/dev/null; then
-  echo "installing moto[server] 5.2.5 (the lab's EC2 API)" >&2
-  python3 -m pip install --quiet --root-user-action=ignore 'moto[server]==5.2.5'
-fi
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
+  command -v apt-get >/dev/null || { echo "packages.sh: missing ${need[*]}, and no apt-get to install them" >&2; exit 1; }
   echo "installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+"$root/scripts/python-env.sh" >/dev/null

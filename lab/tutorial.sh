@@ -3,10 +3,17 @@
 # lab, and at every step runs `probe check` on the public and the private instance, with the
 # verdicts the tutorial observed as expectations. Every report goes through a relay on the
 # public instance to `probe collect` on the operator's laptop (on the lab's internet), whose
-# view of the changes is printed at the end. Run as root: sudo lab/tutorial.sh
+# view of the changes is printed at the end. Needs root (network namespaces): from a user
+# account it asks sudo.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-[[ $(id -u) == 0 ]] || { echo "tutorial.sh: the lab builds network namespaces and needs root: sudo $0" >&2; exit 1; }
+die() { echo "tutorial.sh: $*" >&2; exit 1; }
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || die "the lab builds network namespaces and needs root: run this as root"
+  exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CARGO_TARGET_DIR,PROBE_VENV "$0" "$@"
+fi
+# Everything it needs, before the long build.
+command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
 "$root/lab/packages.sh"
 # shellcheck source=names.env
 source "$root/lab/names.env"

@@ -12,9 +12,11 @@ pub mod context;
 pub mod deliver;
 pub mod diagnose;
 pub mod error;
+pub mod install;
 pub mod net;
 pub mod report;
 pub mod target;
+pub mod userdata;
 
 use cli::{Cli, Command};
 use error::Error;
@@ -29,5 +31,15 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Check(args) => check::execute(&args).await,
         Command::Context(args) => context::command::execute(&args).await,
         Command::Collect(args) => collect::execute(&args).await,
+        Command::Userdata(args) => userdata::execute(&args),
+        Command::Install(args) => install::execute(&args),
+        Command::Uninstall(args) => install::execute_uninstall(&args),
+        Command::Completions(c) => {
+            cli::completions(c.shell, &mut std::io::stdout());
+            Ok(error::exit::PASS)
+        }
+        Command::Man => cli::man(&mut std::io::stdout())
+            .map(|()| error::exit::PASS)
+            .map_err(|e| Error::Environment(format!("cannot write the man page: {e}"))),
     }
 }

@@ -73,6 +73,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         let text = match plan.format {
             Format::Json => report::json::render(&report),
             Format::Table => report::table::render(&report),
+            Format::Console => deliver::console_lines(&report).join("\n") + "\n",
         };
         let mut out = std::io::stdout().lock();
         if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -147,10 +148,15 @@ fn agent(plan: &Plan, resolver: &SystemResolver, pinger: &SystemPinger) -> Agent
 /// The kernel's host name (namespaces of the lab each have their own).
 #[must_use]
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
+    // A hardened service may not see /proc/sys (ProcSubset=pid): /etc/hostname then.
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into())
 }

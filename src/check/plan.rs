@@ -18,6 +18,9 @@ pub enum Output {
     Table,
     /// One JSON document.
     Json,
+    /// Only the marked verdict lines (probe.verdict/v1) that --console writes to
+    /// /dev/console: for a service whose output systemd copies to the serial console.
+    Console,
 }
 
 /// Arguments of `probe check`.
@@ -138,6 +141,8 @@ pub enum Format {
     Table,
     /// JSON document.
     Json,
+    /// Marked verdict lines.
+    Console,
 }
 
 /// A validated `probe check` run.
@@ -270,10 +275,12 @@ pub fn build(
         concurrency: args.concurrency,
         ca_files,
         expect_body: args.expect_body.clone(),
-        format: if args.output == Output::Json || (args.output == Output::Auto && !tty) {
-            Format::Json
-        } else {
-            Format::Table
+        format: match args.output {
+            Output::Json => Format::Json,
+            Output::Table => Format::Table,
+            Output::Console => Format::Console,
+            Output::Auto if tty => Format::Table,
+            Output::Auto => Format::Json,
         },
         report_to: args.report_to.as_ref().map(|url| ReportTo {
             url: url.clone(),
@@ -286,6 +293,32 @@ pub fn build(
         every: args.every.as_deref().map(validate_every).transpose()?,
         console: args.console,
     })
+}
+
+/// Validates a `probe check` command line given as words (without `probe check`) exactly
+/// as the command would, before anything is sent: for `probe userdata` and `probe install`,
+/// so that what runs at boot is what runs by hand. With `files` false, `--ca-file` paths
+/// are not looked for (they name files on another machine).
+///
+/// # Errors
+/// One line, as `probe check` would say it.
+pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
+    #[derive(clap::Parser)]
+    #[command(name = "probe check")]
+    struct Line {
+        #[command(flatten)]
+        args: Args,
+    }
+    let argv = std::iter::once("probe check".to_string()).chain(words.iter().cloned());
+    let mut line = <Line as clap::Parser>::try_parse_from(argv).map_err(|e| {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        first.strip_prefix("error: ").unwrap_or(first).to_string()
+    })?;
+    if !files {
+        line.args.ca_files.clear();
+    }
+    build(&line.args, &|_| None, false, Fallback::Syntax)
 }
 
 fn validate_every(value: &str) -> Result<Duration, String> {

@@ -45,6 +45,11 @@ pub struct ContextReport {
 /// # Errors
 /// Usage errors; an environment error when `--ec2 required` could not be met.
 pub async fn execute(args: &Args) -> Result<u8, Error> {
+    if args.output == Output::Console {
+        return Err(Error::Usage(
+            "-o console is probe check's verdict lines: use -o table or -o json here".into(),
+        ));
+    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = args.context.settings(&env).map_err(Error::Usage)?;
     let metadata = super::metadata(&settings).await;

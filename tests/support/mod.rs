@@ -7,6 +7,7 @@
 
 pub mod collector;
 pub mod dns;
+pub mod lab;
 pub mod servers;
 
 use serde_json::Value;
@@ -104,6 +105,26 @@ pub fn first_address(report: &Value) -> &Value {
     &report["targets"][0]["addresses"][0]
 }
 
+/// The project's Python (scripts/python-env.sh: pinned moto and cfn-lint in a virtual
+/// environment), made once per test binary.
+pub fn python() -> &'static str {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/python-env.sh"
+        ))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/python-env.sh runs");
+        assert!(
+            out.status.success(),
+            "scripts/python-env.sh failed: the Python tools are needed (python3 with venv)"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
 /// A Python helper from lab/ (the IMDS server, the moto fixture) on 127.0.0.1, started by
 /// the test and ended by its PID when dropped.
 pub struct Helper {
@@ -112,7 +133,7 @@ pub struct Helper {
 }
 
 impl Helper {
-    /// Runs `python3 lab/SCRIPT ARGS...` (or `SCRIPT` from the crate's root, when it names
+    /// Runs `lab/SCRIPT ARGS...` with the project's Python (or `SCRIPT` from the crate's root, when it names
     /// a directory) and waits for its "listening PORT" line.
     pub fn start(script: &str, args: &[&str]) -> Self {
         use std::io::BufRead;
@@ -122,7 +143,7 @@ impl Helper {
         } else {
             format!("{root}/lab/{script}")
         };
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(path)
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -158,7 +179,7 @@ impl Drop for Helper {
 /// state.
 pub fn seeded_moto(dir: &std::path::Path, step: &str) -> (Helper, Value) {
     let moto = Helper::start("ec2_fixture.py", &["serve", "127.0.0.1", "0"]);
-    let seed = Command::new("python3")
+    let seed = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/ec2_fixture.py"))
         .args(["seed", &moto.url(), step, dir.to_str().unwrap()])
         .output()
@@ -212,4 +233,37 @@ pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
         stdout,
         stderr,
     }
+}
+
+/// Whether this test can run here: root, and each of `tools` on the PATH. When it cannot,
+/// says why on stderr and returns false, so the test skips; with PROBE_REQUIRE_ALL=1 (set by
+/// .ci/run) a missing requirement fails the test instead, so nothing is skipped in CI.
+pub fn can_run(test: &str, tools: &[&str]) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let mut missing: Vec<String> = tools
+        .iter()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|t| format!("{t} is not installed"))
+        .collect();
+    if !root {
+        missing.insert(0, "it needs root (network namespaces)".into());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("{test}: skipped: {} (run .ci/run)", missing.join("; "));
+    assert!(
+        std::env::var_os("PROBE_REQUIRE_ALL").is_none(),
+        "{why}; PROBE_REQUIRE_ALL is set, so a skip is a failure"
+    );
+    eprintln!("{why}");
+    false
 }

@@ -1,0 +1,243 @@
+//! `probe install` and `probe uninstall`: the hardened systemd service that runs an agent
+//! command line at boot and on a period. The bootstrap that `probe userdata` renders calls
+//! `probe install` once it has verified the binary; people can call it by hand too.
+
+pub mod unit;
+
+use crate::error::{Error, exit};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The agent's unit file, relative to the root.
+pub const UNIT: &str = "etc/systemd/system/probe.service";
+/// The relay's unit file, relative to the root.
+pub const RELAY_UNIT: &str = "etc/systemd/system/probe-relay.service";
+/// What the bootstrap writes besides the binary, relative to the root; `uninstall` removes
+/// these too.
+pub const BOOTSTRAP_FILES: [&str; 6] = [
+    "etc/systemd/system/probe-fetch.service",
+    "usr/local/lib/probe/fetch.sh",
+    "etc/probe/bootstrap.env",
+    "etc/probe/args",
+    "etc/probe/token",
+    "etc/probe/ca.pem",
+];
+
+const EXAMPLES: &str = "Examples:
+  probe install -- s3 cloudformation --report-to http://10.10.0.10:7878 --token-file /etc/probe/token --console
+  probe install --dry-run -- s3 --expect s3=gateway-endpoint
+  probe install --relay https://collector.example:7878 -- s3 --report-to http://127.0.0.1:7878 --token-file /etc/probe/token
+  probe install --root pkg/ --bin /usr/bin/probe -- s3 --every 5m";
+
+const UNINSTALL_EXAMPLES: &str = "Examples:
+  probe uninstall
+  probe uninstall --root pkg/";
+
+/// Arguments of `probe install`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Print the files it would write, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write under this directory instead of / (for packaging and tests); systemd is not
+    /// asked to start anything.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The probe binary the service runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+
+    /// Also install a relay (probe-relay.service): it stores what the VPC's agents post and
+    /// forwards it to this collector, and serves probe at /v1/probe to private instances.
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+
+    /// Where the relay listens.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:7878",
+        requires = "relay"
+    )]
+    pub relay_listen: String,
+
+    /// The agent's probe check command line, as it runs by hand.
+    #[arg(last = true, required = true, value_name = "CHECK_ARGS")]
+    pub check: Vec<String>,
+}
+
+/// Arguments of `probe uninstall`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = UNINSTALL_EXAMPLES)]
+pub struct UninstallArgs {
+    /// Print the files it would remove, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove under this directory instead of /.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// Runs `probe install`.
+///
+/// # Errors
+/// Usage errors (the check command line, a relative path, a missing file) and environment
+/// errors (a file that cannot be written, systemd refusing).
+pub fn execute(args: &Args) -> Result<u8, Error> {
+    let live = args.root == Path::new("/") && !args.dry_run;
+    crate::check::plan::validate_line(&args.check, live)
+        .map_err(|e| Error::Usage(format!("the check command line: {e}")))?;
+    let command = unit::service_command(&args.check).map_err(|e| Error::Usage(e.to_string()))?;
+    if live {
+        for (_, file) in &command.credentials {
+            if !Path::new(file).is_file() {
+                return Err(Error::Usage(format!(
+                    "{file}: no such file; the service reads it at start (write it first)"
+                )));
+            }
+        }
+    }
+    let bin = match &args.bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .and_then(std::fs::canonicalize)
+            .map_err(|e| {
+                Error::Environment(format!("cannot tell where this probe is ({e}): give --bin"))
+            })?,
+    };
+    let Some(bin) = bin.to_str().filter(|b| b.starts_with('/')) else {
+        return Err(Error::Usage(format!(
+            "--bin {}: give an absolute path",
+            bin.display()
+        )));
+    };
+    let mut units = vec![(UNIT, "probe.service", command.unit())];
+    if let Some(forward) = &args.relay {
+        args.relay_listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                Error::Usage(format!(
+                    "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
+                    args.relay_listen
+                ))
+            })?;
+        let relay = command
+            .relay(forward, &args.relay_listen)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        units.push((RELAY_UNIT, "probe-relay.service", relay));
+    }
+    for (rel, name, unit) in &units {
+        let text = unit::render(bin, unit);
+        if args.dry_run {
+            print!("# /{rel}\n{text}");
+            continue;
+        }
+        let path = args.root.join(rel);
+        let changed = write_if_changed(&path, &text)?;
+        eprintln!(
+            "probe install: {} {}",
+            if changed { "wrote" } else { "unchanged" },
+            path.display()
+        );
+        if live {
+            start(name, changed)?;
+        }
+    }
+    Ok(exit::PASS)
+}
+
+/// Runs `probe uninstall`.
+///
+/// # Errors
+/// Environment errors: a file that cannot be removed.
+pub fn execute_uninstall(args: &UninstallArgs) -> Result<u8, Error> {
+    let live = args.root == Path::new("/") && !args.dry_run;
+    if live && systemd_running() {
+        // Stopped first: a running service would otherwise keep its old unit in memory.
+        let _ = systemctl(&[
+            "disable",
+            "--now",
+            "probe.service",
+            "probe-relay.service",
+            "probe-fetch.service",
+        ]);
+    }
+    for rel in [UNIT, RELAY_UNIT].into_iter().chain(BOOTSTRAP_FILES) {
+        let path = args.root.join(rel);
+        if !path.exists() {
+            continue;
+        }
+        if args.dry_run {
+            println!("{}", path.display());
+            continue;
+        }
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::Environment(format!("cannot remove {}: {e}", path.display())))?;
+        eprintln!("probe uninstall: removed {}", path.display());
+    }
+    if live && systemd_running() {
+        systemctl(&["daemon-reload"])?;
+    }
+    Ok(exit::PASS)
+}
+
+/// Writes `text` to `path` (0644, through a temporary file) unless it holds it already.
+fn write_if_changed(path: &Path, text: &str) -> Result<bool, Error> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    let fail = |e: std::io::Error| {
+        Error::Environment(format!(
+            "cannot write {}: {e}; run as root, or give --root DIR",
+            path.display()
+        ))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension("service.new");
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    Ok(true)
+}
+
+fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// Enables a service and starts it; restarts it when its unit changed.
+fn start(name: &str, changed: bool) -> Result<(), Error> {
+    if !systemd_running() {
+        eprintln!(
+            "probe install: systemd is not running here: start the service with your init system"
+        );
+        return Ok(());
+    }
+    if changed {
+        systemctl(&["daemon-reload"])?;
+    }
+    systemctl(&["enable", name])?;
+    systemctl(&[if changed { "restart" } else { "start" }, name])
+}
+
+fn systemctl(args: &[&str]) -> Result<(), Error> {
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| Error::Environment(format!("cannot run systemctl: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    Err(Error::Environment(format!(
+        "systemctl {} failed: {}",
+        args.join(" "),
+        why.lines().next().unwrap_or("no message")
+    )))
+}

@@ -1,0 +1,339 @@
+//! `probe userdata`: the EC2 UserData that puts probe on an instance from its first boot.
+//! The rendered script is the trust anchor: it pins each architecture's sha256, so what a
+//! source serves (a relay, S3, a release) is checked, never trusted.
+
+pub mod render;
+
+use crate::error::{Error, exit};
+use render::{CA_PATH, Format, TOKEN_PATH, Values, check_value};
+use std::path::{Path, PathBuf};
+
+const EXAMPLES: &str = "Examples:
+  probe userdata --source http://10.10.0.10:7878/v1/probe --sums dist/SHA256SUMS --token-file probe.token \\
+      -- s3 cloudformation --report-to http://10.10.0.10:7878 --every 60s --console
+  probe userdata --source https://BUCKET.s3.ap-northeast-2.amazonaws.com/probe/ --sha256 x86_64=HEX \\
+      --format cloudformation -- s3 --expect s3=gateway-endpoint --console";
+
+/// Arguments of `probe userdata`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Where the instance fetches probe, tried in order every round (repeatable): a relay's
+    /// http://HOST:PORT/v1/probe, or a URL prefix ending in / (S3, a release) to which the
+    /// artifact name, probe-ARCH-unknown-linux-musl, is appended.
+    #[arg(long = "source", value_name = "URL", required = true)]
+    pub sources: Vec<String>,
+
+    /// A SHA256SUMS file (sha256sum format, as the release writes) pinning the binaries.
+    #[arg(long, value_name = "FILE")]
+    pub sums: Option<PathBuf>,
+
+    /// A binary's sha256, as x86_64=HEX or aarch64=HEX (repeatable; overrides --sums).
+    #[arg(long = "sha256", value_name = "ARCH=HEX")]
+    pub sha256: Vec<String>,
+
+    /// The collector's token: embedded, installed 0600 as /etc/probe/token, and passed to
+    /// the agent as --token-file.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// A CA certificate (PEM) for the collector or targets: embedded, installed 0600 as
+    /// /etc/probe/ca.pem, and passed to the agent as --ca-file.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Also run a relay on this instance (probe install --relay): it stores what the VPC's
+    /// agents post, forwards it to this collector, and serves probe at /v1/probe.
+    #[arg(long, value_name = "URL")]
+    pub relay: Option<String>,
+
+    /// Where that relay listens.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:7878",
+        requires = "relay"
+    )]
+    pub relay_listen: String,
+
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = Format::Script)]
+    pub format: Format,
+
+    /// The agent's probe check command line, as it runs by hand.
+    #[arg(last = true, required = true, value_name = "CHECK_ARGS")]
+    pub check: Vec<String>,
+}
+
+/// Runs `probe userdata`: prints the UserData, its size on stderr.
+///
+/// # Errors
+/// Usage errors: a bad source, sha256, file or check argument, or UserData over 16 KiB.
+pub fn execute(args: &Args) -> Result<u8, Error> {
+    let values = values(args).map_err(Error::Usage)?;
+    let (text, size) =
+        render::render(&values, args.format).map_err(|e| Error::Usage(e.to_string()))?;
+    print!("{text}");
+    eprintln!(
+        "probe userdata: {size} bytes of the {} EC2 accepts{}",
+        render::LIMIT,
+        if args.format == Format::Cloudformation {
+            " (before Fn::Sub fills in references)"
+        } else {
+            ""
+        }
+    );
+    Ok(exit::PASS)
+}
+
+/// Reads and validates everything the script will hold.
+fn values(args: &Args) -> Result<Values, String> {
+    let cfn = args.format == Format::Cloudformation;
+    for s in &args.sources {
+        validate_source(s, cfn)?;
+    }
+    let (x86, arm) = pinned(args)?;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(|f| read_token(f, cfn))
+        .transpose()?;
+    let ca = args.ca_file.as_deref().map(read_ca).transpose()?;
+    for a in &args.check {
+        check_value("the check argument", a, true).map_err(|e| e.to_string())?;
+    }
+    for (flag, instead) in [
+        (
+            "--token-file",
+            "give probe userdata --token-file, before --: the token is embedded",
+        ),
+        (
+            "--ca-file",
+            "give probe userdata --ca-file, before --: the certificate is embedded",
+        ),
+    ] {
+        if args
+            .check
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return Err(format!("{flag} after --: {instead}"));
+        }
+    }
+    if token.is_none() && args.check.iter().any(|a| a.starts_with("--report-to")) {
+        return Err(
+            "--report-to needs the collector's token: give probe userdata --token-file FILE".into(),
+        );
+    }
+    // What runs by hand runs at boot: the same parser, with the files given here standing in
+    // for the copies the instance will have.
+    let mut local = args.check.clone();
+    let mut instance = args.check.clone();
+    if let Some(f) = &args.token_file {
+        local.extend(["--token-file".into(), f.display().to_string()]);
+        instance.extend(["--token-file".into(), TOKEN_PATH.into()]);
+    }
+    if let Some(f) = &args.ca_file {
+        local.extend(["--ca-file".into(), f.display().to_string()]);
+        instance.extend(["--ca-file".into(), CA_PATH.into()]);
+    }
+    // CloudFormation references stand where a value will be; the parser sees a stand-in.
+    let local: Vec<String> = local.iter().map(|a| without_references(a)).collect();
+    crate::check::plan::validate_line(&local, true)?;
+    let service = crate::install::unit::service_command(&instance).map_err(|e| e.to_string())?;
+    if let Some(forward) = &args.relay {
+        check_value("--relay", forward, false).map_err(|e| e.to_string())?;
+        check_value("--relay-listen", &args.relay_listen, false).map_err(|e| e.to_string())?;
+        if !cfn || !forward.contains("${") {
+            service
+                .relay(forward, &args.relay_listen)
+                .map_err(|e| e.to_string())?;
+        }
+        args.relay_listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                format!(
+                    "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
+                    args.relay_listen
+                )
+            })?;
+    }
+    Ok(Values {
+        sources: args.sources.clone(),
+        sha256_x86_64: x86,
+        sha256_aarch64: arm,
+        token,
+        ca,
+        args: instance,
+        relay: args.relay.clone(),
+        relay_listen: args.relay_listen.clone(),
+    })
+}
+
+fn validate_source(url: &str, cfn: bool) -> Result<(), String> {
+    check_value("--source", url, false).map_err(|e| e.to_string())?;
+    // A whole reference (${ProbeSource}) is checked by the template's AllowedPattern.
+    if cfn && url.starts_with("${") {
+        return Ok(());
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("--source {url:?}: give an http:// or https:// URL"));
+    }
+    if !(url.ends_with("/v1/probe") || url.ends_with('/')) {
+        return Err(format!(
+            "--source {url:?}: give a relay's .../v1/probe, or a prefix ending in / to which probe-ARCH-unknown-linux-musl is appended"
+        ));
+    }
+    if url.contains('$') && !cfn {
+        return Err(format!(
+            "--source {url:?}: ${{...}} is a CloudFormation reference: use --format cloudformation, or write the value"
+        ));
+    }
+    Ok(())
+}
+
+/// The pinned sha256 per architecture: --sha256 over --sums; at least one.
+fn pinned(args: &Args) -> Result<(Option<String>, Option<String>), String> {
+    let (mut x86, mut arm) = (None, None);
+    if let Some(file) = &args.sums {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            format!(
+                "--sums {}: {e}; give the SHA256SUMS file scripts/release.sh wrote",
+                file.display()
+            )
+        })?;
+        for line in text.lines() {
+            let Some((hex, name)) = line.split_once(char::is_whitespace) else {
+                continue;
+            };
+            let name = name.trim_start().trim_start_matches('*');
+            let slot = match name.strip_prefix("probe-") {
+                Some("x86_64-unknown-linux-musl") => &mut x86,
+                Some("aarch64-unknown-linux-musl") => &mut arm,
+                _ => continue,
+            };
+            *slot = Some(validate_hex(&format!("--sums {}", file.display()), hex)?);
+        }
+        if x86.is_none() && arm.is_none() {
+            return Err(format!(
+                "--sums {}: no line for probe-x86_64-unknown-linux-musl or probe-aarch64-unknown-linux-musl",
+                file.display()
+            ));
+        }
+    }
+    for pair in &args.sha256 {
+        let (arch, hex) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--sha256 {pair:?}: write ARCH=HEX, as x86_64=9f86d0..."))?;
+        let slot = match arch {
+            "x86_64" => &mut x86,
+            "aarch64" => &mut arm,
+            _ => {
+                return Err(format!(
+                    "--sha256 {pair:?}: the architecture is x86_64 or aarch64"
+                ));
+            }
+        };
+        *slot = Some(if hex.starts_with("${") && hex.ends_with('}') {
+            if args.format != Format::Cloudformation {
+                return Err(format!(
+                    "--sha256 {pair:?}: ${{...}} is a CloudFormation reference: use --format cloudformation"
+                ));
+            }
+            check_value("--sha256", hex, false).map_err(|e| e.to_string())?;
+            hex.to_string()
+        } else {
+            validate_hex("--sha256", hex)?
+        });
+    }
+    if x86.is_none() && arm.is_none() {
+        return Err(
+            "no sha256 pinned: give --sums dist/SHA256SUMS or --sha256 x86_64=HEX (the UserData is what vouches for the binary)"
+                .into(),
+        );
+    }
+    Ok((x86, arm))
+}
+
+fn validate_hex(what: &str, hex: &str) -> Result<String, String> {
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{what}: {hex:?} is not a sha256 (64 hex digits, as sha256sum prints)"
+        ))
+    }
+}
+
+fn read_token(file: &Path, cfn: bool) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        format!(
+            "--token-file {}: {e}; give the file the collector reads with --token-file",
+            file.display()
+        )
+    })?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(format!(
+            "--token-file {}: the file is empty",
+            file.display()
+        ));
+    }
+    check_value(&format!("the token in {}", file.display()), &token, false)
+        .map_err(|e| e.to_string())?;
+    if token.contains("${") && !cfn {
+        return Err(format!(
+            "--token-file {}: ${{...}} is a CloudFormation reference: use --format cloudformation",
+            file.display()
+        ));
+    }
+    Ok(token)
+}
+
+fn read_ca(file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        format!(
+            "--ca-file {}: {e}; give a PEM CA certificate",
+            file.display()
+        )
+    })?;
+    let text = text.replace("\r\n", "\n");
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "--ca-file {}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)",
+            file.display()
+        ));
+    }
+    for line in text.lines() {
+        check_value(&format!("--ca-file {}", file.display()), line, true)
+            .map_err(|e| e.to_string())?;
+    }
+    if text.contains('$') {
+        return Err(format!(
+            "--ca-file {}: a PEM file holds no $: is it a certificate?",
+            file.display()
+        ));
+    }
+    Ok(text)
+}
+
+/// `${Name}` references replaced by a stand-in the check parser accepts.
+fn without_references(arg: &str) -> String {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find('}') {
+            Some(end) => {
+                out.push_str("ref");
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

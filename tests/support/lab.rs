@@ -1,0 +1,213 @@
+//! The emulated tutorial VPCs (lab/lab.sh) as the tests drive them: a lab that is torn down
+//! even when a test fails, commands run inside its namespaces, and the collectors of the
+//! operator's picture (a laptop on the lab's internet, a relay on the public instance).
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+
+pub fn lab_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab")
+}
+
+/// lab/names.env, the lab's single list of names and addresses.
+pub fn names() -> HashMap<String, String> {
+    let text = std::fs::read_to_string(lab_dir().join("names.env")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect()
+}
+
+/// A running lab; dropping it ends its processes and deletes its namespaces.
+pub struct Lab {
+    pub id: String,
+}
+
+impl Lab {
+    pub fn up() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let euid = Command::new("id").arg("-u").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&euid.stdout).trim(),
+            "0",
+            "the lab builds network namespaces and needs root: run the tests as root (sudo, or .ci/run)"
+        );
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let lab = Self {
+            id: format!("t{}{n}", std::process::id() % 100_000),
+        };
+        let out = lab.script(&["up"]);
+        assert!(
+            out.status.success(),
+            "lab.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    pub fn script(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(lab_dir().join("lab.sh"));
+        cmd.arg(args[0]).arg(&self.id).args(&args[1..]);
+        cmd.output().unwrap()
+    }
+
+    pub fn step(&self, name: &str) {
+        let out = self.script(&["step", name]);
+        assert!(
+            out.status.success(),
+            "lab.sh step {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a command on a lab host (inside its namespace).
+    pub fn exec(&self, role: &str, args: &[&str]) -> Output {
+        let mut all = vec!["exec", role];
+        all.extend_from_slice(args);
+        self.script(&all)
+    }
+
+    pub fn ca(&self) -> String {
+        format!("/tmp/probe-lab-{}/ca.pem", self.id)
+    }
+
+    /// The ids the lab's EC2 API (moto) chose, as lab/ec2_fixture.py recorded them.
+    pub fn ec2_state(&self) -> Value {
+        let text = std::fs::read_to_string(format!("/tmp/probe-lab-{}/ec2.json", self.id)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.script(&["down"]);
+        if !out.status.success() {
+            eprintln!(
+                "lab.sh down {}: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+impl Lab {
+    /// Starts a long-running command on a lab host; `lab.sh down` ends it by its PID.
+    pub fn start(&self, role: &str, name: &str, args: &[&str]) {
+        let mut all = vec!["start", role, name];
+        all.extend_from_slice(args);
+        let out = self.script(&all);
+        assert!(
+            out.status.success(),
+            "lab.sh start {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(format!("/tmp/probe-lab-{}", self.id))
+    }
+
+    /// GETs `url` with curl from a lab host; the body, once it answers 200.
+    pub fn get(&self, role: &str, url: &str) -> Option<String> {
+        let out = self.exec(role, &["curl", "-sf", "-m", "2", url]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn wait_for(&self, role: &str, url: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(body) = self.get(role, url).filter(|b| ready(b)) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url} from {role}: not ready; last answer {:?}",
+                self.get(role, url)
+            );
+            thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+/// The lab's shared collector token, written into the lab's directory; its path.
+pub fn token(lab: &Lab) -> String {
+    let token = lab.dir().join("collector.token");
+    std::fs::write(&token, "lab-collector-token-0123456789\n").unwrap();
+    token.to_str().unwrap().to_string()
+}
+
+/// The collector on the operator's laptop (on the internet, no AWS credentials there);
+/// returns its address.
+pub fn start_operator(lab: &Lab, n: &HashMap<String, String>, token: &str) -> String {
+    let operator = format!("{}:7878", n["OPERATOR_IP"]);
+    let data = lab.dir().join("operator");
+    lab.start(
+        "inet",
+        "operator",
+        &[
+            env!("CARGO_BIN_EXE_probe"),
+            "collect",
+            "--listen",
+            &operator,
+            "--token-file",
+            token,
+            "--data",
+            data.to_str().unwrap(),
+            "--ec2",
+            "off",
+        ],
+    );
+    lab.wait_for("inet", &format!("http://{operator}/metrics"), |_| true);
+    operator
+}
+
+/// A relay on the public instance, run by `bin` (which it serves at /v1/probe), forwarding
+/// to `operator`; returns its address. It has the public instance's role: it labels what
+/// the private one cannot.
+pub fn start_relay(
+    lab: &Lab,
+    n: &HashMap<String, String>,
+    bin: &str,
+    token: &str,
+    operator: &str,
+) -> String {
+    let relay = format!("{}:7878", n["PUB_IP"]);
+    let data = lab.dir().join("relay");
+    lab.start(
+        "pub",
+        "relay",
+        &[
+            bin,
+            "collect",
+            "--listen",
+            &relay,
+            "--token-file",
+            token,
+            "--data",
+            data.to_str().unwrap(),
+            "--forward",
+            &format!("http://{operator}"),
+            // The steps follow each other within seconds: ask the EC2 API every time.
+            "--ec2-max-age",
+            "0s",
+        ],
+    );
+    lab.wait_for("pub", &format!("http://{relay}/metrics"), |_| true);
+    relay
+}
+
+/// Both collectors, the relay run by the tests' probe; their addresses and the token file.
+pub fn start_collectors(lab: &Lab, n: &HashMap<String, String>) -> (String, String, String) {
+    let token = token(lab);
+    let operator = start_operator(lab, n, &token);
+    let relay = start_relay(lab, n, env!("CARGO_BIN_EXE_probe"), &token, &operator);
+    (operator, relay, token)
+}
