@@ -15,7 +15,7 @@ pub const VERSION: &str = concat!(
 const EXAMPLES: &str = "Examples:
   probe check s3 cloudformation --expect s3=gateway-endpoint
   probe collect --listen 0.0.0.0:7878 --token-file probe.token
-  probe userdata --source http://10.10.0.10:7878/v1/probe --sums dist/SHA256SUMS -- s3 --console";
+  probe userdata --source http://10.10.0.10:7878/v1/probe --sums SHA256SUMS -- s3 --console";
 
 /// Verifies, from inside a VPC, what a host can reach and by which path.
 #[derive(Debug, Parser)]

@@ -185,6 +185,275 @@ fn reports_of(lab: &Lab, operator: &str, instance: &str) -> Vec<Value> {
     .unwrap_or_default()
 }
 
+/// The lab, the laptop's collector and the booted instance, with what the UserData pinned.
+struct Boot {
+    // Dropped in this order: the instance before the lab whose namespace it is in.
+    vm: Instance,
+    lab: Lab,
+    n: std::collections::HashMap<String, String>,
+    bin: PathBuf,
+    sha: String,
+    token: String,
+    operator: String,
+    source: String,
+    seed: PathBuf,
+}
+
+/// The agent the UserData installs: S3 and CloudFormation every 2 s, to the relay, with
+/// verdict lines on the console and no EC2 API of its own (a private subnet's instance).
+fn render(lab: &Lab, source: &str, token: &str, relay: &str, sha: &str) -> String {
+    let pin = format!("{ARCH}={sha}");
+    let ca = lab.ca();
+    userdata(&[
+        "--source",
+        source,
+        "--sha256",
+        &pin,
+        "--token-file",
+        token,
+        "--ca-file",
+        &ca,
+        "--",
+        "s3",
+        "cloudformation",
+        "--report-to",
+        relay,
+        "--every",
+        "2s",
+        "--console",
+        "--timeout",
+        "1s",
+        "--ping-count",
+        "1",
+        "--ec2",
+        "off",
+    ])
+}
+
+impl Boot {
+    /// The lab with the laptop's collector but no relay yet, and the private instance booted
+    /// from the rendered UserData.
+    fn start(bin: PathBuf, rootfs: &str) -> Self {
+        let n = names();
+        let lab = Lab::up();
+        let token = token(&lab);
+        let operator = start_operator(&lab, &n, &token);
+        let relay = format!("http://{}:7878", n["PUB_IP"]);
+        let source = format!("{relay}/v1/probe");
+        let sha = sha256(&bin);
+        let seed = lab.dir().join("seed");
+        std::fs::create_dir_all(&seed).unwrap();
+        std::fs::write(
+            seed.join("user-data"),
+            render(&lab, &source, &token, &relay, &sha),
+        )
+        .unwrap();
+        std::fs::write(
+            seed.join("meta-data"),
+            "instance-id: i-boot-test\nlocal-hostname: private-ec2\n",
+        )
+        .unwrap();
+        let vm = Instance::boot(&lab, rootfs, &seed);
+        Self {
+            vm,
+            lab,
+            n,
+            bin,
+            sha,
+            token,
+            operator,
+            source,
+            seed,
+        }
+    }
+
+    fn private_id(&self) -> String {
+        self.lab.ec2_state()["instances"]["priv"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Step 1: The relay is down: each attempt says so on the console, naming the source, and
+    /// cloud-init finishes all the same.
+    fn relay_down_is_said_on_the_console(&self) {
+        let first = self
+            .vm
+            .wait_bootstrap("for a refused attempt", Duration::from_secs(90), |l| {
+                l["step"] == "fetch" && l["result"] == "refused"
+            });
+        assert_eq!(first["source"], self.source.as_str(), "{first}");
+        assert_eq!(first["arch"], ARCH);
+        let console = self.vm.console();
+        assert!(
+            console.contains("Cloud-init") && console.contains("finished"),
+            "cloud-init was held by the fetch: {console}"
+        );
+    }
+
+    /// Step 2: The relay comes up: probe is fetched, verified and installed, and the laptop gets
+    /// the instance's reports.
+    fn relay_up_installs_probe_and_reports_arrive(&self) {
+        let relay = start_relay(
+            &self.lab,
+            &self.n,
+            self.bin.to_str().unwrap(),
+            &self.token,
+            &self.operator,
+        );
+        let up = Instant::now();
+        let ok = self
+            .vm
+            .wait_bootstrap("for the download", Duration::from_secs(60), |l| {
+                l["result"] == "ok"
+            });
+        assert_eq!(ok["detail"], format!("verified sha256 {}", self.sha));
+        self.vm
+            .wait_bootstrap("for the install", Duration::from_secs(30), |l| {
+                l["result"] == "installed"
+            });
+        let id = self.private_id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reports_of(&self.lab, &self.operator, &id).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no report from the booted instance through {relay}; console:\n{}",
+                self.vm.console()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!(
+            "boot: relay up -> first report at the laptop: {} ms",
+            up.elapsed().as_millis()
+        );
+    }
+
+    /// The service runs as its own user with only CAP_NET_RAW, and its verdicts reach the
+    /// serial console through systemd.
+    fn the_service_is_hardened_and_writes_the_console(&self) {
+        let pid = self.main_pid();
+        assert_ne!(pid, "0", "probe.service is not running");
+        let status = self.vm.text(&["cat", &format!("/proc/{pid}/status")]);
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        assert!(!field("Uid:").starts_with('0'), "runs as root: {status}");
+        assert_eq!(field("CapEff:"), "0000000000002000", "only CAP_NET_RAW");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.vm.console().contains("probe.verdict/v1") {
+            assert!(Instant::now() < deadline, "no verdict line on the console");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Step 3: The gateway step: the laptop sees S3 change path, labelled by the relay.
+    fn the_laptop_sees_the_gateway_step(&self) {
+        self.lab.step("gateway");
+        let change = format!(
+            "({}) -> s3: unreachable -> gateway-endpoint",
+            self.private_id()
+        );
+        let terminal = self.lab.dir().join("log/operator.log");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&terminal).unwrap_or_default();
+            if text.contains(&change) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the laptop never printed {change:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn main_pid(&self) -> String {
+        self.vm.text(&[
+            "systemctl",
+            "show",
+            "-p",
+            "MainPID",
+            "--value",
+            "probe.service",
+        ])
+    }
+
+    /// The binary, the unit and the running service.
+    fn state(&self) -> (String, String, String, String) {
+        (
+            self.vm.text(&["sha256sum", "/usr/local/bin/probe"]),
+            self.vm.text(&["stat", "-c", "%Y", "/usr/local/bin/probe"]),
+            self.vm.text(&["cat", "/etc/systemd/system/probe.service"]),
+            self.main_pid(),
+        )
+    }
+
+    /// Step 5: Running the UserData again changes nothing.
+    fn running_the_user_data_again_changes_nothing(&self) {
+        let before = self.state();
+        let again = self
+            .vm
+            .run(&["sh", "/var/lib/cloud/seed/nocloud/user-data"]);
+        assert!(again.status.success(), "{again:?}");
+        let installed = || {
+            self.vm
+                .bootstrap_lines()
+                .iter()
+                .filter(|l| l["result"] == "installed")
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while installed() < 2 {
+            assert!(Instant::now() < deadline, "the second run did not finish");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            self.vm
+                .bootstrap_lines()
+                .iter()
+                .any(|l| l["result"] == "up-to-date"),
+            "the second run downloaded again"
+        );
+        assert_eq!(
+            self.state(),
+            before,
+            "running the UserData again changed something"
+        );
+    }
+
+    /// Step 4: A wrong sha256 installs nothing, and the console says why.
+    fn a_wrong_sha256_installs_nothing(&self) {
+        let before = self.state();
+        let wrong = "0".repeat(64);
+        let relay = format!("http://{}:7878", self.n["PUB_IP"]);
+        std::fs::write(
+            self.seed.join("user-data-wrong"),
+            render(&self.lab, &self.source, &self.token, &relay, &wrong),
+        )
+        .unwrap();
+        let run = self
+            .vm
+            .run(&["sh", "/var/lib/cloud/seed/nocloud/user-data-wrong"]);
+        assert!(run.status.success(), "{run:?}");
+        let mismatch = self
+            .vm
+            .wait_bootstrap("for the mismatch", Duration::from_secs(60), |l| {
+                l["result"] == "sha-mismatch"
+            });
+        assert_eq!(
+            mismatch["detail"],
+            format!("got sha256 {}, pinned {wrong}: installed nothing", self.sha)
+        );
+        assert_eq!(self.state(), before, "a wrong sha256 changed the instance");
+    }
+}
+
 #[test]
 fn a_private_instance_boots_fetches_probe_from_the_relay_and_reports_without_a_login() {
     if !support::can_run("boot", &["systemd-nspawn", "mmdebstrap", "nsenter"]) {
@@ -203,194 +472,11 @@ fn a_private_instance_boots_fetches_probe_from_the_relay_and_reports_without_a_l
     assert!(rootfs.status.success(), "lab/rootfs.sh failed");
     let rootfs = String::from_utf8_lossy(&rootfs.stdout).trim().to_string();
 
-    let n = names();
-    let lab = Lab::up();
-    let token = token(&lab);
-    let operator = start_operator(&lab, &n, &token);
-    let relay = format!("http://{}:7878", n["PUB_IP"]);
-    let source = format!("{relay}/v1/probe");
-    let sha = sha256(&bin);
-    let agent = [
-        "s3",
-        "cloudformation",
-        "--report-to",
-        &relay,
-        "--every",
-        "2s",
-        "--console",
-        "--timeout",
-        "1s",
-        "--ping-count",
-        "1",
-        "--ec2",
-        "off",
-    ];
-    let ca = lab.ca();
-    let render = |sha: &str| {
-        let pin = format!("{ARCH}={sha}");
-        let mut args = vec![
-            "--source",
-            &source,
-            "--sha256",
-            &pin,
-            "--token-file",
-            &token,
-            "--ca-file",
-            &ca,
-            "--",
-        ];
-        args.extend_from_slice(&agent);
-        userdata(&args)
-    };
-    let seed = lab.dir().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    std::fs::write(seed.join("user-data"), render(&sha)).unwrap();
-    std::fs::write(
-        seed.join("meta-data"),
-        "instance-id: i-boot-test\nlocal-hostname: private-ec2\n",
-    )
-    .unwrap();
-
-    let vm = Instance::boot(&lab, &rootfs, &seed);
-
-    // 1. The relay is down: each attempt says so on the console, naming the source.
-    let first = vm.wait_bootstrap("for a refused attempt", Duration::from_secs(90), |l| {
-        l["step"] == "fetch" && l["result"] == "refused"
-    });
-    assert_eq!(first["source"], source.as_str(), "{first}");
-    assert_eq!(first["arch"], ARCH);
-    assert!(
-        vm.console().contains("Cloud-init") && vm.console().contains("finished"),
-        "cloud-init was not held by the fetch: {}",
-        vm.console()
-    );
-
-    // 2. The relay comes up: probe is fetched, verified, installed; reports arrive.
-    start_relay(&lab, &n, bin.to_str().unwrap(), &token, &operator);
-    let relay_up = Instant::now();
-    let ok = vm.wait_bootstrap("for the download", Duration::from_secs(60), |l| {
-        l["result"] == "ok"
-    });
-    assert_eq!(ok["detail"], format!("verified sha256 {sha}"));
-    vm.wait_bootstrap("for the install", Duration::from_secs(30), |l| {
-        l["result"] == "installed"
-    });
-    let private_id = lab.ec2_state()["instances"]["priv"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reports_of(&lab, &operator, &private_id).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no report from the booted instance; console:\n{}",
-            vm.console()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    eprintln!(
-        "boot: relay up -> first report at the laptop: {} ms",
-        relay_up.elapsed().as_millis()
-    );
-
-    // The service runs as its own user with only CAP_NET_RAW, and its verdicts reach the
-    // serial console through systemd.
-    let pid = vm.text(&[
-        "systemctl",
-        "show",
-        "-p",
-        "MainPID",
-        "--value",
-        "probe.service",
-    ]);
-    assert_ne!(pid, "0", "probe.service is not running");
-    let status = vm.text(&["cat", &format!("/proc/{pid}/status")]);
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    assert!(!field("Uid:").starts_with('0'), "runs as root: {status}");
-    assert_eq!(field("CapEff:"), "0000000000002000", "only CAP_NET_RAW");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !vm.console().contains("probe.verdict/v1") {
-        assert!(Instant::now() < deadline, "no verdict line on the console");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
-    // 3. The gateway step: the laptop sees S3 change path, labelled by the relay.
-    lab.step("gateway");
-    let terminal = lab.dir().join("log/operator.log");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(&terminal).unwrap_or_default();
-        if text.contains(&format!(
-            "({private_id}) -> s3: unreachable -> gateway-endpoint"
-        )) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the laptop never saw s3 take the gateway endpoint:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    // 5. Running the UserData again changes nothing.
-    let state = || {
-        (
-            vm.text(&["sha256sum", "/usr/local/bin/probe"]),
-            vm.text(&["stat", "-c", "%Y", "/usr/local/bin/probe"]),
-            vm.text(&["cat", "/etc/systemd/system/probe.service"]),
-            vm.text(&[
-                "systemctl",
-                "show",
-                "-p",
-                "MainPID",
-                "--value",
-                "probe.service",
-            ]),
-        )
-    };
-    let before = state();
-    let again = vm.run(&["sh", "/var/lib/cloud/seed/nocloud/user-data"]);
-    assert!(again.status.success(), "{again:?}");
-    vm.wait_bootstrap("for the second run", Duration::from_secs(30), |l| {
-        l["result"] == "up-to-date"
-    });
-    let count = |r: &str| {
-        vm.bootstrap_lines()
-            .iter()
-            .filter(|l| l["result"] == r)
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count("installed") < 2 {
-        assert!(Instant::now() < deadline, "the second run did not finish");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(
-        state(),
-        before,
-        "running the UserData again changed something"
-    );
-
-    // 4. A wrong sha256 installs nothing, and the console says why.
-    std::fs::write(seed.join("user-data-wrong"), render(&"0".repeat(64))).unwrap();
-    let wrong = vm.run(&["sh", "/var/lib/cloud/seed/nocloud/user-data-wrong"]);
-    assert!(wrong.status.success(), "{wrong:?}");
-    let mismatch = vm.wait_bootstrap("for the mismatch", Duration::from_secs(60), |l| {
-        l["result"] == "sha-mismatch"
-    });
-    assert_eq!(
-        mismatch["detail"],
-        format!(
-            "got sha256 {sha}, pinned {}: installed nothing",
-            "0".repeat(64)
-        )
-    );
-    assert_eq!(state(), before, "a wrong sha256 changed the instance");
+    let boot = Boot::start(bin, &rootfs);
+    boot.relay_down_is_said_on_the_console();
+    boot.relay_up_installs_probe_and_reports_arrive();
+    boot.the_service_is_hardened_and_writes_the_console();
+    boot.the_laptop_sees_the_gateway_step();
+    boot.running_the_user_data_again_changes_nothing();
+    boot.a_wrong_sha256_installs_nothing();
 }

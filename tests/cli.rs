@@ -38,6 +38,48 @@ fn help_texts() {
     let collect = run(probe().args(["collect", "--help"]));
     assert_eq!(collect.code, 0);
     snapshot("collect-help.txt", &collect.stdout);
+    for command in ["userdata", "install", "uninstall"] {
+        let help = run(probe().args([command, "--help"]));
+        assert_eq!(help.code, 0);
+        snapshot(&format!("{command}-help.txt"), &help.stdout);
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_the_target() {
+    let v = run(probe().arg("--version"));
+    assert_eq!(v.code, 0);
+    let line = v.stdout.trim();
+    let rest = line
+        .strip_prefix(&format!("probe {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, target) = rest.trim_end_matches(')').split_once(", ").unwrap();
+    assert!(
+        commit == "unknown" || commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{line}"
+    );
+    assert!(target.contains("-linux-"), "{line}");
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(probe().args(["completions", shell]));
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        for word in ["userdata", "collect", "report-to"] {
+            assert!(out.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let man = run(probe().arg("man"));
+    assert_eq!(man.code, 0);
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH probe"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    assert!(man.stdout.contains("userdata"));
+    let bad = run(probe().args(["completions", "tcsh"]));
+    assert_eq!(bad.code, 2);
 }
 
 #[test]

@@ -17,11 +17,11 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A file holding the token parameter's reference, for `probe userdata --token-file`.
-fn token_ref() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("probe-token-ref-{}", std::process::id()));
-    std::fs::write(&path, "${CollectorToken}\n").unwrap();
-    path
+/// A file holding `text`, removed when the test ends (even when it fails).
+fn temp_file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
 }
 
 /// Each instance of each template, with the `probe userdata` arguments its UserData is.
@@ -79,10 +79,7 @@ fn user_data_block(template: &str, resource: &str) -> (usize, usize, usize, Stri
     while end > first && lines[end - 1].trim().is_empty() {
         end -= 1;
     }
-    let text: String = lines[first..end]
-        .iter()
-        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
-        .collect();
+    let text = dedent(lines[first..end].iter().copied(), indent);
     (first, end, indent, text)
 }
 
@@ -101,15 +98,23 @@ fn rendered(args: &[String]) -> String {
     let body = text
         .strip_prefix("UserData:\n  Fn::Base64:\n    Fn::Sub: |\n")
         .expect("the CloudFormation form");
-    body.lines()
-        .map(|l| format!("{}\n", l.get(6..).unwrap_or("")))
-        .collect()
+    dedent(body.lines(), 6)
+}
+
+/// The lines with their first `n` characters cut, each ending in a newline.
+fn dedent<'a>(lines: impl Iterator<Item = &'a str>, n: usize) -> String {
+    lines.fold(String::new(), |mut out, l| {
+        out.push_str(l.get(n..).unwrap_or(""));
+        out.push('\n');
+        out
+    })
 }
 
 #[test]
 fn each_templates_user_data_is_what_probe_userdata_renders() {
-    let token = token_ref();
-    for (file, resource, args) in instances(token.to_str().unwrap()) {
+    // For `probe userdata --token-file`: the token parameter's reference.
+    let token = temp_file("${CollectorToken}\n");
+    for (file, resource, args) in instances(token.path().to_str().unwrap()) {
         let path = Path::new(ROOT).join(file);
         let template = std::fs::read_to_string(&path).unwrap();
         let (first, end, indent, text) = user_data_block(&template, resource);
@@ -136,7 +141,6 @@ fn each_templates_user_data_is_what_probe_userdata_renders() {
             args.join(" ")
         );
     }
-    let _ = std::fs::remove_file(token);
 }
 
 fn templates() -> Vec<PathBuf> {
@@ -227,6 +231,88 @@ fn every_instance_requires_imdsv2_and_no_user_data_can_exceed_16_kb() {
     assert!(seen >= 5, "only {seen} instances found");
 }
 
+/// What moto shows after `step`: the VPC, its subnets, both route tables and the endpoints
+/// the tutorial has at that step; returns the instances' ids.
+fn check_step(step: &str, f: &Value) -> (Value, Value) {
+    let r = &f["resources"];
+    assert_eq!(f["cidr"], "10.10.0.0/16");
+    assert_eq!(f["dns_support"], true, "{step}: Private DNS needs it");
+    let subnets: Vec<&str> = f["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    assert_eq!(subnets, ["10.10.0.0/24", "10.10.1.0/24"]);
+    let routes = |table: &str| -> Vec<(String, String)> {
+        f["route_tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == r[table])
+            .unwrap_or_else(|| panic!("{step}: no {table}"))["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["to"].as_str().unwrap_or("").to_string(),
+                    x["via"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let local = ("10.10.0.0/16".to_string(), "local".to_string());
+    let igw = routes("PublicRouteTable")
+        .into_iter()
+        .find(|(to, via)| to == "0.0.0.0/0" && via.starts_with("igw-"))
+        .unwrap_or_else(|| panic!("{step}: the public route table has no internet route"));
+    let endpoints = f["endpoints"].as_array().unwrap();
+    let gateway = step != "base";
+    let s3 = endpoints.iter().find(|e| e["type"] == "Gateway");
+    assert_eq!(s3.is_some(), gateway, "{step}: {endpoints:?}");
+    let mut public = vec![local.clone(), igw];
+    let mut private = vec![local];
+    if let Some(s3) = s3 {
+        assert_eq!(s3["service"], "com.amazonaws.ap-northeast-2.s3");
+        // The gateway endpoint is a prefix-list route in both tables; DNS is unchanged.
+        let pl: Vec<(String, String)> = routes("PrivateRouteTable")
+            .into_iter()
+            .filter(|(to, _)| to.starts_with("pl-"))
+            .collect();
+        assert_eq!(pl.len(), 1, "{step}");
+        assert_eq!(pl[0].1, s3["id"].as_str().unwrap());
+        public.push(pl[0].clone());
+        private.push(pl[0].clone());
+    }
+    assert_eq!(routes("PublicRouteTable"), public, "{step}");
+    assert_eq!(
+        routes("PrivateRouteTable"),
+        private,
+        "{step}: local only, no internet"
+    );
+    let cf = endpoints.iter().find(|e| e["type"] == "Interface");
+    let interface = matches!(step, "interface" | "private-dns-off");
+    assert_eq!(cf.is_some(), interface, "{step}: {endpoints:?}");
+    if let Some(cf) = cf {
+        assert_eq!(cf["service"], "com.amazonaws.ap-northeast-2.cloudformation");
+        assert_eq!(
+            cf["subnets"],
+            serde_json::json!(["10.10.0.0/24", "10.10.1.0/24"])
+        );
+        if step == "interface" {
+            assert_eq!(cf["private_dns"], true);
+        }
+        // moto keeps PrivateDnsEnabled as created when a stack update changes it (the
+        // lab's fixture re-creates the endpoint for the same reason), so the
+        // private-dns-off step's value is not checked here.
+    }
+    (
+        f["instances"]["public-ec2"]["id"].clone(),
+        f["instances"]["private-ec2"]["id"].clone(),
+    )
+}
+
 #[test]
 fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstrap() {
     let sha = "5".repeat(64);
@@ -269,85 +355,8 @@ fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstra
     );
     let mut ids = None;
     for step in ["base", "gateway", "interface", "private-dns-off"] {
-        let f = &steps[step];
-        let r = &f["resources"];
-        assert_eq!(f["cidr"], "10.10.0.0/16");
-        assert_eq!(f["dns_support"], true, "{step}: Private DNS needs it");
-        let subnets: Vec<&str> = f["subnets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s[0].as_str().unwrap())
-            .collect();
-        assert_eq!(subnets, ["10.10.0.0/24", "10.10.1.0/24"]);
-        let routes = |table: &str| -> Vec<(String, String)> {
-            f["route_tables"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|t| t["id"] == r[table])
-                .unwrap_or_else(|| panic!("{step}: no {table}"))["routes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| {
-                    (
-                        x["to"].as_str().unwrap_or("").to_string(),
-                        x["via"].as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect()
-        };
-        let local = ("10.10.0.0/16".to_string(), "local".to_string());
-        let igw = routes("PublicRouteTable")
-            .into_iter()
-            .find(|(to, via)| to == "0.0.0.0/0" && via.starts_with("igw-"))
-            .unwrap_or_else(|| panic!("{step}: the public route table has no internet route"));
-        let endpoints = f["endpoints"].as_array().unwrap();
-        let gateway = step != "base";
-        let s3 = endpoints.iter().find(|e| e["type"] == "Gateway");
-        assert_eq!(s3.is_some(), gateway, "{step}: {endpoints:?}");
-        let mut public = vec![local.clone(), igw];
-        let mut private = vec![local];
-        if let Some(s3) = s3 {
-            assert_eq!(s3["service"], "com.amazonaws.ap-northeast-2.s3");
-            // The gateway endpoint is a prefix-list route in both tables; DNS is unchanged.
-            let pl: Vec<(String, String)> = routes("PrivateRouteTable")
-                .into_iter()
-                .filter(|(to, _)| to.starts_with("pl-"))
-                .collect();
-            assert_eq!(pl.len(), 1, "{step}");
-            assert_eq!(pl[0].1, s3["id"].as_str().unwrap());
-            public.push(pl[0].clone());
-            private.push(pl[0].clone());
-        }
-        assert_eq!(routes("PublicRouteTable"), public, "{step}");
-        assert_eq!(
-            routes("PrivateRouteTable"),
-            private,
-            "{step}: local only, no internet"
-        );
-        let cf = endpoints.iter().find(|e| e["type"] == "Interface");
-        let interface = matches!(step, "interface" | "private-dns-off");
-        assert_eq!(cf.is_some(), interface, "{step}: {endpoints:?}");
-        if let Some(cf) = cf {
-            assert_eq!(cf["service"], "com.amazonaws.ap-northeast-2.cloudformation");
-            assert_eq!(
-                cf["subnets"],
-                serde_json::json!(["10.10.0.0/24", "10.10.1.0/24"])
-            );
-            if step == "interface" {
-                assert_eq!(cf["private_dns"], true);
-            }
-            // moto keeps PrivateDnsEnabled as created when a stack update changes it (the
-            // lab's fixture re-creates the endpoint for the same reason), so the
-            // private-dns-off step's value is not checked here.
-        }
+        let now = check_step(step, &steps[step]);
         // A step is a stack update: the instances stay the same ones.
-        let now = (
-            f["instances"]["public-ec2"]["id"].clone(),
-            f["instances"]["private-ec2"]["id"].clone(),
-        );
         assert_eq!(
             *ids.get_or_insert(now.clone()),
             now,
@@ -355,12 +364,16 @@ fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstra
         );
     }
 
+    check_user_data(&steps["base"]["instances"], source, &sha, token, collector);
+}
+
+/// Each instance's UserData, as EC2 returns it, is the bootstrap `probe userdata` renders
+/// for the stack's values.
+fn check_user_data(f: &Value, source: &str, sha: &str, token: &str, collector: &str) {
     // Each instance's UserData, as EC2 returns it, is the bootstrap rendered for the values.
-    let f = &steps["base"]["instances"];
     let relay_ip = f["public-ec2"]["private_ip"].as_str().unwrap();
-    let token_file = std::env::temp_dir().join(format!("probe-lab1-token-{}", std::process::id()));
-    std::fs::write(&token_file, token).unwrap();
-    let token_path = token_file.to_str().unwrap();
+    let token_file = temp_file(token);
+    let token_path = token_file.path().to_str().unwrap();
     let pin = format!("x86_64={sha}");
     let agent = [
         "s3",
@@ -420,11 +433,12 @@ fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstra
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            f[name]["user_data"].as_str().unwrap(),
-            String::from_utf8_lossy(&out.stdout),
-            "{name}: the UserData EC2 holds is not the rendered bootstrap"
+        let held = f[name]["user_data"].as_str().unwrap();
+        let want = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            held == want,
+            "{name}: the UserData EC2 holds is not the rendered bootstrap; first difference: {:?}",
+            held.lines().zip(want.lines()).find(|(a, b)| a != b)
         );
     }
-    let _ = std::fs::remove_file(token_file);
 }

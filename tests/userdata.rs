@@ -11,11 +11,12 @@ use support::{probe, run};
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("probe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory removed when the test ends, even when it fails.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("probe-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn token_file(dir: &Path) -> String {
@@ -33,8 +34,9 @@ fn the_bootstrap_is_posix_sh_that_dash_and_shellcheck_accept() {
     if !support::can_run("userdata-shell", &["dash", "shellcheck"]) {
         return;
     }
-    let dir = temp_dir("userdata-sh");
-    let token = token_file(&dir);
+    let dir_guard = temp_dir("userdata-sh");
+    let dir = dir_guard.path();
+    let token = token_file(dir);
     let sums = dir.join("SHA256SUMS");
     std::fs::write(
         &sums,
@@ -121,13 +123,13 @@ fn the_bootstrap_is_posix_sh_that_dash_and_shellcheck_accept() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&truncated.stdout), "ran-nothing\n");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn the_three_formats() {
-    let dir = temp_dir("userdata-formats");
-    let token = token_file(&dir);
+    let dir_guard = temp_dir("userdata-formats");
+    let dir = dir_guard.path();
+    let token = token_file(dir);
     let pin = format!("x86_64={SHA}");
     let base = [
         "--source",
@@ -156,13 +158,17 @@ fn the_three_formats() {
     );
     // Fn::Sub would read our own ${...} as references: each is escaped as ${!...}.
     assert!(!cfn.stdout.contains("${src}") && cfn.stdout.contains("${!src}"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one table of cases, one line each when unformatted"
+)]
 fn bad_values_are_refused_with_one_line_and_nothing_printed() {
-    let dir = temp_dir("userdata-bad");
-    let token = token_file(&dir);
+    let dir_guard = temp_dir("userdata-bad");
+    let dir = dir_guard.path();
+    let token = token_file(dir);
     let quoted = dir.join("quoted.token");
     std::fs::write(&quoted, "it's\n").unwrap();
     let pin = format!("x86_64={SHA}");
@@ -339,12 +345,12 @@ fn bad_values_are_refused_with_one_line_and_nothing_printed() {
             "{args:?}: {line:?} does not say {want:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn install_writes_under_a_root_once_and_uninstall_removes_it() {
-    let root = temp_dir("install-root");
+    let root_guard = temp_dir("install-root");
+    let root = root_guard.path();
     let args = [
         "--root",
         root.to_str().unwrap(),
@@ -402,7 +408,6 @@ fn install_writes_under_a_root_once_and_uninstall_removes_it() {
     ]));
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("absolute path"), "{}", bad.stderr);
-    let _ = std::fs::remove_dir_all(root);
 }
 
 #[test]
@@ -410,7 +415,8 @@ fn the_units_verify_and_rate_2_or_better_in_systemd_analyze_security() {
     if !support::can_run("units", &["systemd-analyze"]) {
         return;
     }
-    let root = temp_dir("install-analyze");
+    let root_guard = temp_dir("install-analyze");
+    let root = root_guard.path();
     let bin = env!("CARGO_BIN_EXE_probe");
     let out = run(probe().args([
         "install",
@@ -461,5 +467,4 @@ fn the_units_verify_and_rate_2_or_better_in_systemd_analyze_security() {
         eprintln!("{name}: exposure {level}");
         assert!(level <= 2.0, "{name}: exposure {level} over 2.0:\n{text}");
     }
-    let _ = std::fs::remove_dir_all(root);
 }

@@ -23,8 +23,14 @@ pub enum Output {
     Console,
 }
 
+const EXAMPLES: &str = "Examples:
+  probe check s3 cloudformation --expect s3=gateway-endpoint
+  probe check https://sts.ap-northeast-2.amazonaws.com/ tcp://10.10.0.5:5432 -o json
+  probe check s3 --report-to http://10.10.0.10:7878 --token-file probe.token --every 60s";
+
 /// Arguments of `probe check`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// What to check: an AWS service name (s3, cloudformation, sts...), a host name,
     /// host:port, or a URL (https://, http://, tls://, tcp://).
@@ -275,13 +281,7 @@ pub fn build(
         concurrency: args.concurrency,
         ca_files,
         expect_body: args.expect_body.clone(),
-        format: match args.output {
-            Output::Json => Format::Json,
-            Output::Table => Format::Table,
-            Output::Console => Format::Console,
-            Output::Auto if tty => Format::Table,
-            Output::Auto => Format::Json,
-        },
+        format: format(args.output, tty),
         report_to: args.report_to.as_ref().map(|url| ReportTo {
             url: url.clone(),
             token_file: args.token_file.clone().unwrap_or_default(),
@@ -319,6 +319,14 @@ pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
         line.args.ca_files.clear();
     }
     build(&line.args, &|_| None, false, Fallback::Syntax)
+}
+
+fn format(output: Output, tty: bool) -> Format {
+    match (output, tty) {
+        (Output::Table, _) | (Output::Auto, true) => Format::Table,
+        (Output::Json, _) | (Output::Auto, false) => Format::Json,
+        (Output::Console, _) => Format::Console,
+    }
 }
 
 fn validate_every(value: &str) -> Result<Duration, String> {

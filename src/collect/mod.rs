@@ -20,8 +20,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+const EXAMPLES: &str = "Examples:
+  probe collect --listen 0.0.0.0:7878 --token-file probe.token
+  probe collect --listen 0.0.0.0:7878 --token-file probe.token --forward https://laptop:7878
+  probe collect --stack probe-lab1 --region ap-northeast-2";
+
 /// Arguments of `probe collect`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7878")]

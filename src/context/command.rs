@@ -1,15 +1,31 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
 use super::vpc::VpcView;
-use crate::check::plan::Output;
 use crate::error::{Error, exit};
 use crate::report::Instance;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
+/// Output format of `probe context`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table on a terminal, JSON otherwise.
+    Auto,
+    /// A table for people.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+const EXAMPLES: &str = "Examples:
+  probe context
+  probe context -o json --ec2 required
+  probe context --no-imds --ec2 off";
+
 /// Arguments of `probe context`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// AWS region for the EC2 API [default: AWS_REGION, AWS_DEFAULT_REGION, then the
     /// instance metadata's].
@@ -45,11 +61,6 @@ pub struct ContextReport {
 /// # Errors
 /// Usage errors; an environment error when `--ec2 required` could not be met.
 pub async fn execute(args: &Args) -> Result<u8, Error> {
-    if args.output == Output::Console {
-        return Err(Error::Usage(
-            "-o console is probe check's verdict lines: use -o table or -o json here".into(),
-        ));
-    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = args.context.settings(&env).map_err(Error::Usage)?;
     let metadata = super::metadata(&settings).await;

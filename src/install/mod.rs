@@ -25,10 +25,10 @@ pub const BOOTSTRAP_FILES: [&str; 6] = [
 ];
 
 const EXAMPLES: &str = "Examples:
-  probe install -- s3 cloudformation --report-to http://10.10.0.10:7878 --token-file /etc/probe/token --console
+  probe install -- s3 --report-to http://10.10.0.10:7878 --token-file /etc/probe/token --console
   probe install --dry-run -- s3 --expect s3=gateway-endpoint
-  probe install --relay https://collector.example:7878 -- s3 --report-to http://127.0.0.1:7878 --token-file /etc/probe/token
-  probe install --root pkg/ --bin /usr/bin/probe -- s3 --every 5m";
+  probe install --relay https://laptop:7878 -- s3 --report-to http://127.0.0.1:7878 \\
+      --token-file /etc/probe/token";
 
 const UNINSTALL_EXAMPLES: &str = "Examples:
   probe uninstall

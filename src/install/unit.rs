@@ -1,7 +1,7 @@
 //! The probe service's unit, rendered from `userdata/probe.service` for an agent command
 //! line. Pure: no file is read or written here.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// The unit template: hardening and layout live in the file, reviewed as a unit file.
 const TEMPLATE: &str = include_str!("../../userdata/probe.service");
@@ -221,11 +221,14 @@ pub fn render(bin: &str, unit: &Unit) -> String {
         .map(|w| Quoted(w).to_string())
         .collect::<Vec<_>>()
         .join(" ");
-    let credentials: String = unit
-        .credentials
-        .iter()
-        .map(|(name, path)| format!("LoadCredential={name}:{}\n", escape_specifiers(path)))
-        .collect();
+    let mut credentials = String::new();
+    for (name, path) in &unit.credentials {
+        let _ = writeln!(
+            credentials,
+            "LoadCredential={name}:{}",
+            escape_specifiers(path)
+        );
+    }
     TEMPLATE
         .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
         .replace("@DESCRIPTION@", unit.description)

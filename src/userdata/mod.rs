@@ -9,10 +9,10 @@ use render::{CA_PATH, Format, TOKEN_PATH, Values, check_value};
 use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "Examples:
-  probe userdata --source http://10.10.0.10:7878/v1/probe --sums dist/SHA256SUMS --token-file probe.token \\
-      -- s3 cloudformation --report-to http://10.10.0.10:7878 --every 60s --console
-  probe userdata --source https://BUCKET.s3.ap-northeast-2.amazonaws.com/probe/ --sha256 x86_64=HEX \\
-      --format cloudformation -- s3 --expect s3=gateway-endpoint --console";
+  probe userdata --source http://10.10.0.10:7878/v1/probe --sums dist/SHA256SUMS \\
+      --token-file probe.token -- s3 --report-to http://10.10.0.10:7878 --console
+  probe userdata --source https://BUCKET.s3.ap-northeast-2.amazonaws.com/probe/ \\
+      --sha256 x86_64=HEX --format cloudformation -- s3 --console";
 
 /// Arguments of `probe userdata`.
 #[derive(Debug, Clone, clap::Args)]
@@ -323,15 +323,12 @@ fn without_references(arg: &str) -> String {
     let mut rest = arg;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
-        match rest[start..].find('}') {
-            Some(end) => {
-                out.push_str("ref");
-                rest = &rest[start + end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+        if let Some(end) = rest[start..].find('}') {
+            out.push_str("ref");
+            rest = &rest[start + end + 1..];
+        } else {
+            out.push_str(&rest[start..]);
+            rest = "";
         }
     }
     out.push_str(rest);
