@@ -13,6 +13,7 @@ use support::{Helper, assert_valid, probe, run_within, seeded_moto};
 const REGION: &str = "ap-northeast-2";
 const PRIVATE: &str = "i-0b7c4f9e2d1a38c65";
 const PUBLIC: &str = "i-0a3e5d7c9b1f24e86";
+const STUCK: &str = "i-0d1e2f3a4b5c6d7e8";
 
 /// `probe collect` talking to the EC2 API at `ec2_url` with test credentials.
 fn collector(dir: &Path, ec2_url: &str, extra: &[&str]) -> Collector {
@@ -141,6 +142,48 @@ fn verdicts_come_back_from_serial_consoles_by_instance_and_by_stack() {
         "instances by Name tag: {page}"
     );
     assert!(page.contains(&format!("public-ec2 ({PUBLIC})")), "{page}");
+}
+
+/// An instance whose UserData never got probe there (its security group drops the relay's
+/// port, and the S3 endpoint is missing): the bootstrap's console lines say so on the
+/// terminal and on the dashboard, though it never reported.
+#[test]
+fn an_instance_whose_bootstrap_is_stuck_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let ec2 = recorded_ec2();
+    let c = console_collector(dir.path(), &ec2, STUCK, "no-such-stack");
+    let line = c
+        .wait_for_line(
+            &format!("{STUCK} (stuck-ec2) bootstrap:"),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|| panic!("{:#?}", c.lines()));
+    assert!(
+        line.ends_with(
+            "bootstrap: connect-timeout from http://10.10.0.10:7878/v1/probe (attempt 3): no probe from this source"
+        ),
+        "{line}"
+    );
+    let (_, page) = get(&format!("{}/", c.url));
+    assert!(page.contains("id=\"bootstrap\""), "{page}");
+    assert!(
+        page.contains(&format!(
+            "data-instance=\"{STUCK} (stuck-ec2)\" data-result=\"connect-timeout\""
+        )),
+        "{page}"
+    );
+    assert!(
+        reports(&c.url).is_empty(),
+        "a bootstrap line is not a report"
+    );
+    // Read again: the same state is not printed twice.
+    std::thread::sleep(Duration::from_millis(2500));
+    let said = c
+        .lines()
+        .iter()
+        .filter(|l| l.contains("bootstrap:"))
+        .count();
+    assert_eq!(said, 1, "{:#?}", c.lines());
 }
 
 #[test]

@@ -394,6 +394,22 @@ fn install_writes_under_a_root_once_and_uninstall_removes_it() {
         second.stderr
     );
 
+    // Installed again without --relay: the relay's unit goes.
+    let without: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with("https://") && *a != "--relay")
+        .collect();
+    let third = run(probe().arg("install").args(&without));
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(
+        third.stderr.contains("removed")
+            && !root.join("etc/systemd/system/probe-relay.service").exists(),
+        "{}",
+        third.stderr
+    );
+    assert!(unit.exists());
+
     let gone = run(probe().args(["uninstall", "--root", root.to_str().unwrap()]));
     assert_eq!(gone.code, 0, "{}", gone.stderr);
     assert!(!unit.exists() && !root.join("etc/systemd/system/probe-relay.service").exists());

@@ -5,7 +5,7 @@
 //! twice.
 
 use super::entry::Entry;
-use super::store::{Store, Stored, print_changes};
+use super::store::{Bootstrap, Host, Store, Stored, print_changes};
 use crate::classify::Path;
 use crate::context::ec2::{Ec2, InstanceInfo};
 use crate::deliver::CONSOLE_MARKER;
@@ -47,9 +47,14 @@ struct Line {
     version: Option<String>,
 }
 
+/// The marker of the UserData bootstrap's console lines (userdata/fetch.sh writes them).
+pub const BOOTSTRAP_MARKER: &str = "probe.bootstrap/v1";
+
 /// What one console held.
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// The last readable bootstrap line, when the UserData's bootstrap wrote any.
+    pub bootstrap: Option<Bootstrap>,
     /// One report per agent run, oldest first.
     pub reports: Vec<Report>,
     /// Marked lines that could not be read (cut by the console's 64 KiB window, or mixed
@@ -62,6 +67,12 @@ pub struct Parsed {
 pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
     let mut parsed = Parsed::default();
     for raw in output.lines() {
+        if let Some(at) = raw.find(BOOTSTRAP_MARKER) {
+            if let Ok(line) = serde_json::from_str(raw[at + BOOTSTRAP_MARKER.len()..].trim()) {
+                parsed.bootstrap = Some(line);
+            }
+            continue;
+        }
         let Some(at) = raw.find(CONSOLE_MARKER) else {
             continue;
         };
@@ -220,6 +231,15 @@ async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &St
         }
     };
     let parsed = parse(&output, instance, region);
+    if let Some(line) = &parsed.bootstrap {
+        let host = Host {
+            label: label.clone(),
+            subnet: instance.subnet_id.clone(),
+        };
+        if store.note_bootstrap(&instance.id, host, line.clone()) {
+            println!("{}", bootstrap_line(&label, line));
+        }
+    }
     let mut new = 0;
     for report in parsed.reports {
         let stored = match Entry::from_report(report) {
@@ -241,6 +261,34 @@ async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &St
             parsed.unreadable
         );
     }
+}
+
+/// The terminal line for a changed bootstrap state. Console text comes from the instance:
+/// control characters are escaped, so it can neither move the cursor nor forge a line.
+fn bootstrap_line(label: &str, b: &Bootstrap) -> String {
+    let attempt = b
+        .attempt
+        .map(|n| format!(" (attempt {n})"))
+        .unwrap_or_default();
+    let source = b
+        .source
+        .as_deref()
+        .map(|s| format!(" from {s}"))
+        .unwrap_or_default();
+    let text = format!(
+        "{label} bootstrap: {}{source}{attempt}: {}",
+        b.result, b.detail
+    );
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -288,5 +336,26 @@ mod tests {
             assert_eq!(got.verdict.endpoint_id, sent.verdict.endpoint_id);
         }
         assert_eq!(back.pass, report.pass);
+    }
+
+    #[test]
+    fn the_last_bootstrap_line_says_why_an_instance_never_reported() {
+        let console = concat!(
+            "[  3.1] cloud-init[90]: probe.bootstrap/v1 {\"step\":\"bootstrap\",\"result\":\"started\",\"detail\":\"probe-fetch started\"}\r\n",
+            "probe.bootstrap/v1 {\"step\":\"fetch\",\"attempt\":1,\"arch\":\"x86_64\",\"source\":\"http://10.10.0.10:7878/v1/probe\",\"result\":\"refused\",\"detail\":\"no probe\"}\r\n",
+            "probe.bootstrap/v1 {\"step\":\"fetch\",\"attempt\":2,\"arch\":\"x86_64\",\"source\":\"http://h/\\u001b[2Jx\",\"result\":\"sha-mismatch\",\"detail\":\"got\\nfake\"}\r\n",
+            "probe.bootstrap/v1 {\"step\":\"fetch\",\"att[ 9.9] random: crng\r\n",
+        );
+        let parsed = parse(console, &instance(), "ap-northeast-2");
+        let b = parsed.bootstrap.expect("a bootstrap line");
+        assert_eq!(b.result, "sha-mismatch");
+        assert_eq!(b.attempt, Some(2));
+        assert!(!b.done());
+        let line = bootstrap_line("private-ec2 (i-0123)", &b);
+        assert_eq!(
+            line,
+            "private-ec2 (i-0123) bootstrap: sha-mismatch from http://h/\\u{1b}[2Jx (attempt 2): got\\nfake"
+        );
+        assert!(!line.contains('\u{1b}') && !line.contains('\n'));
     }
 }

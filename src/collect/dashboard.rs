@@ -36,9 +36,9 @@ pub fn render(v: &Views, now: u64) -> String {
         ".unreachable,.dns-failed{background:#ffc9c9}.fail{outline:2px solid #c00}",
         "</style></head><body><h1>probe: the VPC at a glance</h1>",
     ));
-    if instances.is_empty() {
+    if instances.is_empty() && v.bootstraps.is_empty() {
         html.push_str("<p id=\"empty\">No report yet. Run <code>probe check ... --report-to URL --token-file FILE</code> on an instance.</p>");
-    } else {
+    } else if !instances.is_empty() {
         html.push_str("<table id=\"matrix\"><tr><th>instance</th><th>subnet</th>");
         for t in &targets {
             let _ = write!(html, "<th>{}</th>", esc(t));
@@ -65,6 +65,26 @@ pub fn render(v: &Views, now: u64) -> String {
                 }
             }
             html.push_str("</tr>");
+        }
+        html.push_str("</table>");
+    }
+    let stuck: Vec<_> = v.bootstraps.values().filter(|(_, b)| !b.done()).collect();
+    if !stuck.is_empty() {
+        // The instances the operator most needs to see: probe never got there.
+        html.push_str("<h2>Not installed yet</h2><table id=\"bootstrap\"><tr><th>instance</th><th>subnet</th><th>last attempt</th><th>source</th><th>detail</th></tr>");
+        for (host, b) in stuck {
+            let _ = write!(
+                html,
+                "<tr class=\"unreachable\" data-instance=\"{}\" data-result=\"{}\"><th>{}</th><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&host.label),
+                esc(&b.result),
+                esc(&host.label),
+                esc(host.subnet.as_deref().unwrap_or("")),
+                esc(&b.result),
+                b.attempt.map(|n| format!(" (#{n})")).unwrap_or_default(),
+                esc(b.source.as_deref().unwrap_or("")),
+                esc(&b.detail)
+            );
         }
         html.push_str("</table>");
     }

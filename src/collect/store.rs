@@ -78,9 +78,39 @@ pub fn print_changes(changes: &[Change]) {
     }
 }
 
+/// The last bootstrap line read from an instance's console (`probe.bootstrap/v1`, written
+/// by the UserData's fetch service before probe runs there).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Bootstrap {
+    /// `bootstrap` (the UserData itself) or `fetch` (the service).
+    pub step: String,
+    /// The fetch attempt, counted since the service started.
+    #[serde(default)]
+    pub attempt: Option<u64>,
+    /// The source tried.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `refused`, `dns`, `sha-mismatch`, `installed`...
+    pub result: String,
+    /// One line saying more.
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl Bootstrap {
+    /// Whether probe is in place: nothing left for the operator to look at.
+    #[must_use]
+    pub fn done(&self) -> bool {
+        matches!(self.result.as_str(), "installed" | "up-to-date" | "ok")
+    }
+}
+
 /// What the dashboard and the API read.
 #[derive(Debug, Default)]
 pub struct Views {
+    /// The last bootstrap line of each instance whose console was read, with how it is
+    /// shown; kept in memory only (the next reading brings it back).
+    pub bootstraps: BTreeMap<String, (Host, Bootstrap)>,
     /// Latest verdict per (instance key, target); see [`instance_key`].
     pub matrix: BTreeMap<(String, String), Cell>,
     /// Each instance's label and subnet, by instance key.
@@ -293,6 +323,20 @@ impl Store {
             .map_err(|()| "the store writer has stopped".to_string())?;
         wait.await
             .map_err(|_| "the store writer has stopped".to_string())?
+    }
+
+    /// Records an instance's last bootstrap line; true when it differs from the one before.
+    pub fn note_bootstrap(&self, key: &str, host: Host, line: Bootstrap) -> bool {
+        let mut views = self
+            .views
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = views
+            .bootstraps
+            .get(key)
+            .is_none_or(|(_, old)| *old != line);
+        views.bootstraps.insert(key.to_string(), (host, line));
+        changed
     }
 
     /// Read access to the views.

@@ -131,6 +131,9 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
             .map_err(|e| Error::Usage(e.to_string()))?;
         units.push((RELAY_UNIT, "probe-relay.service", relay));
     }
+    if args.relay.is_none() && !args.dry_run {
+        remove_stale_relay(&args.root, live)?;
+    }
     for (rel, name, unit) in &units {
         let text = unit::render(bin, unit);
         if args.dry_run {
@@ -184,6 +187,22 @@ pub fn execute_uninstall(args: &UninstallArgs) -> Result<u8, Error> {
         systemctl(&["daemon-reload"])?;
     }
     Ok(exit::PASS)
+}
+
+/// A relay installed before, by a command line that no longer asks for one, is stopped and
+/// removed: what runs is what the latest install said.
+fn remove_stale_relay(root: &Path, live: bool) -> Result<(), Error> {
+    let path = root.join(RELAY_UNIT);
+    if !path.exists() {
+        return Ok(());
+    }
+    if live && systemd_running() {
+        systemctl(&["disable", "--now", "probe-relay.service"])?;
+    }
+    std::fs::remove_file(&path)
+        .map_err(|e| Error::Environment(format!("cannot remove {}: {e}", path.display())))?;
+    eprintln!("probe install: removed {} (no --relay now)", path.display());
+    Ok(())
 }
 
 /// Writes `text` to `path` (0644, through a temporary file) unless it holds it already.
