@@ -72,8 +72,11 @@ impl Delivery {
                 spool.display()
             )
         })?;
+        // A redirect is never followed: a 301/302 would turn the POST into a GET whose 2xx
+        // acknowledges nothing, and a 307 would send the signed report to another host.
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -150,6 +153,12 @@ impl Delivery {
                     stopped = Some(why);
                     break;
                 }
+                Err(Fate::Foreign) => {
+                    tracing::warn!(
+                        "{} is not a report probe spooled: left alone (neither sent nor removed)",
+                        path.display()
+                    );
+                }
             }
         }
         Flushed {
@@ -177,18 +186,15 @@ impl Delivery {
         write().map_err(|e| format!("cannot write to {}: {e}", self.spool.display()))
     }
 
-    /// Spooled reports, oldest first.
+    /// Spooled reports, oldest first: only files probe wrote, by their name
+    /// (`MILLIS-ID.json`). Anything else in the folder is left alone, never sent or removed.
     fn spooled(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
             .map(|d| {
                 d.filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                     .map(|e| e.path())
-                    .filter(|p| {
-                        p.extension().is_some_and(|e| e == "json")
-                            && !p
-                                .file_name()
-                                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                    })
+                    .filter(|p| spooled_id(p).is_some())
                     .collect()
             })
             .unwrap_or_default();
@@ -207,7 +213,12 @@ impl Delivery {
     }
 
     async fn send(&self, path: &Path) -> Result<(), Fate> {
+        let id = spooled_id(path).unwrap_or_default();
         let body = std::fs::read(path).map_err(|e| Fate::Later(e.to_string()))?;
+        // The name says probe wrote it; the content must agree before it goes anywhere.
+        if !written_by_probe(&body, id) {
+            return Err(Fate::Foreign);
+        }
         let now = auth::now();
         let response = self
             .client
@@ -221,11 +232,81 @@ impl Delivery {
             .map_err(|e| Fate::Later(format!("collector unreachable: {}", innermost(&e))))?;
         let status = response.status().as_u16();
         match status {
-            200..=299 => Ok(()),
+            200..=299 => {
+                // Only a collector's answer naming this report as stored (now or before)
+                // acknowledges it; any other 2xx (a proxy's page) does not.
+                let answer = read_limited(response, 4096).await;
+                let ack: Option<Ack> = serde_json::from_slice(&answer).ok();
+                match ack {
+                    Some(a) if a.id == id => Ok(()),
+                    _ => Err(Fate::Later(format!(
+                        "HTTP {status} without the collector's acknowledgement of {id}: is --report-to a probe collector?"
+                    ))),
+                }
+            }
+            300..=399 => {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(
+                        || "nowhere".to_string(),
+                        |l| crate::terminal::safe(l).into_owned(),
+                    );
+                Err(Fate::Later(format!(
+                    "the collector answered HTTP {status} redirecting to {location}: reports are not sent on through redirects; give --report-to the collector's own URL"
+                )))
+            }
             400 | 413 | 422 => Err(Fate::Refused(format!("HTTP {status}"))),
             _ => Err(Fate::Later(format!("collector answered HTTP {status}"))),
         }
     }
+}
+
+/// The collector's answer to a stored report.
+#[derive(serde::Deserialize)]
+struct Ack {
+    id: String,
+    #[expect(
+        dead_code,
+        reason = "present in every acknowledgement; its value is not needed"
+    )]
+    stored: bool,
+}
+
+/// At most `limit` bytes of a response body: an answer is small, whoever sends it.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            break;
+        }
+    }
+    body
+}
+
+/// The report id in a spool file's name (`MILLIS-ID.json`, as `spool_one` writes it).
+fn spooled_id(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
+    let (millis, id) = name.split_once('-')?;
+    let ours = millis.len() == 15
+        && millis.bytes().all(|b| b.is_ascii_digit())
+        && !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ours.then_some(id)
+}
+
+/// Whether `body` is a probe report with the id its file name gives.
+fn written_by_probe(body: &[u8], id: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        schema: &'a str,
+        id: &'a str,
+    }
+    serde_json::from_slice::<Head<'_>>(body)
+        .is_ok_and(|h| h.schema == crate::report::SCHEMA && h.id == id)
 }
 
 enum Fate {
@@ -233,6 +314,8 @@ enum Fate {
     Refused(String),
     /// Try again on the next run.
     Later(String),
+    /// Named like a spooled report but not one: left where it is, untouched.
+    Foreign,
 }
 
 fn innermost(e: &dyn std::error::Error) -> String {

@@ -16,6 +16,7 @@ pub mod install;
 pub mod net;
 pub mod report;
 pub mod target;
+pub mod terminal;
 pub mod userdata;
 
 use cli::{Cli, Command};

@@ -454,3 +454,180 @@ fn a_relay_with_its_upstream_down_then_up_delivers_everything_exactly_once() {
     assert_eq!(probe::auth::hex(digest.as_ref()), sha);
     assert_eq!(bytes, std::fs::read(env!("CARGO_BIN_EXE_probe")).unwrap());
 }
+
+/// Issue 9, 3: a redirect in front of the collector. A 301/302 turned the POST into a GET
+/// whose 2xx made the agent drop a report never stored; a 307 sent the signed body on. Now
+/// nothing is followed, the report stays in the spool, and one line names the Location; a
+/// 2xx that is not a collector's acknowledgement keeps it too.
+#[test]
+fn the_agent_never_follows_a_redirect_and_keeps_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let location: &'static str =
+        Box::leak(format!("Location: {}/v1/reports\r\n", collector.url).into_boxed_str());
+    for status in [301, 302, 307, 308] {
+        let redirect = servers::http(servers::Behavior::Respond {
+            status,
+            headers: location,
+            body: "",
+        });
+        let url = format!("http://{}", redirect.addr);
+        let (_, _, stderr) = check_and_report(&url, &token, &spool, web.addr.port());
+        assert!(
+            stderr.contains(&format!(
+                "HTTP {status} redirecting to {}/v1/reports",
+                collector.url
+            )),
+            "{status}: {stderr}"
+        );
+        assert!(stderr.contains("kept in"), "{status}: {stderr}");
+    }
+    let page = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "<html>welcome</html>",
+    });
+    let (_, _, stderr) = check_and_report(
+        &format!("http://{}", page.addr),
+        &token,
+        &spool,
+        web.addr.port(),
+    );
+    assert!(
+        stderr.contains("without the collector's acknowledgement"),
+        "{stderr}"
+    );
+    assert!(stored_ids(&collector.url).is_empty(), "nothing went on");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 5, "all kept");
+    // Pointed at the collector itself, every kept report arrives.
+    let (_, _, stderr) = check_and_report(&collector.url, &token, &spool, web.addr.port());
+    assert!(stderr.contains("6 report(s) sent"), "{stderr}");
+    assert_eq!(stored_ids(&collector.url).len(), 6);
+}
+
+/// Issue 9, 6 and 9: a spool folder that holds what probe did not write. A directory named
+/// like a report blocked every later run, and any *.json was uploaded and deleted when
+/// refused. Now only probe's own files (by name and content) are sent or removed.
+#[test]
+fn the_spool_sends_and_removes_only_what_probe_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(spool.join("000000000000000-x.json")).unwrap();
+    let notes = spool.join("notes.json");
+    std::fs::write(&notes, "{\"mine\": true}").unwrap();
+    let lookalike = spool.join("000000000000001-abc.json");
+    std::fs::write(
+        &lookalike,
+        "{\"schema\": \"probe.report/v1\", \"id\": \"other\"}",
+    )
+    .unwrap();
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let (_, report, stderr) = check_and_report(&collector.url, &token, &spool, web.addr.port());
+    assert!(stderr.contains("1 report(s) sent"), "{stderr}");
+    assert_eq!(
+        stored_ids(&collector.url),
+        vec![report["id"].as_str().unwrap().to_string()]
+    );
+    assert!(spool.join("000000000000000-x.json").is_dir());
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "{\"mine\": true}");
+    assert!(
+        lookalike.is_file(),
+        "a file probe did not write is left alone"
+    );
+}
+
+/// Issue 9, 8: escape sequences, CR and newlines in a report's host name and target were
+/// printed raw on the collector's terminal, and a newline forged a change line.
+#[test]
+fn what_reports_say_reaches_the_terminal_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let token = Token::new(TOKEN).unwrap();
+    let mut report: Value = serde_json::from_slice(&sample_report("hostile-1")).unwrap();
+    report["agent"]["hostname"] = "web\u{1b}[2J\r\n2026-01-01 fake -> s3: public -> vpc".into();
+    report["targets"][0]["target"] = "s3\u{1b}]0;owned\u{7}".into();
+    let first = serde_json::to_vec(&report).unwrap();
+    let (status, _) = post(
+        &collector.url,
+        &first,
+        &signed(&token, probe::auth::now(), &first),
+    );
+    assert_eq!(status, 201);
+    // A second verdict for the same instance and target makes a change line.
+    report["id"] = "hostile-2".into();
+    report["started_at"] = "2099-01-01T00:00:00Z".into();
+    report["targets"][0]["verdict"]["path"] = "unreachable".into();
+    let second = serde_json::to_vec(&report).unwrap();
+    let (status, _) = post(
+        &collector.url,
+        &second,
+        &signed(&token, probe::auth::now(), &second),
+    );
+    assert_eq!(status, 201);
+    let line = collector
+        .wait_for_line("-> unreachable", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{:#?}", collector.lines()));
+    assert!(
+        line.contains("web\\u{1b}[2J\\r\\n2026-01-01 fake"),
+        "{line}"
+    );
+    assert!(line.contains("s3\\u{1b}]0;owned\\u{7}"), "{line}");
+    for l in collector.lines() {
+        assert!(
+            !l.contains('\u{1b}') && !l.contains('\r'),
+            "raw control text: {l:?}"
+        );
+        assert!(!l.starts_with("2026-01-01 fake"), "a forged line: {l:?}");
+    }
+}
+
+/// Issue 9, 9: a 100,000-deep array in an unknown field was stored and served, breaking
+/// every reader of the API.
+#[test]
+fn a_report_nested_too_deep_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let token = Token::new(TOKEN).unwrap();
+    let report = String::from_utf8(sample_report("deep-1")).unwrap();
+    let deep = format!(
+        "{{\"deep\":{}{},{}",
+        "[".repeat(100_000),
+        "]".repeat(100_000),
+        &report[1..]
+    );
+    let (status, answer) = post(
+        &collector.url,
+        deep.as_bytes(),
+        &signed(&token, probe::auth::now(), deep.as_bytes()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("nested 100001 levels deep"),
+        "{answer}"
+    );
+    assert!(stored_ids(&collector.url).is_empty());
+}

@@ -219,10 +219,12 @@ async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
 }
 
 async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &Store) {
-    let label = match &instance.name {
+    // Name tags are anyone's text: safe on the terminal.
+    let label = crate::terminal::safe(&match &instance.name {
         Some(name) => format!("{} ({name})", instance.id),
         None => instance.id.clone(),
-    };
+    })
+    .into_owned();
     let output = match ec2.console_output(&instance.id).await {
         Ok(o) => o,
         Err(why) => {
@@ -279,16 +281,7 @@ fn bootstrap_line(label: &str, b: &Bootstrap) -> String {
         "{label} bootstrap: {}{source}{attempt}: {}",
         b.result, b.detail
     );
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    crate::terminal::safe(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -21,6 +21,14 @@ impl Entry {
     /// [`Invalid::Json`] when it is not a probe report at all, [`Invalid::Content`] when it
     /// is one with content no collector should store.
     pub fn parse(bytes: &[u8]) -> Result<Self, Invalid> {
+        // serde skips unknown fields without a depth limit, and the document is served as
+        // stored: a deeply nested one would break every reader of the API (jq, Python).
+        let depth = nesting(bytes);
+        if depth > MAX_DEPTH {
+            return Err(Invalid::Json(format!(
+                "the report is nested {depth} levels deep, over the {MAX_DEPTH} a report needs"
+            )));
+        }
         let report: Report = serde_json::from_slice(bytes)
             .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
         validate(&report).map_err(Invalid::Content)?;
@@ -66,6 +74,37 @@ impl Entry {
     pub fn doc(&self) -> &str {
         &self.doc
     }
+}
+
+/// Deepest nesting of arrays and objects accepted (a report has about 7).
+pub const MAX_DEPTH: usize = 64;
+
+/// How deep `json`'s arrays and objects nest, counted outside strings; cheap enough to run
+/// before any parsing.
+fn nesting(json: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Why a body was refused.
@@ -125,6 +164,26 @@ mod tests {
     use super::*;
 
     const REPORT: &str = include_str!("../../tests/data/report.json");
+
+    #[test]
+    fn a_document_nested_too_deep_is_refused_before_parsing() {
+        let mut doc: Value = serde_json::from_str(REPORT).unwrap();
+        doc["from_the_future"] = "[[[\"]]]]]]\\\"\"".into();
+        let fine = serde_json::to_vec(&doc).unwrap();
+        assert!(nesting(&fine) < 10, "brackets in strings do not count");
+        assert!(Entry::parse(&fine).is_ok());
+        let text = String::from_utf8(fine).unwrap();
+        let deep = format!(
+            "{}\"deep\":{}{},",
+            &text[..1],
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        ) + &text[1..];
+        match Entry::parse(deep.as_bytes()) {
+            Err(Invalid::Json(why)) => assert!(why.contains("nested 100001 levels"), "{why}"),
+            other => panic!("accepted: {:?}", other.map(|e| e.report.id)),
+        }
+    }
 
     #[test]
     fn unknown_fields_survive_parsing_labelling_and_storing() {

@@ -70,10 +70,15 @@ pub struct Host {
 
 /// The terminal line for each verdict that changed.
 pub fn print_changes(changes: &[Change]) {
+    use crate::terminal::safe;
     for c in changes {
         println!(
             "{} {} -> {}: {} -> {}",
-            c.at, c.instance, c.target, c.from, c.to
+            safe(&c.at),
+            safe(&c.instance),
+            safe(&c.target),
+            safe(&c.from),
+            safe(&c.to)
         );
     }
 }
