@@ -10,6 +10,11 @@ use std::time::Duration;
 
 /// Reports kept at most while the collector is unreachable.
 pub const SPOOL_LIMIT: usize = 1_000;
+/// Answers with an error a report may get before it is moved to the dead-letter folder.
+pub const ATTEMPTS: u32 = 10;
+/// Where reports the collector keeps refusing go, inside the spool: kept for people, never
+/// sent again.
+pub const DEAD: &str = "dead";
 /// Time for one POST.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -20,6 +25,10 @@ pub struct Delivery {
     spool: PathBuf,
     limit: usize,
     client: reqwest::Client,
+    /// Error answers per spooled file, since this process started.
+    refusals: std::sync::Mutex<std::collections::HashMap<PathBuf, u32>>,
+    /// Reports moved to the dead-letter folder since this process started.
+    dead: std::sync::atomic::AtomicU64,
 }
 
 /// How a flush of the spool went.
@@ -86,7 +95,47 @@ impl Delivery {
             spool,
             limit: SPOOL_LIMIT,
             client,
+            refusals: std::sync::Mutex::default(),
+            dead: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Reports moved to the dead-letter folder since start.
+    #[must_use]
+    pub fn dead_letters(&self) -> u64 {
+        self.dead.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts an error answer for `path`; after [`ATTEMPTS`] the report is moved aside, so
+    /// one report the collector keeps refusing never holds the ones behind it.
+    fn refused_again(&self, path: &Path, why: &str) {
+        let mut refusals = self
+            .refusals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = refusals.entry(path.to_path_buf()).or_insert(0);
+        *n += 1;
+        if *n < ATTEMPTS {
+            return;
+        }
+        refusals.remove(path);
+        let dead = self.spool.join(DEAD);
+        let moved = std::fs::create_dir_all(&dead)
+            .and_then(|()| std::fs::rename(path, dead.join(path.file_name().unwrap_or_default())));
+        match moved {
+            Ok(()) => {
+                self.dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(
+                    "{} was refused {ATTEMPTS} times ({why}): moved to {} and not sent again",
+                    path.display(),
+                    dead.display()
+                );
+            }
+            Err(e) => tracing::warn!(
+                "{} was refused {ATTEMPTS} times ({why}) and cannot be moved aside: {e}",
+                path.display()
+            ),
+        }
     }
 
     /// Keeps at most `limit` reports waiting.
@@ -152,6 +201,11 @@ impl Delivery {
                 Err(Fate::Later(why)) => {
                     stopped = Some(why);
                     break;
+                }
+                Err(Fate::Rejected(why)) => {
+                    // The collector answered: the next report may fare better.
+                    self.refused_again(&path, &why);
+                    stopped = Some(why);
                 }
                 Err(Fate::Foreign) => {
                     tracing::warn!(
@@ -258,7 +312,7 @@ impl Delivery {
                 )))
             }
             400 | 413 | 422 => Err(Fate::Refused(format!("HTTP {status}"))),
-            _ => Err(Fate::Later(format!("collector answered HTTP {status}"))),
+            _ => Err(Fate::Rejected(format!("collector answered HTTP {status}"))),
         }
     }
 }
@@ -312,8 +366,10 @@ fn written_by_probe(body: &[u8], id: &str) -> bool {
 enum Fate {
     /// Never acceptable: drop it.
     Refused(String),
-    /// Try again on the next run.
+    /// The collector is not there: stop, and try everything again on the next run.
     Later(String),
+    /// The collector answered with an error: try this one again later, the next one now.
+    Rejected(String),
     /// Named like a spooled report but not one: left where it is, untouched.
     Foreign,
 }

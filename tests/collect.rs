@@ -631,3 +631,171 @@ fn a_report_nested_too_deep_is_refused() {
     );
     assert!(stored_ids(&collector.url).is_empty());
 }
+
+/// Issue 9, 4: a relay whose forward queue could not be written answered 503 ("stored, but
+/// not queued"), then 200 "already stored" to the agent's retry, which dropped the report:
+/// the upstream never got it. Now a relay acknowledges only what is in its log and its queue.
+#[test]
+fn a_relay_acknowledges_only_what_it_has_queued() {
+    if !support::can_run("relay-queue", &["unshare", "mount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("relay");
+    let queue = data.join("forward");
+    std::fs::create_dir_all(&queue).unwrap();
+    // The relay alone sees its queue read-only (a mount namespace of its own), as if the
+    // disk refused the file.
+    let probe_bin = env!("CARGO_BIN_EXE_probe");
+    let q = queue.to_str().unwrap();
+    let mut cmd = Command::new("unshare");
+    support::isolate(&mut cmd);
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount --make-rprivate / && mount --bind {q} {q} && mount -o remount,bind,ro {q} {q} && exec {probe_bin} \"$@\""
+        ),
+        "sh",
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--forward",
+        &format!("http://127.0.0.1:{}", servers::refused_port()),
+    ]);
+    let relay = Collector::spawn(cmd);
+    let token = Token::new(TOKEN).unwrap();
+    let body = sample_report("queued-1");
+    for attempt in ["first", "retry"] {
+        let (status, answer) = post(
+            &relay.url,
+            &body,
+            &signed(&token, probe::auth::now(), &body),
+        );
+        assert_eq!(status, 503, "{attempt}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("not queued for forwarding"),
+            "{attempt}: {answer}"
+        );
+    }
+}
+
+/// An upstream that answers 500 to every report holding "poison" and acknowledges the rest,
+/// as a collector does; counts what it acknowledged.
+fn picky_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = acked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let id = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(String::from))
+                .unwrap_or_default();
+            let (status, answer) = if id.contains("poison") {
+                ("500 Oops", String::from("{\"error\":\"no\"}"))
+            } else {
+                seen.lock().unwrap().push(id.clone());
+                (
+                    "201 Created",
+                    format!("{{\"id\":\"{id}\",\"stored\":true}}"),
+                )
+            };
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (port, acked)
+}
+
+/// Issue 9, 6: an upstream answering 500 to one report stopped the relay's queue behind it
+/// for good. Now the reports behind it go on, and the refused one is moved to the dead-letter
+/// folder after bounded attempts, with a metric.
+#[test]
+fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let (port, acked) = picky_upstream();
+    let data = dir.path().join("relay");
+    let relay = Collector::start_with(
+        &data,
+        &token_path,
+        "127.0.0.1:0",
+        &["--forward", &format!("http://127.0.0.1:{port}")],
+    );
+    let token = Token::new(TOKEN).unwrap();
+    for id in ["poison-1", "good-1", "good-2"] {
+        let body = sample_report(id);
+        let (status, answer) = post(
+            &relay.url,
+            &body,
+            &signed(&token, probe::auth::now(), &body),
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while acked.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reports behind the refused one were held: {:?}",
+            acked.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead = data.join("forward").join(probe::deliver::DEAD);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let there = std::fs::read_dir(&dead)
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0);
+        if there == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused report was never moved aside: {:#?}",
+            relay.lines()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, metrics) = get(&format!("{}/metrics", relay.url));
+    assert!(
+        metrics.contains("probe_relay_dead_letters_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        relay
+            .wait_for_line("moved to", Duration::from_secs(5))
+            .is_some_and(|l| l.contains("refused 10 times")),
+        "{:#?}",
+        relay.lines()
+    );
+}

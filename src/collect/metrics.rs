@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 /// Renders the latest verdicts and the collector's counters.
 #[must_use]
-pub fn render(v: &Views) -> String {
+pub fn render(v: &Views, dead_letters: Option<u64>) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -70,6 +70,15 @@ pub fn render(v: &Views) -> String {
         "Resent reports refused as duplicates.",
     );
     let _ = writeln!(out, "probe_collector_duplicates_total {}", v.duplicates);
+    if let Some(dead) = dead_letters {
+        family(
+            &mut out,
+            "probe_relay_dead_letters_total",
+            "counter",
+            "Reports the upstream kept refusing, moved to DATA/forward/dead.",
+        );
+        let _ = writeln!(out, "probe_relay_dead_letters_total {dead}");
+    }
     out
 }
 

@@ -57,6 +57,12 @@ impl Relay {
         Ok(())
     }
 
+    /// Reports the upstream kept refusing, moved to the dead-letter folder since start.
+    #[must_use]
+    pub fn dead_letters(&self) -> u64 {
+        self.delivery.dead_letters()
+    }
+
     /// Forwards for ever: at once when reports arrive, with backoff while the upstream fails.
     pub async fn run(self: Arc<Self>) {
         let mut backoff = BACKOFF.0;
@@ -68,7 +74,7 @@ impl Relay {
                 continue;
             }
             if f.sent == 0 {
-                tracing::info!(
+                tracing::warn!(
                     "forwarding: {} waiting ({}); next try in {} ms",
                     f.waiting,
                     f.stopped.unwrap_or_default(),

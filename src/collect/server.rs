@@ -121,7 +121,9 @@ async fn post(
     let forward = app.relay.as_ref().map(|_| entry.doc().as_bytes().to_vec());
     match app.store.put(entry).await {
         Ok((stored, changes)) => {
-            if let (Some(relay), Some(line), Stored::New) = (&app.relay, &forward, stored) {
+            // Queued on every acknowledgement, a duplicate's too: an earlier copy may have
+            // been stored but not queued (503), and the upstream stores each id once.
+            if let (Some(relay), Some(line)) = (&app.relay, &forward) {
                 if let Err(e) = relay.enqueue(&id, line) {
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -225,7 +227,10 @@ async fn executable(State(app): State<Arc<App>>) -> Response {
 async fn prometheus(State(app): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics::render(&app.store.views()),
+        metrics::render(
+            &app.store.views(),
+            app.relay.as_ref().map(|r| r.dead_letters()),
+        ),
     )
         .into_response()
 }

@@ -398,13 +398,16 @@ fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, m
         let mut fresh = Vec::with_capacity(batch.len());
         let mut in_batch = HashSet::new();
         for p in batch {
-            let new =
-                !seen.contains(&p.entry.report.id) && in_batch.insert(p.entry.report.id.clone());
-            if new {
+            let copy = if seen.contains(&p.entry.report.id) {
+                Copy::OnDisk
+            } else if in_batch.insert(p.entry.report.id.clone()) {
                 buf.extend_from_slice(&p.line);
                 buf.push(b'\n');
-            }
-            fresh.push((p, new));
+                Copy::First
+            } else {
+                Copy::SameBatch
+            };
+            fresh.push((p, copy));
         }
         let result = if buf.is_empty() {
             Ok(())
@@ -424,18 +427,33 @@ fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, m
         let mut views = views
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (p, new) in fresh {
-            let answer = match (&result, new) {
-                (Err(e), true) => Err(format!("cannot write the report to disk: {e}")),
-                (_, false) => {
+        for (p, copy) in fresh {
+            // "Already stored" only for what is on disk: a copy that shared a failed write
+            // fails with it.
+            let answer = match (&result, copy) {
+                (Err(e), Copy::First | Copy::SameBatch) => {
+                    Err(format!("cannot write the report to disk: {e}"))
+                }
+                (_, Copy::OnDisk) | (Ok(()), Copy::SameBatch) => {
                     views.duplicates += 1;
                     Ok((Stored::Duplicate, Vec::new()))
                 }
-                (Ok(()), true) => Ok((Stored::New, views.apply(p.entry))),
+                (Ok(()), Copy::First) => Ok((Stored::New, views.apply(p.entry))),
             };
             let _ = p.done.send(answer);
         }
     }
+}
+
+/// Where a posted report's id stands when its batch is written.
+#[derive(Clone, Copy)]
+enum Copy {
+    /// Written before: on disk already.
+    OnDisk,
+    /// The first copy in this batch: this write stores it.
+    First,
+    /// Another copy in this batch: stored only if the write succeeds.
+    SameBatch,
 }
 
 #[cfg(test)]
@@ -453,6 +471,46 @@ mod tests {
         v["started_at"] = at.into();
         v["targets"][0]["verdict"]["path"] = path.into();
         Entry::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    /// Issue 9, 5: with the disk full, concurrent posts of one id were grouped into the
+    /// failed write, and the copies after the first were told "already stored".
+    #[tokio::test]
+    async fn every_copy_in_a_failed_write_fails_with_it() {
+        let file = OpenOptions::new()
+            .append(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
+        let mut answers = Vec::new();
+        // Both are queued before the writer starts, so they share one write.
+        for _ in 0..2 {
+            let entry = report("same-id", "public");
+            let line = entry.doc().as_bytes().to_vec();
+            let (done, wait) = oneshot::channel();
+            tx.send(Pending { entry, line, done }).unwrap();
+            answers.push(wait);
+        }
+        let views = Arc::new(RwLock::new(Views::default()));
+        let shared = views.clone();
+        let seen = Seen {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        let writer = std::thread::spawn(move || writer(file, &rx, &shared, seen));
+        for wait in answers {
+            let answer = wait.await.unwrap();
+            assert!(
+                answer
+                    .as_ref()
+                    .is_err_and(|e| e.contains("cannot write the report to disk")),
+                "{:?}",
+                answer.map(|(s, _)| s)
+            );
+        }
+        drop(tx);
+        writer.join().unwrap();
+        assert_eq!(views.read().unwrap().duplicates, 0);
     }
 
     #[tokio::test]

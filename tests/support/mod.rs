@@ -18,6 +18,13 @@ use std::sync::OnceLock;
 /// metadata service or AWS: tests that want IMDS or EC2 point probe at their own servers.
 pub fn probe() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe"));
+    isolate(&mut cmd);
+    cmd
+}
+
+/// The environment `probe()` gives, for a command that runs probe itself (through unshare,
+/// a shell...).
+pub fn isolate(cmd: &mut Command) {
     for var in [
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
@@ -35,7 +42,6 @@ pub fn probe() -> Command {
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    cmd
 }
 
 /// What one probe run printed and returned.
