@@ -773,9 +773,7 @@ fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
     let dead = data.join("forward").join(probe::deliver::DEAD);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let there = std::fs::read_dir(&dead)
-            .map(|d| d.filter_map(Result::ok).count())
-            .unwrap_or(0);
+        let there = std::fs::read_dir(&dead).map_or(0, |d| d.filter_map(Result::ok).count());
         if there == 1 {
             break;
         }
