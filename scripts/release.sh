@@ -33,7 +33,6 @@ done
 command -v file >/dev/null || die "file is missing: apt-get install file"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
-commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$dist"
 staging=$(mktemp -d)
@@ -41,6 +40,7 @@ trap 'rm -rf "$staging"' EXIT
 for target in "${targets[@]}"; do
   cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" --target "$target"
   bin=$out/$target/release/probe
+  commit=${PROBE_COMMIT:-$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
   file -b "$bin" | grep -Eq 'statically linked|static-pie linked' || die "$bin is not static: $(file -b "$bin")"
   size=$(stat -c %s "$bin")
   ((size < 7 * 1024 * 1024)) || die "$bin is $size bytes, over 7 MiB"

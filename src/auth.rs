@@ -34,6 +34,48 @@ pub enum AuthError {
     BadSignature,
 }
 
+/// Bits of entropy a token should carry at least, as `head -c 32 /dev/urandom | base64`.
+pub const STRONG_BITS: f64 = 256.0;
+
+/// What makes a token file weak: readable by others, or too little entropy for its
+/// alphabet (hex carries 4 bits a character, base64 6, other text about 6.5).
+#[must_use]
+pub fn weaknesses(path: &Path, token: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            out.push(format!(
+                "readable by others (mode {:o}): chmod 600 {}",
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+    let per_char: f64 = if token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        4.0
+    } else if token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
+    {
+        6.0
+    } else {
+        6.5
+    };
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a token is a few dozen characters"
+    )]
+    let bits = token.len() as f64 * per_char;
+    if bits < STRONG_BITS {
+        out.push(format!(
+            "about {bits:.0} bits of entropy, under {STRONG_BITS:.0}: make it with `head -c 32 /dev/urandom | base64`"
+        ));
+    }
+    out
+}
+
 /// A loaded shared token.
 pub struct Token(hmac::Key);
 
@@ -46,7 +88,11 @@ impl Token {
         let text = std::fs::read_to_string(path).map_err(|e| {
             format!("cannot read the token file {}: {e}; create it with `head -c 32 /dev/urandom | base64 > {}`", path.display(), path.display())
         })?;
-        Self::new(text.trim()).map_err(|e| format!("token file {}: {e}", path.display()))
+        let token = text.trim();
+        for warning in weaknesses(path, token) {
+            eprintln!("probe: warning: token file {}: {warning}", path.display());
+        }
+        Self::new(token).map_err(|e| format!("token file {}: {e}", path.display()))
     }
 
     /// A token from its text.
@@ -132,6 +178,22 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weak_or_open_token_file_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let strong = "q8Yl2V4m0s7mJ3n1lUe0Kx6m0d5a9sQe2b8T1uVw3Zk=";
+        std::fs::write(&path, strong).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(weaknesses(&path, strong).is_empty());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = weaknesses(&path, "0123456789abcdef0123456789abcdef");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("readable by others (mode 644)"));
+        assert!(w[1].contains("about 128 bits"));
+    }
 
     #[test]
     fn signatures_verify_only_with_the_same_token_body_and_a_fresh_timestamp() {

@@ -17,6 +17,9 @@ pub const ATTEMPTS: u32 = 10;
 pub const DEAD: &str = "dead";
 /// Time for one POST.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Time an agent's run spends sending at most: a slow collector and a full spool must not
+/// hold the next check (1,000 reports x 5 s would be over an hour).
+pub const BUDGET: Duration = Duration::from_secs(30);
 
 /// Where and how to send reports.
 pub struct Delivery {
@@ -25,10 +28,21 @@ pub struct Delivery {
     spool: PathBuf,
     limit: usize,
     client: reqwest::Client,
+    /// Time one flush may take, when bounded.
+    budget: Option<Duration>,
     /// Error answers per spooled file, since this process started.
     refusals: std::sync::Mutex<std::collections::HashMap<PathBuf, u32>>,
     /// Reports moved to the dead-letter folder since this process started.
     dead: std::sync::atomic::AtomicU64,
+}
+
+/// How the delivery of one run's report went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// One line for stderr.
+    pub line: String,
+    /// The collector acknowledged this run's report.
+    pub delivered: bool,
 }
 
 /// How a flush of the spool went.
@@ -95,6 +109,7 @@ impl Delivery {
             spool,
             limit: SPOOL_LIMIT,
             client,
+            budget: Some(BUDGET),
             refusals: std::sync::Mutex::default(),
             dead: std::sync::atomic::AtomicU64::new(0),
         })
@@ -145,17 +160,32 @@ impl Delivery {
         self
     }
 
+    /// Lets a flush take as long as it needs (a relay's forwarding loop).
+    #[must_use]
+    pub fn unbounded(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
     /// Spools `report`, then sends everything spooled. Returns a line saying how it went.
-    pub async fn deliver(&self, report: &Report) -> String {
+    pub async fn deliver(&self, report: &Report) -> Outcome {
+        let undelivered = |why: String| Outcome {
+            line: format!("report not spooled, not sent: {why}"),
+            delivered: false,
+        };
         let body = match serde_json::to_vec(report) {
             Ok(b) => b,
-            Err(e) => return format!("report not spooled: {e}"),
+            Err(e) => return undelivered(e.to_string()),
         };
         let dropped = match self.enqueue(&report.id, &body) {
             Ok(dropped) => dropped,
-            Err(e) => return format!("report not spooled: {e}"),
+            Err(e) => return undelivered(e),
         };
         let f = self.flush().await;
+        let delivered = !self
+            .spooled()
+            .iter()
+            .any(|p| spooled_id(p) == Some(report.id.as_str()));
         let mut line = format!("{} report(s) sent to {}", f.sent, self.url);
         if f.waiting > 0 {
             line = format!(
@@ -168,7 +198,7 @@ impl Delivery {
         if dropped > 0 {
             line = format!("{line}; spool full: dropped the {dropped} oldest");
         }
-        line
+        Outcome { line, delivered }
     }
 
     /// Adds the report `body` (whose id is `id`) to the spool; returns how many of the
@@ -185,8 +215,23 @@ impl Delivery {
     pub async fn flush(&self) -> Flushed {
         let mut sent = 0usize;
         let mut stopped = None;
+        let deadline = self.budget.map(|b| std::time::Instant::now() + b);
+        let out_of_time = || {
+            Fate::Later(format!(
+                "sending took {} s: the rest waits for the next run",
+                BUDGET.as_secs()
+            ))
+        };
         for path in self.spooled() {
-            match self.send(&path).await {
+            let attempt = self.send(&path);
+            let result = match deadline {
+                Some(d) if std::time::Instant::now() >= d => Err(out_of_time()),
+                Some(d) => tokio::time::timeout_at(d.into(), attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(out_of_time())),
+                None => attempt.await,
+            };
+            match result {
                 Ok(()) => {
                     let _ = std::fs::remove_file(&path);
                     sent += 1;

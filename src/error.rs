@@ -150,4 +150,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The environment does not allow the command to run.
     pub const ENVIRONMENT: u8 = 3;
+    /// `probe check --report-to`: every expectation met, but the collector has not
+    /// acknowledged the report (it waits in the spool).
+    pub const UNDELIVERED: u8 = 4;
 }

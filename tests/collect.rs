@@ -30,7 +30,7 @@ fn check_and_report(url: &str, token: &Path, spool: &Path, web: u16) -> (i32, Va
     .arg(token)
     .arg("--spool")
     .arg(spool);
-    let out = run_within(&mut cmd, Duration::from_secs(20));
+    let out = run_within(&mut cmd, Duration::from_secs(60));
     (
         out.code,
         serde_json::from_str(&out.stdout).unwrap(),
@@ -690,8 +690,8 @@ fn a_relay_acknowledges_only_what_it_has_queued() {
 }
 
 /// An upstream that answers 500 to every report holding "poison" and acknowledges the rest,
-/// as a collector does; counts what it acknowledged.
-fn picky_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// as a collector does, after `delay`; counts what it acknowledged.
+fn picky_upstream(delay: Duration) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -716,6 +716,7 @@ fn picky_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
                 .ok()
                 .and_then(|v| v["id"].as_str().map(String::from))
                 .unwrap_or_default();
+            std::thread::sleep(delay);
             let (status, answer) = if id.contains("poison") {
                 ("500 Oops", String::from("{\"error\":\"no\"}"))
             } else {
@@ -743,7 +744,7 @@ fn picky_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let token_path = token_file(dir.path());
-    let (port, acked) = picky_upstream();
+    let (port, acked) = picky_upstream(Duration::ZERO);
     let data = dir.path().join("relay");
     let relay = Collector::start_with(
         &data,
@@ -795,5 +796,79 @@ fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
             .is_some_and(|l| l.contains("refused 10 times")),
         "{:#?}",
         relay.lines()
+    );
+}
+
+/// Issue 9, 9: delivery failures never changed the exit code. Now a run whose checks pass
+/// but whose report the collector has not acknowledged exits 4; a failed check still
+/// exits 1.
+#[test]
+fn an_undelivered_report_says_so_in_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let down = format!("http://127.0.0.1:{}", servers::refused_port());
+    let (code, _, stderr) = check_and_report(&down, &token, &spool, web.addr.port());
+    assert_eq!(code, 4, "{stderr}");
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let (code, _, stderr) = check_and_report(&collector.url, &token, &spool, web.addr.port());
+    assert_eq!(code, 0, "{stderr}");
+    let refused = servers::refused_port();
+    let mut cmd = probe();
+    cmd.args([
+        "check",
+        &format!("127.0.0.1:{refused}"),
+        "--ping-count",
+        "0",
+    ])
+    .args(["-o", "json", "--report-to", &down, "--token-file"])
+    .arg(&token)
+    .arg("--spool")
+    .arg(&spool);
+    let out = run_within(&mut cmd, Duration::from_secs(20));
+    assert_eq!(out.code, 1, "a failed check wins: {}", out.stderr);
+}
+
+/// Issue 9, 9: a slow collector held an agent run for over an hour with a full spool (each
+/// report just under the 5 s a POST may take). Now a run sends for 30 s at most and keeps
+/// the rest.
+#[test]
+fn a_slow_collector_holds_a_run_for_30_seconds_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    for n in 0..9 {
+        let id = format!("waiting-{n}");
+        std::fs::write(spool.join(format!("{n:015}-{id}.json")), sample_report(&id)).unwrap();
+    }
+    let (port, acked) = picky_upstream(Duration::from_secs(4));
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let start = std::time::Instant::now();
+    let (code, _, stderr) = check_and_report(
+        &format!("http://127.0.0.1:{port}"),
+        &token,
+        &spool,
+        web.addr.port(),
+    );
+    let took = start.elapsed();
+    assert_eq!(code, 4, "{stderr}");
+    assert!(took < Duration::from_secs(36), "took {took:?}: {stderr}");
+    assert!(stderr.contains("sending took 30 s"), "{stderr}");
+    let sent = acked.lock().unwrap().len();
+    assert!((6..=8).contains(&sent), "{sent} sent in 30 s at 4 s each");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        10 - sent,
+        "the rest kept"
     );
 }

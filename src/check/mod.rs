@@ -87,11 +87,18 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         if plan.console {
             deliver::to_console(&report);
         }
+        let mut delivered = true;
         if let Some(d) = &delivery {
-            eprintln!("probe: {}", d.deliver(&report).await);
+            let outcome = d.deliver(&report).await;
+            eprintln!("probe: {}", outcome.line);
+            delivered = outcome.delivered;
         }
         let Some(period) = plan.every else {
-            return Ok(if report.pass { exit::PASS } else { exit::FAIL });
+            return Ok(match (report.pass, delivered) {
+                (false, _) => exit::FAIL,
+                (true, false) => exit::UNDELIVERED,
+                (true, true) => exit::PASS,
+            });
         };
         for t in &report.targets {
             let now = t.verdict.path.to_string();

@@ -36,7 +36,8 @@ impl Relay {
                 e.replace("--report-to", "--forward")
                     .replace("--spool", "--data")
             })?
-            .with_limit(QUEUE_LIMIT);
+            .with_limit(QUEUE_LIMIT)
+            .unbounded();
         Ok(Self {
             delivery,
             wake: Notify::new(),

@@ -42,15 +42,24 @@ impl Collector {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-            .unwrap_or_else(|| panic!("collector did not start: {line}"))
-            .trim_end_matches(',')
-            .to_string();
-        let log = Arc::new(Mutex::new(Vec::new()));
+        // Warnings (a weak token...) may come before the listening line: kept in the log.
+        let mut before = Vec::new();
+        let url = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("collector did not start: {before:#?}");
+            }
+            if line.contains("listening on") {
+                break line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+                    .unwrap_or_else(|| panic!("collector did not start: {line}"))
+                    .trim_end_matches(',')
+                    .to_string();
+            }
+            before.push(line.trim_end().to_string());
+        };
+        let log = Arc::new(Mutex::new(before));
         // Read to the end, so the collector never writes to a closed pipe.
         let keep = |reader: Box<dyn BufRead + Send>, log: Arc<Mutex<Vec<String>>>| {
             std::thread::spawn(move || {
