@@ -46,9 +46,8 @@ impl Collector {
         let mut before = Vec::new();
         let url = loop {
             let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("collector did not start: {before:#?}");
-            }
+            let read = stderr.read_line(&mut line).unwrap();
+            assert!(read > 0, "collector did not start: {before:#?}");
             if line.contains("listening on") {
                 break line
                     .split_whitespace()
