@@ -118,6 +118,30 @@ impl Token {
         hex(ctx.sign().as_ref())
     }
 
+    /// What the headers alone can tell, before any body is read: both are there, the
+    /// timestamp is fresh, the signature is hex of the right length. Returns the timestamp
+    /// and the signature.
+    ///
+    /// # Errors
+    /// What is wrong with the headers.
+    pub fn precheck<'a>(
+        timestamp: Option<&str>,
+        signature: Option<&'a str>,
+        now: u64,
+    ) -> Result<(u64, &'a str), AuthError> {
+        let timestamp = timestamp.ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
+        let signature = signature.ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
+        let ts: u64 = timestamp.trim().parse().map_err(|_| AuthError::Malformed)?;
+        let skew = now.abs_diff(ts);
+        if skew > MAX_SKEW_SECS {
+            return Err(AuthError::Stale(skew));
+        }
+        if signature.trim().len() != 64 {
+            return Err(AuthError::BadSignature);
+        }
+        Ok((ts, signature))
+    }
+
     /// Checks a request's headers against its body at time `now` (Unix seconds).
     ///
     /// # Errors
@@ -129,13 +153,7 @@ impl Token {
         body: &[u8],
         now: u64,
     ) -> Result<(), AuthError> {
-        let timestamp = timestamp.ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
-        let signature = signature.ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
-        let ts: u64 = timestamp.trim().parse().map_err(|_| AuthError::Malformed)?;
-        let skew = now.abs_diff(ts);
-        if skew > MAX_SKEW_SECS {
-            return Err(AuthError::Stale(skew));
-        }
+        let (ts, signature) = Self::precheck(timestamp, signature, now)?;
         let given = unhex(signature.trim()).ok_or(AuthError::BadSignature)?;
         let mut message = ts.to_string().into_bytes();
         message.push(b'\n');

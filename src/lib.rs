@@ -13,6 +13,7 @@ pub mod deliver;
 pub mod diagnose;
 pub mod error;
 pub mod install;
+pub mod limits;
 pub mod net;
 pub mod report;
 pub mod target;

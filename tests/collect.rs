@@ -872,3 +872,172 @@ fn a_slow_collector_holds_a_run_for_30_seconds_at_most() {
         "the rest kept"
     );
 }
+
+/// Reads from `stream` until the collector closes it (or answers and closes); how long that
+/// took and what it said. Fails the test when it is still open after `limit`.
+fn closed_within(stream: &mut std::net::TcpStream, limit: Duration) -> (Duration, String) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => said.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "still open after {limit:?} ({e}): {}",
+                String::from_utf8_lossy(&said)
+            ),
+        }
+    }
+    (start.elapsed(), String::from_utf8_lossy(&said).into_owned())
+}
+
+/// Issue 9, 1: headers at 1 byte/s, a slow body, an idle connection and an idle keep-alive
+/// all stayed open past 150 s. Now headers and idleness get 10 s, a body 10 s.
+#[test]
+fn idle_and_slow_clients_are_cut_off() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let addr = collector.url.trim_start_matches("http://").to_string();
+    let limit = Duration::from_secs(14);
+    let cases: Vec<std::thread::JoinHandle<(&str, Duration, String)>> = vec![
+        std::thread::spawn({
+            let addr = addr.clone();
+            move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                let (t, said) = closed_within(&mut s, limit);
+                ("idle", t, said)
+            }
+        }),
+        std::thread::spawn({
+            let addr = addr.clone();
+            move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                let writer = s.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    let mut w = writer;
+                    for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+                        if w.write_all(&[*b]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                });
+                let (t, said) = closed_within(&mut s, limit);
+                ("slow headers", t, said)
+            }
+        }),
+        std::thread::spawn({
+            let addr = addr.clone();
+            move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let (t, said) = closed_within(&mut s, limit);
+                ("idle keep-alive", t, said)
+            }
+        }),
+        std::thread::spawn({
+            let addr = addr.clone();
+            move || {
+                let token = Token::new(TOKEN).unwrap();
+                let now = probe::auth::now();
+                let sig = token.sign(now, b"{}");
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                write!(
+                    s,
+                    "POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nx-probe-timestamp: {now}\r\nx-probe-signature: {sig}\r\n\r\n{{"
+                )
+                .unwrap();
+                let (t, said) = closed_within(&mut s, limit);
+                ("slow body", t, said)
+            }
+        }),
+    ];
+    for case in cases {
+        let (name, took, said) = case.join().unwrap();
+        assert!(took >= Duration::from_secs(8), "{name}: cut after {took:?}");
+        if name == "slow body" {
+            assert!(said.starts_with("HTTP/1.1 408"), "{name}: {said}");
+        }
+        if name == "idle keep-alive" {
+            assert!(
+                said.starts_with("HTTP/1.1 200"),
+                "{name}: answered first: {said}"
+            );
+        }
+    }
+    // The collector still serves everyone else.
+    let (code, _) = get(&format!("{}/metrics", collector.url));
+    assert_eq!(code, 200);
+}
+
+/// Issue 9, 1: 1,100 idle connections from one client made every POST and GET time out.
+/// Now one address holds at most 32, and another is served at once.
+#[test]
+fn one_source_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let addr: std::net::SocketAddr = collector.url.trim_start_matches("http://").parse().unwrap();
+    let held: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    let (took, _) = closed_within(&mut extra, Duration::from_secs(3));
+    assert!(took < Duration::from_secs(2), "the 33rd waited {took:?}");
+    // Another source (127.0.0.2, still loopback) is served while the first holds its 32.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let (took, said) = closed_within(&mut s, Duration::from_secs(3));
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    drop(held);
+}
+
+/// Issue 9, 2: unsigned requests declaring a 1 MiB body had it read into memory before the
+/// signature was looked at. Now the headers are checked first: the answer comes before the
+/// body is sent.
+#[test]
+fn an_unsigned_request_is_refused_before_its_body_is_read() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &token_file(dir.path()),
+        "127.0.0.1:0",
+    );
+    let addr = collector.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 1048575\r\n\r\n")
+        .unwrap();
+    let (took, said) = closed_within(&mut s, Duration::from_secs(5));
+    assert!(said.starts_with("HTTP/1.1 401"), "{said}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}

@@ -1,5 +1,8 @@
 //! Accepting connections: plain HTTP or TLS (`--tls-cert`/`--tls-key`), each request
-//! carrying its peer's address for the per-source rate limit.
+//! carrying its peer's address for the per-source rate limit. Every connection has
+//! deadlines (TLS handshake, headers, an idle keep-alive) and a place under two caps, one per
+//! source address and one in total below the open-file limit, so no client can hold what
+//! the others need.
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -18,6 +21,86 @@ pub struct Peer(pub SocketAddr);
 
 /// Time a client has to finish the TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's headers; also how long a connection may sit idle
+/// before its first request or between two.
+pub const HEADERS: Duration = Duration::from_secs(10);
+/// Connections one source address may hold at once.
+pub const PER_SOURCE: usize = 32;
+/// File descriptors kept free beyond the connections (the log, the queue, the EC2 client).
+const SPARE_FILES: u64 = 128;
+
+/// The connections open now, in total and per source.
+pub struct Gate {
+    open: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+    total: usize,
+    per_source: usize,
+}
+
+/// A connection's place under the caps; given back when dropped.
+pub struct Ticket {
+    gate: Arc<Gate>,
+    ip: std::net::IpAddr,
+}
+
+impl Gate {
+    /// Caps of `total` connections, `per_source` from one address.
+    #[must_use]
+    pub fn new(total: usize, per_source: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: std::sync::Mutex::default(),
+            total,
+            per_source,
+        })
+    }
+
+    /// Caps for this process: the open-file limit raised to its hard maximum where allowed,
+    /// the total kept below it.
+    #[must_use]
+    pub fn for_this_process() -> Arc<Self> {
+        let files = crate::limits::raise_open_files();
+        let total =
+            usize::try_from(files.saturating_sub(SPARE_FILES).max(16)).unwrap_or(usize::MAX);
+        Self::new(total, PER_SOURCE.min(total))
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    #[must_use]
+    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<Ticket> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per) = &mut *open;
+        let mine = per.entry(ip).or_insert(0);
+        if *total >= self.total || *mine >= self.per_source {
+            return None;
+        }
+        *total += 1;
+        *mine += 1;
+        Some(Ticket {
+            gate: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut open = self
+            .gate
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (total, per) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// A TLS acceptor from PEM files.
 ///
@@ -49,8 +132,15 @@ pub fn tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `router` on `listener` until Ctrl-C.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Router) {
+/// Serves `router` on `listener` until Ctrl-C, admitting connections through `gate`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    gate: Arc<Gate>,
+) {
+    let mut turned_away = 0u64;
+    let mut said = std::time::Instant::now();
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -64,15 +154,31 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Rout
             },
             _ = tokio::signal::ctrl_c() => return,
         };
+        let Some(ticket) = gate.admit(peer.ip()) else {
+            // Closed at once; said at most every 10 s, so a flood cannot flood the log too.
+            turned_away += 1;
+            if said.elapsed() > Duration::from_secs(10) {
+                tracing::warn!(
+                    "{turned_away} connection(s) turned away: over {PER_SOURCE} from one address or {} in all",
+                    gate.total
+                );
+                turned_away = 0;
+                said = std::time::Instant::now();
+            }
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (router, tls) = (router.clone(), tls.clone());
         tokio::spawn(async move {
+            let _ticket = ticket;
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                     request.extensions_mut().insert(Peer(peer));
                     router.clone().call(request)
                 });
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADERS);
             let result = match tls {
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await
                 {

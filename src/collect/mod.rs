@@ -150,12 +150,21 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             " (no token: loopback only)"
         }
     );
+    let exe = match &relay {
+        Some(_) => Some(
+            server::this_executable()
+                .await
+                .map_err(Error::Environment)?,
+        ),
+        None => None,
+    };
     let app = Arc::new(server::App {
         store,
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
         relay: relay.clone(),
         enricher: (args.ec2 == "auto").then(|| enrich::Enricher::new(ec2_max_age)),
+        exe,
     });
     if let Some(relay) = relay {
         tokio::spawn(relay.run());
@@ -174,7 +183,13 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             .map_err(|e| Error::Environment(format!("--from-console/--stack: {e}")))?;
         tokio::spawn(console::poll(ec2, sources, app.store.clone()));
     }
-    listen::serve(listener, tls, server::router(app)).await;
+    listen::serve(
+        listener,
+        tls,
+        server::router(app),
+        listen::Gate::for_this_process(),
+    )
+    .await;
     Ok(exit::PASS)
 }
 

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 /// Largest report accepted.
 pub const BODY_LIMIT: usize = 1 << 20;
+/// Time a body has to arrive: at least about 100 KB/s for the largest one.
+pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler shares.
 pub struct App {
@@ -34,6 +36,8 @@ pub struct App {
     pub relay: Option<Arc<Relay>>,
     /// Labels reports whose agent had no EC2 API, when this machine has credentials.
     pub enricher: Option<Enricher>,
+    /// This executable and its sha256, served at /v1/probe by a relay.
+    pub exe: Option<(std::path::PathBuf, String)>,
 }
 
 /// The routes.
@@ -56,19 +60,12 @@ async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let (Some(limit), Some(Extension(Peer(addr)))) = (&app.limit, peer) {
-        if !limit.allow(addr.ip()) {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "{} is sending more reports than --rate-limit allows: slow down",
-                    addr.ip()
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return response;
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // What the headers alone say first: an unsigned or stale request is refused before a
+    // byte of its body is read.
+    if app.token.is_some() {
+        if let Err(e) = Token::precheck(h(TIMESTAMP_HEADER), h(SIGNATURE_HEADER), auth::now()) {
+            return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
     if let Some(len) = headers
@@ -83,15 +80,21 @@ async fn post(
             );
         }
     }
-    let bytes = match to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) if too_large(&e) => {
+    let bytes = match tokio::time::timeout(BODY_TIME, to_bytes(body, BODY_LIMIT)).await {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {} s", BODY_TIME.as_secs()),
+            );
+        }
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) if too_large(&e) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a report is at most {BODY_LIMIT} bytes"),
             );
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 format!("the request body could not be read: {e}"),
@@ -99,7 +102,6 @@ async fn post(
         }
     };
     if let Some(token) = &app.token {
-        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         if let Err(e) = token.verify(
             h(TIMESTAMP_HEADER),
             h(SIGNATURE_HEADER),
@@ -107,6 +109,22 @@ async fn post(
             auth::now(),
         ) {
             return error(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+    }
+    // Counted once signed: unsigned junk cannot spend a source's allowance.
+    if let (Some(limit), Some(Extension(Peer(addr)))) = (&app.limit, peer) {
+        if !limit.allow(addr.ip()) {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "{} is sending more reports than --rate-limit allows: slow down",
+                    addr.ip()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return response;
         }
     }
     let mut entry = match Entry::parse(&bytes) {
@@ -192,36 +210,64 @@ async fn list(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response 
 }
 
 /// A relay serves its own executable, so a private instance with no internet can fetch
-/// probe from it; the sha256 header lets the fetcher check what it got.
+/// probe from it. It is streamed from the file (never held in memory per request); the
+/// sha256, computed once at start, lets the fetcher check what it got.
 async fn executable(State(app): State<Arc<App>>) -> Response {
-    if app.relay.is_none() {
+    let Some((path, sha)) = &app.exe else {
         return error(
             StatusCode::NOT_FOUND,
             "only a relay (probe collect --forward) serves its executable",
         );
-    }
-    let bytes = match std::env::current_exe() {
-        Ok(path) => match tokio::fs::read(&path).await {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot read {}: {e}", path.display()),
-                );
-            }
-        },
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
-    let sha = auth::hex(digest.as_ref());
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read {}: {e}", path.display()),
+            );
+        }
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or_default();
     (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::HeaderName::from_static("x-probe-sha256"), sha),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::HeaderName::from_static("x-probe-sha256"),
+                sha.clone(),
+            ),
         ],
-        bytes,
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
     )
         .into_response()
+}
+
+/// This executable and its sha256, for a relay's /v1/probe.
+///
+/// # Errors
+/// When the executable cannot be found or read.
+pub async fn this_executable() -> Result<(std::path::PathBuf, String), String> {
+    let path = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let read = path.clone();
+    let sha = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&read)?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
+        Ok(auth::hex(ctx.finish().as_ref()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok((path, sha))
 }
 
 async fn prometheus(State(app): State<Arc<App>>) -> Response {
