@@ -11,12 +11,12 @@ probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
 cargo build --release --quiet --example collect_load --target x86_64-unknown-linux-musl --manifest-path "$root/Cargo.toml"
 load=$target/x86_64-unknown-linux-musl/release/examples/collect_load
 dir=$(mktemp -d)
-head -c 32 /dev/urandom | base64 >"$dir/token"
+(umask 077; head -c 32 /dev/urandom | base64 >"$dir/token")
 # One load generator is one source: the per-source rate limit is off for the measurement.
 # --ec2 off: no credential lookup (the SDK would ask the metadata address, off this machine).
 "$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" --rate-limit 0 --ec2 off 2>"$dir/err" >/dev/null &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do grep -q listening "$dir/err" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/err")
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status"; }

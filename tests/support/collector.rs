@@ -46,15 +46,23 @@ impl Collector {
         let mut before = Vec::new();
         let url = loop {
             let mut line = String::new();
-            let read = stderr.read_line(&mut line).unwrap();
-            assert!(read > 0, "collector did not start: {before:#?}");
+            let read = stderr.read_line(&mut line).unwrap_or(0);
+            if read == 0 {
+                // Ended here, so a failed start leaves no process behind.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("collector did not start: {before:#?}");
+            }
             if line.contains("listening on") {
-                break line
+                if let Some(url) = line
                     .split_whitespace()
                     .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-                    .unwrap_or_else(|| panic!("collector did not start: {line}"))
-                    .trim_end_matches(',')
-                    .to_string();
+                {
+                    break url.trim_end_matches(',').to_string();
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("collector did not start: {line}");
             }
             before.push(line.trim_end().to_string());
         };
