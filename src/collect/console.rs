@@ -237,6 +237,7 @@ async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &St
         let host = Host {
             label: label.clone(),
             subnet: instance.subnet_id.clone(),
+            last: String::new(),
         };
         if store.note_bootstrap(&instance.id, host, line.clone()) {
             println!("{}", bootstrap_line(&label, line));

@@ -5,18 +5,59 @@
 use super::store::Views;
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+/// Instances shown at most: the page stays small whatever the VPC's size.
+pub const MAX_INSTANCES: usize = 200;
+/// Targets (columns) shown at most.
+pub const MAX_TARGETS: usize = 40;
+/// Instances whose bootstrap is stuck shown at most.
+const MAX_STUCK: usize = 100;
+
+/// The page, rendered at most once a second and only when something changed, whoever asks:
+/// many viewers cost one rendering.
+#[derive(Default)]
+pub struct Cache {
+    page: Mutex<Option<(u64, u64, Arc<String>)>>,
+}
+
+impl Cache {
+    /// The page for `v` at `now` (Unix seconds): the cached one when neither the views (by
+    /// their version) nor the second changed.
+    pub fn page(&self, v: &Views, now: u64) -> Arc<String> {
+        let mut page = self
+            .page
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*page {
+            Some((version, at, html)) if *version == v.version && *at == now => html.clone(),
+            _ => {
+                let html = Arc::new(render(v, now));
+                *page = Some((v.version, now, html.clone()));
+                html
+            }
+        }
+    }
+}
 
 /// Renders the page; `now` is Unix seconds, for the ages.
 #[must_use]
 pub fn render(v: &Views, now: u64) -> String {
-    // Instances by subnet, then by label.
-    let mut instances: Vec<(&str, &str, &String)> = v
-        .matrix
-        .keys()
-        .map(|(i, _)| i)
-        .collect::<BTreeSet<_>>()
+    // The instances that reported last, then by subnet and label.
+    let mut latest: Vec<(&str, &String)> = v
+        .hosts
+        .iter()
+        .filter(|(_, h)| !h.last.is_empty())
+        .map(|(key, h)| (h.last.as_str(), key))
+        .collect();
+    let total = latest.len();
+    if total > MAX_INSTANCES {
+        latest.select_nth_unstable_by(MAX_INSTANCES - 1, |a, b| b.0.cmp(a.0));
+        latest.truncate(MAX_INSTANCES);
+    }
+    let mut instances: Vec<(&str, &str, &String)> = latest
         .into_iter()
-        .map(|key| {
+        .map(|(_, key)| {
             let host = v.hosts.get(key);
             let label = host.map_or(key.as_str(), |h| h.label.as_str());
             let subnet = host.and_then(|h| h.subnet.as_deref()).unwrap_or("");
@@ -24,7 +65,9 @@ pub fn render(v: &Views, now: u64) -> String {
         })
         .collect();
     instances.sort();
-    let targets: BTreeSet<&String> = v.matrix.keys().map(|(_, t)| t).collect();
+    let all_targets: BTreeSet<&String> = v.matrix.keys().map(|(_, t)| t).collect();
+    let hidden_targets = all_targets.len().saturating_sub(MAX_TARGETS);
+    let targets: Vec<&String> = all_targets.into_iter().take(MAX_TARGETS).collect();
     let mut html = String::from(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">",
         "<title>probe: the VPC at a glance</title><style>",
@@ -36,9 +79,9 @@ pub fn render(v: &Views, now: u64) -> String {
         ".unreachable,.dns-failed{background:#ffc9c9}.fail{outline:2px solid #c00}",
         "</style></head><body><h1>probe: the VPC at a glance</h1>",
     ));
-    if instances.is_empty() && v.bootstraps.is_empty() {
+    if total == 0 && v.bootstraps.is_empty() {
         html.push_str("<p id=\"empty\">No report yet. Run <code>probe check ... --report-to URL --token-file FILE</code> on an instance.</p>");
-    } else if !instances.is_empty() {
+    } else if total > 0 {
         html.push_str("<table id=\"matrix\"><tr><th>instance</th><th>subnet</th>");
         for t in &targets {
             let _ = write!(html, "<th>{}</th>", esc(t));
@@ -67,8 +110,31 @@ pub fn render(v: &Views, now: u64) -> String {
             html.push_str("</tr>");
         }
         html.push_str("</table>");
+        if total > instances.len() || hidden_targets > 0 {
+            let _ = write!(
+                html,
+                "<p id=\"hidden\">Showing the {} instances that reported last of {total}, and {} of {} targets: the API (/v1/reports?instance=...) has the rest.</p>",
+                instances.len(),
+                targets.len(),
+                targets.len() + hidden_targets
+            );
+        }
     }
-    let stuck: Vec<_> = v.bootstraps.values().filter(|(_, b)| !b.done()).collect();
+    stuck_table(&mut html, v);
+    changes_list(&mut html, v);
+    html.push_str("</ul></body></html>\n");
+    html
+}
+
+/// The instances whose bootstrap has not installed probe: the ones an operator most needs to
+/// see, since they never report.
+fn stuck_table(html: &mut String, v: &Views) {
+    let stuck: Vec<_> = v
+        .bootstraps
+        .values()
+        .filter(|(_, b)| !b.done())
+        .take(MAX_STUCK)
+        .collect();
     if !stuck.is_empty() {
         // The instances the operator most needs to see: probe never got there.
         html.push_str("<h2>Not installed yet</h2><table id=\"bootstrap\"><tr><th>instance</th><th>subnet</th><th>last attempt</th><th>source</th><th>detail</th></tr>");
@@ -88,6 +154,10 @@ pub fn render(v: &Views, now: u64) -> String {
         }
         html.push_str("</table>");
     }
+}
+
+/// The verdicts that changed, newest first.
+fn changes_list(html: &mut String, v: &Views) {
     html.push_str("<h2>Changes</h2><ul id=\"changes\">");
     for c in v.changes.iter().rev() {
         let _ = write!(
@@ -100,8 +170,6 @@ pub fn render(v: &Views, now: u64) -> String {
             esc(c.at.get(11..16).unwrap_or(&c.at))
         );
     }
-    html.push_str("</ul></body></html>\n");
-    html
 }
 
 fn age(at: &str, now: u64) -> String {
@@ -126,4 +194,73 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::store::{Cell, Host};
+
+    fn views(instances: usize) -> Views {
+        let mut v = Views::default();
+        for i in 0..instances {
+            let key = format!("i-{i:08}");
+            let at = format!(
+                "2026-11-25T{:02}:{:02}:{:02}Z",
+                i / 3600,
+                (i / 60) % 60,
+                i % 60
+            );
+            v.hosts.insert(
+                key.clone(),
+                Host {
+                    label: format!("web-{i} ({key})"),
+                    subnet: Some("subnet-1".into()),
+                    last: at.clone(),
+                },
+            );
+            v.matrix.insert(
+                (key, "s3".into()),
+                Cell {
+                    path: "public".into(),
+                    reachable: true,
+                    pass: true,
+                    at,
+                },
+            );
+        }
+        v
+    }
+
+    /// Issue 9, 7: with 50,000 instances the page was 235 MB and took 6-7 s.
+    #[test]
+    fn the_page_stays_small_whatever_the_vpc_and_says_what_it_hides() {
+        let v = views(50_000);
+        let start = std::time::Instant::now();
+        let page = render(&v, 0);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(page.len() < 200_000, "{} bytes", page.len());
+        assert_eq!(page.matches("<tr><th>web-").count(), MAX_INSTANCES);
+        assert!(page.contains("Showing the 200 instances that reported last of 50000"));
+        // The newest are the ones shown.
+        assert!(page.contains("web-49999 (i-00049999)"));
+    }
+
+    #[test]
+    fn many_viewers_cost_one_rendering_a_second() {
+        let mut v = views(3);
+        let cache = Cache::default();
+        let a = cache.page(&v, 100);
+        assert!(
+            Arc::ptr_eq(&a, &cache.page(&v, 100)),
+            "same second, same views"
+        );
+        assert!(!Arc::ptr_eq(&a, &cache.page(&v, 101)), "ages move on");
+        v.version += 1;
+        assert!(!Arc::ptr_eq(&cache.page(&v, 101), &cache.page(&v, 102)));
+    }
 }

@@ -165,6 +165,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         relay: relay.clone(),
         enricher: (args.ec2 == "auto").then(|| enrich::Enricher::new(ec2_max_age)),
         exe,
+        page: dashboard::Cache::default(),
     });
     if let Some(relay) = relay {
         tokio::spawn(relay.run());

@@ -38,6 +38,8 @@ pub struct App {
     pub enricher: Option<Enricher>,
     /// This executable and its sha256, served at /v1/probe by a relay.
     pub exe: Option<(std::path::PathBuf, String)>,
+    /// The dashboard, rendered once for every viewer.
+    pub page: dashboard::Cache,
 }
 
 /// The routes.
@@ -282,9 +284,10 @@ async fn prometheus(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn dashboard(State(app): State<Arc<App>>) -> Response {
+    let page = app.page.page(&app.store.views(), auth::now());
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        dashboard::render(&app.store.views(), auth::now()),
+        page.as_str().to_owned(),
     )
         .into_response()
 }

@@ -66,6 +66,8 @@ pub struct Host {
     pub label: String,
     /// Its subnet, when known.
     pub subnet: Option<String>,
+    /// When its newest report was made (RFC 3339); empty before the first.
+    pub last: String,
 }
 
 /// The terminal line for each verdict that changed.
@@ -113,6 +115,8 @@ impl Bootstrap {
 /// What the dashboard and the API read.
 #[derive(Debug, Default)]
 pub struct Views {
+    /// Counts every change to the views, so a rendering can be reused until the next one.
+    pub version: u64,
     /// The last bootstrap line of each instance whose console was read, with how it is
     /// shown; kept in memory only (the next reading brings it back).
     pub bootstraps: BTreeMap<String, (Host, Bootstrap)>,
@@ -143,6 +147,10 @@ impl Views {
         if let Some(subnet) = known.and_then(|i| i.subnet_id.clone()) {
             host.subnet = Some(subnet);
         }
+        if report.started_at > host.last {
+            host.last.clone_from(&report.started_at);
+        }
+        self.version += 1;
         let instance = host.label.clone();
         let mut changes = Vec::new();
         for t in &report.targets {
@@ -340,6 +348,9 @@ impl Store {
             .bootstraps
             .get(key)
             .is_none_or(|(_, old)| *old != line);
+        if changed {
+            views.version += 1;
+        }
         views.bootstraps.insert(key.to_string(), (host, line));
         changed
     }
