@@ -40,7 +40,7 @@ head -c 32 /dev/urandom | base64 >"$token"
 "$root/lab/lab.sh" start "$id" pub relay "$probe" collect --listen "$PUB_IP:7878" \
   --token-file "$token" --data "$dir/relay" --forward "http://$OPERATOR_IP:7878"
 for _ in $(seq 100); do
-  "$root/lab/lab.sh" exec "$id" priv curl -sf -o /dev/null "http://$PUB_IP:7878/metrics" && break
+  [[ $("$root/lab/lab.sh" exec "$id" priv curl -s -o /dev/null -w "%{http_code}" "http://$PUB_IP:7878/v1/reports") != 000 ]] && break
   sleep 0.1
 done
 sha=$(sha256sum "$probe" | cut -d' ' -f1)

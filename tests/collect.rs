@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::collector::{
-    Collector, TOKEN, get, post, sample_report, signed, stored_ids, token_file,
+    Collector, TOKEN, get, get_as, post, sample_report, signed, stored_ids, token_file,
 };
 use support::{probe, run_within, servers};
 
@@ -750,7 +750,12 @@ fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
         &data,
         &token_path,
         "127.0.0.1:0",
-        &["--forward", &format!("http://127.0.0.1:{port}")],
+        &[
+            "--forward",
+            &format!("http://127.0.0.1:{port}"),
+            "--read-token-file",
+            token_path.to_str().unwrap(),
+        ],
     );
     let token = Token::new(TOKEN).unwrap();
     for id in ["poison-1", "good-1", "good-2"] {
@@ -785,7 +790,7 @@ fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let (_, metrics) = get(&format!("{}/metrics", relay.url));
+    let (_, metrics) = get_as(&format!("{}/metrics", relay.url), TOKEN);
     assert!(
         metrics.contains("probe_relay_dead_letters_total 1"),
         "{metrics}"
@@ -1040,4 +1045,56 @@ fn an_unsigned_request_is_refused_before_its_body_is_read() {
     let (took, said) = closed_within(&mut s, Duration::from_secs(5));
     assert!(said.starts_with("HTTP/1.1 401"), "{said}");
     assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+/// Issue 9, 9: the read endpoints showed the VPC's layout to anyone who reached the port.
+/// Now `--read-token-file` guards them (a bearer token, or a browser's password), and a
+/// relay serves reports in and /v1/probe out only unless given one.
+#[test]
+fn reads_need_the_read_token_and_a_relay_serves_only_what_instances_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let guarded = Collector::start_with(
+        &dir.path().join("guarded"),
+        &token,
+        "127.0.0.1:0",
+        &["--read-token-file", token.to_str().unwrap()],
+    );
+    for path in ["/", "/v1/reports", "/metrics"] {
+        let url = format!("{}{path}", guarded.url);
+        assert_eq!(get(&url).0, 401, "{path} without the token");
+        assert_eq!(get_as(&url, "not-the-read-token-at-all").0, 401, "{path}");
+        assert_eq!(get_as(&url, TOKEN).0, 200, "{path} with the token");
+    }
+    let basic = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+        .arg(format!("operator:{TOKEN}"))
+        .arg(format!("{}/", guarded.url))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&basic.stdout),
+        "200",
+        "a browser's password"
+    );
+    let relay = Collector::start_with(
+        &dir.path().join("relay"),
+        &token,
+        "127.0.0.1:0",
+        &["--forward", &guarded.url],
+    );
+    for path in ["/", "/v1/reports", "/metrics"] {
+        let (code, body) = get(&format!("{}{path}", relay.url));
+        assert_eq!(code, 403, "{path}: {body}");
+        assert!(body.contains("--read-token-file"), "{body}");
+    }
+    let body = sample_report("through-1");
+    let (status, _) = post(
+        &relay.url,
+        &body,
+        &signed(&Token::new(TOKEN).unwrap(), probe::auth::now(), &body),
+    );
+    assert_eq!(status, 201, "reports still go in");
+    let (code, _) = get(&format!("{}/v1/probe", relay.url));
+    assert_eq!(code, 200, "and probe still comes out");
 }

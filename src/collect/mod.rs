@@ -58,6 +58,12 @@ pub struct Args {
     #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
 
+    /// Require this token (a file, as --token-file's; it may be the same one) to read the
+    /// dashboard, the API and the metrics: as `Authorization: Bearer TOKEN`, or a browser's
+    /// password. Without it a collector's reads are open, and a relay's are closed.
+    #[arg(long, value_name = "FILE")]
+    pub read_token_file: Option<PathBuf>,
+
     /// Reports per second one source may post (bursts of twice that); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rate_limit: u32,
@@ -116,16 +122,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::Usage)?),
         _ => None,
     };
-    let relay = match (&args.forward, &args.token_file) {
-        (Some(url), Some(token_file)) => {
-            let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::Usage)?;
-            Some(Arc::new(
-                relay::Relay::new(url, token_file, &args.data, trust.client_config())
-                    .map_err(Error::Usage)?,
-            ))
-        }
-        _ => None,
-    };
+    let relay = relay(args)?;
     let consoles = console_sources(args, &|k| std::env::var(k).ok())?;
     let ec2_max_age = humantime::parse_duration(&args.ec2_max_age).map_err(|_| {
         Error::Usage(format!(
@@ -150,6 +147,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             " (no token: loopback only)"
         }
     );
+    let reads = reads(args.read_token_file.as_deref(), relay.is_some())?;
     let exe = match &relay {
         Some(_) => Some(
             server::this_executable()
@@ -166,6 +164,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         enricher: (args.ec2 == "auto").then(|| enrich::Enricher::new(ec2_max_age)),
         exe,
         page: dashboard::Cache::default(),
+        reads,
     });
     if let Some(relay) = relay {
         tokio::spawn(relay.run());
@@ -192,6 +191,48 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     )
     .await;
     Ok(exit::PASS)
+}
+
+/// The forwarding queue, when this collector is a relay.
+fn relay(args: &Args) -> Result<Option<Arc<relay::Relay>>, Error> {
+    let (Some(url), Some(token_file)) = (&args.forward, &args.token_file) else {
+        return Ok(None);
+    };
+    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::Usage)?;
+    let relay = relay::Relay::new(url, token_file, &args.data, trust.client_config())
+        .map_err(Error::Usage)?;
+    Ok(Some(Arc::new(relay)))
+}
+
+/// Who may read the dashboard, the API and the metrics.
+fn reads(file: Option<&std::path::Path>, relay: bool) -> Result<server::Reads, Error> {
+    let Some(file) = file else {
+        return Ok(if relay {
+            server::Reads::Closed
+        } else {
+            server::Reads::Open
+        });
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::Usage(format!(
+            "--read-token-file {}: {e}; give a file holding the read token",
+            file.display()
+        ))
+    })?;
+    let token = text.trim().to_string();
+    for warning in crate::auth::weaknesses(file, &token) {
+        eprintln!(
+            "probe: warning: read token file {}: {warning}",
+            file.display()
+        );
+    }
+    if token.len() < 16 {
+        return Err(Error::Usage(format!(
+            "--read-token-file {}: the token is shorter than 16 characters; use `head -c 32 /dev/urandom | base64`",
+            file.display()
+        )));
+    }
+    Ok(server::Reads::Token(token))
 }
 
 /// The consoles to read, when asked.

@@ -40,6 +40,68 @@ pub struct App {
     pub exe: Option<(std::path::PathBuf, String)>,
     /// The dashboard, rendered once for every viewer.
     pub page: dashboard::Cache,
+    /// Who may read the dashboard, the API and the metrics.
+    pub reads: Reads,
+}
+
+/// Who may read `/`, `GET /v1/reports` and `/metrics`: they show the VPC's layout.
+pub enum Reads {
+    /// Anyone who reaches the port (a collector on the operator's machine).
+    Open,
+    /// Only with this token, as `Authorization: Bearer TOKEN` or as a browser's password.
+    Token(String),
+    /// No one: a relay serves reports in and /v1/probe out only.
+    Closed,
+}
+
+impl Reads {
+    /// The refusal to send when the request's headers may not read.
+    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        match self {
+            Self::Open => None,
+            Self::Closed => Some(error(
+                StatusCode::FORBIDDEN,
+                "a relay serves reports in and /v1/probe out only: give it --read-token-file to read its dashboard, API and metrics",
+            )),
+            Self::Token(token) => {
+                let given = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(credential);
+                if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                    return None;
+                }
+                let mut refusal = error(
+                    StatusCode::UNAUTHORIZED,
+                    "reading needs the read token: Authorization: Bearer TOKEN (a browser asks for it as a password)",
+                );
+                refusal.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(
+                        "Basic realm=\"probe collect\", charset=\"UTF-8\"",
+                    ),
+                );
+                Some(refusal)
+            }
+        }
+    }
+}
+
+/// The secret in an Authorization header: a bearer token, or a Basic password.
+fn credential(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_string());
+    }
+    let pair = base64::engine::general_purpose::STANDARD
+        .decode(value.strip_prefix("Basic ")?.trim())
+        .ok()?;
+    let pair = String::from_utf8(pair).ok()?;
+    Some(pair.split_once(':')?.1.to_string())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The routes.
@@ -185,7 +247,14 @@ struct Filter {
     limit: Option<usize>,
 }
 
-async fn list(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
+async fn list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(f): Query<Filter>,
+) -> Response {
+    if let Some(refusal) = app.reads.refusal(&headers) {
+        return refusal;
+    }
     let limit = f.limit.unwrap_or(100).min(1000);
     let views = app.store.views();
     let docs: Vec<&str> = views
@@ -272,7 +341,10 @@ pub async fn this_executable() -> Result<(std::path::PathBuf, String), String> {
     Ok((path, sha))
 }
 
-async fn prometheus(State(app): State<Arc<App>>) -> Response {
+async fn prometheus(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = app.reads.refusal(&headers) {
+        return refusal;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::render(
@@ -283,7 +355,10 @@ async fn prometheus(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn dashboard(State(app): State<Arc<App>>) -> Response {
+async fn dashboard(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = app.reads.refusal(&headers) {
+        return refusal;
+    }
     let page = app.page.page(&app.store.views(), auth::now());
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

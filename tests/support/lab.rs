@@ -121,6 +121,36 @@ impl Lab {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Waits until something answers HTTP at `url` from a lab host, whatever the status (a
+    /// relay's reads answer 403).
+    pub fn wait_listening(&self, role: &str, url: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = self.exec(
+                role,
+                &[
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-m",
+                    "2",
+                    url,
+                ],
+            );
+            if String::from_utf8_lossy(&out.stdout).trim() != "000" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing answers at {url} from {role}"
+            );
+            thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     pub fn wait_for(&self, role: &str, url: &str, ready: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
@@ -200,7 +230,7 @@ pub fn start_relay(
             "0s",
         ],
     );
-    lab.wait_for("pub", &format!("http://{relay}/metrics"), |_| true);
+    lab.wait_listening("pub", &format!("http://{relay}/metrics"));
     relay
 }
 
