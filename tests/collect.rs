@@ -1098,3 +1098,116 @@ fn reads_need_the_read_token_and_a_relay_serves_only_what_instances_need() {
     let (code, _) = get(&format!("{}/v1/probe", relay.url));
     assert_eq!(code, 200, "and probe still comes out");
 }
+
+/// Issue 9, 9: the report log grew for ever (about 5 GB a day for 1,000 instances each
+/// minute). Now `--retain` and `--retain-size` keep it bounded while the collector runs,
+/// always with the latest report of every instance and target, which a restart shows.
+#[test]
+fn retention_bounds_the_log_and_keeps_the_latest_of_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let data = dir.path().join("data");
+    let token = Token::new(TOKEN).unwrap();
+    let report = |id: &str, instance: &str, at: &str| {
+        let mut v: Value = serde_json::from_slice(&sample_report(id)).unwrap();
+        v["agent"]["hostname"] = instance.into();
+        v["started_at"] = at.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let lines = |data: &Path| {
+        std::fs::read_to_string(data.join("reports.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    {
+        let collector =
+            Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--retain", "10s"]);
+        for n in 0..6 {
+            let body = report(
+                &format!("a-{n}"),
+                "i-aaaa",
+                &format!("2020-01-01T00:00:0{n}Z"),
+            );
+            let (status, _) = post(
+                &collector.url,
+                &body,
+                &signed(&token, probe::auth::now(), &body),
+            );
+            assert_eq!(status, 201);
+        }
+        let body = report("b-0", "i-bbbb", "2020-01-01T00:00:00Z");
+        let (status, _) = post(
+            &collector.url,
+            &body,
+            &signed(&token, probe::auth::now(), &body),
+        );
+        assert_eq!(status, 201);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while lines(&data).len() > 2 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", lines(&data));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(lines(&data), ["a-5", "b-0"], "the latest of each instance");
+    }
+    // After a restart, the dashboard still has both instances.
+    let collector = Collector::start(&data, &token_path, "127.0.0.1:0");
+    let (_, page) = get(&format!("{}/", collector.url));
+    assert!(page.contains("i-aaaa") && page.contains("i-bbbb"), "{page}");
+    drop(collector);
+
+    // By size: the oldest go first, never the latest.
+    let sized = dir.path().join("sized");
+    let collector = Collector::start_with(
+        &sized,
+        &token_path,
+        "127.0.0.1:0",
+        &["--retain-size", "8KB"],
+    );
+    for n in 0..6 {
+        let body = report(
+            &format!("s-{n}"),
+            "i-cccc",
+            &format!("2026-11-25T10:00:0{n}Z"),
+        );
+        let (status, _) = post(
+            &collector.url,
+            &body,
+            &signed(&token, probe::auth::now(), &body),
+        );
+        assert_eq!(status, 201);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(sized.join("reports.jsonl"))
+        .unwrap()
+        .len()
+        > 8_000
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", lines(&sized));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(lines(&sized).last().map(String::as_str), Some("s-5"));
+}
+
+#[test]
+fn retention_options_are_checked_before_anything_starts() {
+    for (flag, value, want) in [
+        ("--retain", "0s", "--retain \"0s\": write a duration"),
+        ("--retain", "forever", "--retain \"forever\""),
+        ("--retain-size", "lots", "--retain-size \"lots\": write a size"),
+        ("--retain-size", "0MB", "--retain-size \"0MB\""),
+    ] {
+        let out = run_within(
+            probe().args(["collect", "--listen", "127.0.0.1:0", flag, value]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.code, 2, "{flag} {value}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{flag} {value}: {}", out.stderr);
+    }
+}

@@ -10,6 +10,7 @@ pub mod limit;
 pub mod listen;
 pub mod metrics;
 pub mod relay;
+pub mod retention;
 pub mod server;
 pub mod store;
 
@@ -63,6 +64,16 @@ pub struct Args {
     /// password. Without it a collector's reads are open, and a relay's are closed.
     #[arg(long, value_name = "FILE")]
     pub read_token_file: Option<PathBuf>,
+
+    /// Drop reports made longer ago than this from the log (as 7d), keeping the latest of
+    /// every instance and target [default: keep everything].
+    #[arg(long, value_name = "DURATION")]
+    pub retain: Option<String>,
+
+    /// Keep the log under this size (as 500MB or 2GiB), dropping the oldest reports first
+    /// but never the latest of an instance and target [default: no limit].
+    #[arg(long, value_name = "SIZE")]
+    pub retain_size: Option<String>,
 
     /// Reports per second one source may post (bursts of twice that); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -130,7 +141,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             args.ec2_max_age
         ))
     })?;
-    let store = store::Store::open(&args.data).map_err(Error::Environment)?;
+    let retention = retention_of(args)?;
+    let store = store::Store::open_with(&args.data, retention).map_err(Error::Environment)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Environment(format!("cannot listen on {addr}: {e}")))?;
@@ -191,6 +203,53 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     )
     .await;
     Ok(exit::PASS)
+}
+
+/// `--retain` and `--retain-size`.
+fn retention_of(args: &Args) -> Result<retention::Retention, Error> {
+    let age = args
+        .retain
+        .as_deref()
+        .map(|d| {
+            humantime::parse_duration(d)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--retain {d:?}: write a duration such as 7d or 12h"
+                    ))
+                })
+        })
+        .transpose()?;
+    let bytes = args.retain_size.as_deref().map(parse_size).transpose()?;
+    Ok(retention::Retention { age, bytes })
+}
+
+/// A size as 500MB, 2GiB, 64KB or a number of bytes.
+fn parse_size(text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let unit = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => Some(1),
+        "k" | "kb" => Some(1_000),
+        "kib" => Some(1 << 10),
+        "m" | "mb" => Some(1_000_000),
+        "mib" => Some(1 << 20),
+        "g" | "gb" => Some(1_000_000_000),
+        "gib" => Some(1 << 30),
+        _ => None,
+    };
+    t[..digits]
+        .parse::<u64>()
+        .ok()
+        .zip(unit)
+        .and_then(|(n, u)| n.checked_mul(u))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--retain-size {text:?}: write a size such as 500MB or 2GiB"
+            ))
+        })
 }
 
 /// The forwarding queue, when this collector is a relay.

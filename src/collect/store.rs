@@ -4,12 +4,14 @@
 //! latest reports, and the ids seen recently (for exactly-once storage of resent reports).
 
 use super::entry::Entry;
+use super::retention::Retention;
 use crate::report::Report;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, mpsc};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Report ids remembered for deduplication: a resend older than this many reports stores a
@@ -276,6 +278,14 @@ impl Store {
     /// # Errors
     /// A one-line message naming the directory or file and the problem.
     pub fn open(dir: &Path) -> Result<Self, String> {
+        Self::open_with(dir, Retention::default())
+    }
+
+    /// [`Store::open`], keeping the log within `retention` while it runs.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
         let path = dir.join("reports.jsonl");
@@ -313,9 +323,13 @@ impl Store {
         let views = Arc::new(RwLock::new(views));
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
         let shared = views.clone();
+        let log = Log {
+            path: path.clone(),
+            retention,
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(file, &rx, &shared, seen))
+            .spawn(move || writer(file, &rx, &shared, seen, &log))
             .map_err(|e| format!("cannot start the store writer: {e}"))?;
         Ok(Self { tx, views, path })
     }
@@ -394,10 +408,60 @@ fn replay(file: &File, views: &mut Views, seen: &mut Seen) -> std::io::Result<u6
     Ok(good)
 }
 
+/// The log's path and how much of it to keep.
+struct Log {
+    path: PathBuf,
+    retention: Retention,
+}
+
+/// Applies the retention when due: by size after a write that passed the limit, by age every
+/// tenth of the age. Reopens `file` on the rewritten log.
+fn retain(log: &Log, file: &mut File, committed: &mut u64, last: &mut (Instant, u64)) {
+    let r = log.retention;
+    let over = r
+        .bytes
+        .is_some_and(|b| *committed > b && *committed > last.1);
+    let due = r.age.is_some() && last.0.elapsed() >= r.every();
+    if !over && !due {
+        return;
+    }
+    match super::retention::apply(&log.path, r, std::time::SystemTime::now()) {
+        Ok((kept, dropped)) => {
+            if dropped > 0 {
+                match OpenOptions::new().append(true).open(&log.path) {
+                    Ok(f) => *file = f,
+                    Err(e) => {
+                        tracing::warn!("retention: cannot reopen {}: {e}", log.path.display());
+                    }
+                }
+                *committed = file.metadata().map_or(*committed, |m| m.len());
+                tracing::info!("retention: {dropped} report(s) dropped from the log, {kept} kept");
+            }
+        }
+        Err(e) => tracing::warn!("retention of {}: {e}", log.path.display()),
+    }
+    *last = (Instant::now(), *committed);
+}
+
 /// Takes every waiting write, appends them, fsyncs once, then answers them all.
-fn writer(mut file: File, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>, mut seen: Seen) {
+fn writer(
+    mut file: File,
+    rx: &mpsc::Receiver<Pending>,
+    views: &RwLock<Views>,
+    mut seen: Seen,
+    log: &Log,
+) {
     let mut committed = file.metadata().map_or(0, |m| m.len());
-    while let Ok(first) = rx.recv() {
+    let mut last = (Instant::now(), committed);
+    loop {
+        if log.retention.any() {
+            retain(log, &mut file, &mut committed, &mut last);
+        }
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(p) => p,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut batch = vec![first];
         while batch.len() < GROUP {
             match rx.try_recv() {
@@ -508,7 +572,11 @@ mod tests {
             set: HashSet::new(),
             order: VecDeque::new(),
         };
-        let writer = std::thread::spawn(move || writer(file, &rx, &shared, seen));
+        let log = Log {
+            path: PathBuf::from("/dev/full"),
+            retention: Retention::default(),
+        };
+        let writer = std::thread::spawn(move || writer(file, &rx, &shared, seen, &log));
         for wait in answers {
             let answer = wait.await.unwrap();
             assert!(
