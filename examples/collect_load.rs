@@ -32,7 +32,8 @@ async fn main() {
     let authority = url.trim_start_matches("http://").to_string();
     let template: serde_json::Value =
         serde_json::from_str(include_str!("../tests/data/report.json")).expect("sample report");
-    let run = format!("{:x}", probe::auth::now());
+    // Unique per run, even for two runs in one second: every report is a new id.
+    let run = format!("{:x}-{:x}", probe::auth::now(), std::process::id());
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();

@@ -1200,7 +1200,11 @@ fn retention_options_are_checked_before_anything_starts() {
     for (flag, value, want) in [
         ("--retain", "0s", "--retain \"0s\": write a duration"),
         ("--retain", "forever", "--retain \"forever\""),
-        ("--retain-size", "lots", "--retain-size \"lots\": write a size"),
+        (
+            "--retain-size",
+            "lots",
+            "--retain-size \"lots\": write a size",
+        ),
         ("--retain-size", "0MB", "--retain-size \"0MB\""),
     ] {
         let out = run_within(
