@@ -1215,3 +1215,82 @@ fn retention_options_are_checked_before_anything_starts() {
         assert!(out.stderr.contains(want), "{flag} {value}: {}", out.stderr);
     }
 }
+
+/// Issue 9, 2: on a relay, 100 clients that asked for /v1/probe and never read took it
+/// from 10 MB to 672 MB (the executable was read into memory per request). Now it is
+/// streamed from the file.
+#[test]
+fn clients_that_never_read_the_executable_cost_the_relay_little() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let relay = Collector::start_with(
+        &dir.path().join("relay"),
+        &token,
+        "127.0.0.1:0",
+        &[
+            "--forward",
+            &format!("http://127.0.0.1:{}", servers::refused_port()),
+        ],
+    );
+    let before = relay.rss_mb();
+    let addr = relay.url.trim_start_matches("http://").to_string();
+    // 30 of them: one source's cap is 32.
+    let clients: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /v1/probe HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let during = relay.rss_mb();
+    let exe = std::fs::metadata(env!("CARGO_BIN_EXE_probe"))
+        .unwrap()
+        .len();
+    assert!(
+        during - before < 64.0,
+        "30 idle readers of a {exe}-byte executable took the relay from {before:.0} MB to {during:.0} MB"
+    );
+    drop(clients);
+}
+
+/// Issue 9, 9: a read-only spool sent nothing and exited 0. Now the run says the report was
+/// neither spooled nor sent, and exits 4.
+#[test]
+fn a_read_only_spool_is_said_and_exits_4() {
+    if !support::can_run("read-only-spool", &["unshare", "mount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let collector = Collector::start(&dir.path().join("data"), &token, "127.0.0.1:0");
+    let web = servers::http(servers::Behavior::Respond {
+        status: 200,
+        headers: "",
+        body: "ok",
+    });
+    let s = spool.to_str().unwrap();
+    let mut cmd = Command::new("unshare");
+    support::isolate(&mut cmd);
+    cmd.args(["-m", "sh", "-c"])
+        .arg(format!(
+            "mount --make-rprivate / && mount --bind {s} {s} && mount -o remount,bind,ro {s} {s} && exec {} \"$@\"",
+            env!("CARGO_BIN_EXE_probe")
+        ))
+        .args(["sh", "check", &format!("http://127.0.0.1:{}/", web.addr.port())])
+        .args(["--ping-count", "0", "-o", "json", "--report-to", &collector.url])
+        .arg("--token-file")
+        .arg(&token)
+        .args(["--spool", s]);
+    let out = run_within(&mut cmd, Duration::from_secs(20));
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("report not spooled, not sent"),
+        "{}",
+        out.stderr
+    );
+}
