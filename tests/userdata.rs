@@ -161,188 +161,77 @@ fn the_three_formats() {
 }
 
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one table of cases, one line each when unformatted"
-)]
 fn bad_values_are_refused_with_one_line_and_nothing_printed() {
     let dir_guard = temp_dir("userdata-bad");
     let dir = dir_guard.path();
     let token = token_file(dir);
     let quoted = dir.join("quoted.token");
     std::fs::write(&quoted, "it's\n").unwrap();
-    let pin = format!("x86_64={SHA}");
-    let src = "http://10.10.0.10:7878/v1/probe";
     let long = "x".repeat(17_000);
-    for (args, want) in [
-        (vec!["--source", src, "--", "s3"], "no sha256 pinned"),
+    // Each case's arguments, '|' between them; the words in capitals stand for values.
+    let cases = [
+        ("--source|SRC|--|s3", "no sha256 pinned"),
+        ("--source|SRC|--sha256|x86_64=abc|--|s3", "is not a sha256"),
+        ("--source|SRC|--sha256|sparc=abc|--|s3", "x86_64 or aarch64"),
         (
-            vec!["--source", src, "--sha256", "x86_64=abc", "--", "s3"],
-            "is not a sha256",
-        ),
-        (
-            vec!["--source", src, "--sha256", "sparc=abc", "--", "s3"],
-            "x86_64 or aarch64",
-        ),
-        (
-            vec![
-                "--source",
-                "http://10.10.0.10:7878/probe",
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-            ],
+            "--source|http://10.10.0.10:7878/probe|--sha256|PIN|--|s3",
             "a prefix ending in /",
         ),
         (
-            vec![
-                "--source",
-                "http://h/'$(reboot)'/",
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-            ],
+            "--source|http://h/'$(reboot)'/|--sha256|PIN|--|s3",
             "would break the script",
         ),
+        ("PREFIX|--|s3|--expect-body|it's", "would break the script"),
+        ("PREFIX|--|s3|--expect-body|a\nb", "a newline"),
+        ("PREFIX|--|bad host", "white space"),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-                "--expect-body",
-                "it's",
-            ],
-            "would break the script",
-        ),
-        (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-                "--expect-body",
-                "a\nb",
-            ],
-            "a newline",
-        ),
-        (
-            vec!["--source", src, "--sha256", &pin, "--", "bad host"],
-            "white space",
-        ),
-        (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-                "--frobnicate",
-            ],
+            "PREFIX|--|s3|--frobnicate",
             "unexpected argument '--frobnicate'",
         ),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-                "--report-to",
-                "http://h:1",
-            ],
+            "PREFIX|--|s3|--report-to|http://h:1",
             "--report-to needs the collector's token",
         ),
+        ("PREFIX|--token-file|QUOTED|--|s3", "would break the script"),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--token-file",
-                quoted.to_str().unwrap(),
-                "--",
-                "s3",
-            ],
-            "would break the script",
-        ),
-        (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--token-file",
-                "/no/such/token",
-                "--",
-                "s3",
-            ],
+            "PREFIX|--token-file|/no/such/token|--|s3",
             "--token-file /no/such/token",
         ),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--token-file",
-                &token,
-                "--",
-                "s3",
-                "--token-file",
-                "/x",
-            ],
+            "PREFIX|--token-file|TOKEN|--|s3|--token-file|/x",
             "--token-file after --",
         ),
         (
-            vec![
-                "--source", src, "--sha256", &pin, "--", "s3", "--spool", "/tmp/x",
-            ],
+            "PREFIX|--|s3|--spool|/tmp/x",
             "--spool is set by the service",
         ),
+        ("PREFIX|--sums|/no/such/SUMS|--|s3", "--sums /no/such/SUMS"),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--sums",
-                "/no/such/SUMS",
-                "--",
-                "s3",
-            ],
-            "--sums /no/such/SUMS",
+            "PREFIX|--relay|https://c:7878|--relay-listen|nowhere|--token-file|TOKEN|--|s3",
+            "--relay-listen \"nowhere\"",
         ),
         (
-            vec![
-                "--source",
-                src,
-                "--sha256",
-                &pin,
-                "--",
-                "s3",
-                "--expect-body",
-                &long,
-            ],
+            "PREFIX|--|s3|--expect-body|LONG",
             "over the 16384 EC2 accepts",
         ),
-    ] {
+    ];
+    for (line, want) in cases {
+        let line = line
+            .replace("PREFIX", "--source|SRC|--sha256|PIN")
+            .replace("SRC", "http://10.10.0.10:7878/v1/probe")
+            .replace("PIN", &format!("x86_64={SHA}"))
+            .replace("QUOTED", quoted.to_str().unwrap())
+            .replace("TOKEN", &token)
+            .replace("LONG", &long);
+        let args: Vec<&str> = line.split('|').collect();
         let out = userdata(&args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}: printed {}", out.stdout);
-        let line = out.stderr.trim_end();
-        assert!(!line.contains('\n'), "{args:?}: more than one line: {line}");
+        let said = out.stderr.trim_end();
+        assert!(!said.contains('\n'), "{args:?}: more than one line: {said}");
         assert!(
-            line.contains(want),
-            "{args:?}: {line:?} does not say {want:?}"
+            said.contains(want),
+            "{args:?}: {said:?} does not say {want:?}"
         );
     }
 }

@@ -51,23 +51,53 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub bin: Option<PathBuf>,
 
-    /// Also install a relay (probe-relay.service): it stores what the VPC's agents post and
-    /// forwards it to this collector, and serves probe at /v1/probe to private instances.
-    #[arg(long, value_name = "URL")]
-    pub relay: Option<String>,
-
-    /// Where the relay listens.
-    #[arg(
-        long,
-        value_name = "ADDR:PORT",
-        default_value = "0.0.0.0:7878",
-        requires = "relay"
-    )]
-    pub relay_listen: String,
+    /// The relay beside the agent, when asked for.
+    #[command(flatten)]
+    pub relay: Relay,
 
     /// The agent's probe check command line, as it runs by hand.
     #[arg(last = true, required = true, value_name = "CHECK_ARGS")]
     pub check: Vec<String>,
+}
+
+/// A relay on the instance, for `probe install` and `probe userdata`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Relay {
+    /// Also run a relay (probe-relay.service): it stores what the VPC's agents post,
+    /// forwards it to this collector, and serves probe at /v1/probe to private instances.
+    #[arg(long = "relay", value_name = "URL")]
+    pub forward: Option<String>,
+
+    /// Where the relay listens.
+    #[arg(
+        long = "relay-listen",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:7878",
+        requires = "forward"
+    )]
+    pub listen: String,
+}
+
+impl Relay {
+    /// The relay's unit for the agent's `command`, when one is asked for.
+    ///
+    /// # Errors
+    /// A bad --relay-listen, or what [`unit::ServiceCommand::relay`] refuses.
+    pub fn unit(&self, command: &unit::ServiceCommand) -> Result<Option<unit::Unit>, String> {
+        let Some(forward) = &self.forward else {
+            return Ok(None);
+        };
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            format!(
+                "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
+                self.listen
+            )
+        })?;
+        command
+            .relay(forward, &self.listen)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Arguments of `probe uninstall`.
@@ -117,21 +147,10 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
         )));
     };
     let mut units = vec![(UNIT, "probe.service", command.unit())];
-    if let Some(forward) = &args.relay {
-        args.relay_listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|_| {
-                Error::Usage(format!(
-                    "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
-                    args.relay_listen
-                ))
-            })?;
-        let relay = command
-            .relay(forward, &args.relay_listen)
-            .map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(relay) = args.relay.unit(&command).map_err(Error::Usage)? {
         units.push((RELAY_UNIT, "probe-relay.service", relay));
     }
-    if args.relay.is_none() && !args.dry_run {
+    if args.relay.forward.is_none() && !args.dry_run {
         remove_stale_relay(&args.root, live)?;
     }
     for (rel, name, unit) in &units {

@@ -42,19 +42,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
-    /// Also run a relay on this instance (probe install --relay): it stores what the VPC's
-    /// agents post, forwards it to this collector, and serves probe at /v1/probe.
-    #[arg(long, value_name = "URL")]
-    pub relay: Option<String>,
-
-    /// Where that relay listens.
-    #[arg(
-        long,
-        value_name = "ADDR:PORT",
-        default_value = "0.0.0.0:7878",
-        requires = "relay"
-    )]
-    pub relay_listen: String,
+    /// A relay on the instance too (probe install --relay).
+    #[command(flatten)]
+    pub relay: crate::install::Relay,
 
     /// What to print.
     #[arg(long, value_enum, default_value_t = Format::Script)]
@@ -141,22 +131,19 @@ fn values(args: &Args) -> Result<Values, String> {
     let local: Vec<String> = local.iter().map(|a| without_references(a)).collect();
     crate::check::plan::validate_line(&local, true)?;
     let service = crate::install::unit::service_command(&instance).map_err(|e| e.to_string())?;
-    if let Some(forward) = &args.relay {
+    if let Some(forward) = &args.relay.forward {
         check_value("--relay", forward, false).map_err(|e| e.to_string())?;
-        check_value("--relay-listen", &args.relay_listen, false).map_err(|e| e.to_string())?;
-        if !cfn || !forward.contains("${") {
-            service
-                .relay(forward, &args.relay_listen)
-                .map_err(|e| e.to_string())?;
-        }
-        args.relay_listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|_| {
-                format!(
-                    "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
-                    args.relay_listen
-                )
-            })?;
+        check_value("--relay-listen", &args.relay.listen, false).map_err(|e| e.to_string())?;
+        // A ${Ref} URL is checked by the template's AllowedPattern.
+        let checked = if cfn && forward.contains("${") {
+            crate::install::Relay {
+                forward: Some("https://ref".into()),
+                ..args.relay.clone()
+            }
+        } else {
+            args.relay.clone()
+        };
+        checked.unit(&service)?;
     }
     Ok(Values {
         sources: args.sources.clone(),
@@ -165,8 +152,8 @@ fn values(args: &Args) -> Result<Values, String> {
         token,
         ca,
         args: instance,
-        relay: args.relay.clone(),
-        relay_listen: args.relay_listen.clone(),
+        relay: args.relay.forward.clone(),
+        relay_listen: args.relay.listen.clone(),
     })
 }
 
