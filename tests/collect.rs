@@ -1294,3 +1294,67 @@ fn a_read_only_spool_is_said_and_exits_4() {
         out.stderr
     );
 }
+
+/// Issue 9, 1, over TLS: a client that never finishes the handshake, and one that completes
+/// it and then says nothing, stayed open past 40 s. Both are cut after 10 s.
+#[test]
+fn over_tls_a_silent_client_is_cut_off_too() {
+    if !support::can_run("tls-deadlines", &["openssl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let pki = servers::Pki::new();
+    let leaf = pki.leaf(&["127.0.0.1"]);
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &leaf.pem.0).unwrap();
+    std::fs::write(&key, &leaf.pem.1).unwrap();
+    let collector = Collector::start_with(
+        &dir.path().join("data"),
+        &token,
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let addr = collector.url.trim_start_matches("https://").to_string();
+    let silent = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            closed_within(&mut s, Duration::from_secs(14)).0
+        }
+    });
+    // openssl completes the handshake, then waits on its open stdin, saying nothing.
+    let start = std::time::Instant::now();
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let handshaken = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break (start.elapsed(), status);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(14),
+            "still open after 14 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = silent.join().unwrap();
+    assert!(
+        (Duration::from_secs(8)..Duration::from_secs(14)).contains(&took),
+        "no handshake: {took:?}"
+    );
+    assert!(
+        (Duration::from_secs(8)..Duration::from_secs(14)).contains(&handshaken.0),
+        "after the handshake: {:?}",
+        handshaken.0
+    );
+}
