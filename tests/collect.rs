@@ -266,18 +266,17 @@ fn the_collector_refuses_to_listen_openly_without_a_token_or_with_a_bad_data_dir
     );
 }
 
-#[test]
-fn reports_travel_over_tls_to_a_collector_the_agent_trusts() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = token_file(dir.path());
+/// A collector serving HTTPS on 127.0.0.1 with a certificate from a test CA, which is
+/// returned for the clients to trust.
+fn tls_collector(dir: &Path, token: &Path) -> (servers::Pki, Collector) {
     let pki = servers::Pki::new();
     let leaf = pki.leaf(&["127.0.0.1"]);
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, &leaf.pem.0).unwrap();
     std::fs::write(&key, &leaf.pem.1).unwrap();
     let collector = Collector::start_with(
-        &dir.path().join("data"),
-        &token,
+        &dir.join("data"),
+        token,
         "127.0.0.1:0",
         &[
             "--tls-cert",
@@ -286,6 +285,14 @@ fn reports_travel_over_tls_to_a_collector_the_agent_trusts() {
             key.to_str().unwrap(),
         ],
     );
+    (pki, collector)
+}
+
+#[test]
+fn reports_travel_over_tls_to_a_collector_the_agent_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let (pki, collector) = tls_collector(dir.path(), &token);
     assert!(collector.url.starts_with("https://"), "{}", collector.url);
     let web = servers::http(servers::Behavior::Respond {
         status: 200,
@@ -1304,22 +1311,7 @@ fn over_tls_a_silent_client_is_cut_off_too() {
     }
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path());
-    let pki = servers::Pki::new();
-    let leaf = pki.leaf(&["127.0.0.1"]);
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, &leaf.pem.0).unwrap();
-    std::fs::write(&key, &leaf.pem.1).unwrap();
-    let collector = Collector::start_with(
-        &dir.path().join("data"),
-        &token,
-        "127.0.0.1:0",
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-    );
+    let (_pki, collector) = tls_collector(dir.path(), &token);
     let addr = collector.url.trim_start_matches("https://").to_string();
     let silent = std::thread::spawn({
         let addr = addr.clone();
