@@ -9,6 +9,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "test.sh: $*" >&2; exit 1; }
 if [[ $(id -u) != 0 ]]; then
   command -v sudo >/dev/null || die "the tests build network namespaces and need root: run this as root"
+  # root's HOME is not the user's: name the user's Rust toolchain for root to use.
+  export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
   exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CARGO_TARGET_DIR,PROBE_VENV,PROBE_REQUIRE_ALL "$0" "$@"
 fi
 missing=()
