@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::collector::{
-    Collector, TOKEN, get, get_as, post, sample_report, signed, stored_ids, token_file,
+    Collector, TOKEN, get, get_as, post, post_signed, sample_report, signed, stored_ids, token_file,
 };
 use support::{probe, run_within, servers};
 
@@ -566,27 +566,18 @@ fn what_reports_say_reaches_the_terminal_escaped() {
         &token_file(dir.path()),
         "127.0.0.1:0",
     );
-    let token = Token::new(TOKEN).unwrap();
     let mut report: Value = serde_json::from_slice(&sample_report("hostile-1")).unwrap();
     report["agent"]["hostname"] = "web\u{1b}[2J\r\n2026-01-01 fake -> s3: public -> vpc".into();
     report["targets"][0]["target"] = "s3\u{1b}]0;owned\u{7}".into();
     let first = serde_json::to_vec(&report).unwrap();
-    let (status, _) = post(
-        &collector.url,
-        &first,
-        &signed(&token, probe::auth::now(), &first),
-    );
+    let (status, _) = post_signed(&collector.url, &first);
     assert_eq!(status, 201);
     // A second verdict for the same instance and target makes a change line.
     report["id"] = "hostile-2".into();
     report["started_at"] = "2099-01-01T00:00:00Z".into();
     report["targets"][0]["verdict"]["path"] = "unreachable".into();
     let second = serde_json::to_vec(&report).unwrap();
-    let (status, _) = post(
-        &collector.url,
-        &second,
-        &signed(&token, probe::auth::now(), &second),
-    );
+    let (status, _) = post_signed(&collector.url, &second);
     assert_eq!(status, 201);
     let line = collector
         .wait_for_line("-> unreachable", Duration::from_secs(5))
@@ -615,7 +606,6 @@ fn a_report_nested_too_deep_is_refused() {
         &token_file(dir.path()),
         "127.0.0.1:0",
     );
-    let token = Token::new(TOKEN).unwrap();
     let report = String::from_utf8(sample_report("deep-1")).unwrap();
     let deep = format!(
         "{{\"deep\":{}{},{}",
@@ -623,11 +613,7 @@ fn a_report_nested_too_deep_is_refused() {
         "]".repeat(100_000),
         &report[1..]
     );
-    let (status, answer) = post(
-        &collector.url,
-        deep.as_bytes(),
-        &signed(&token, probe::auth::now(), deep.as_bytes()),
-    );
+    let (status, answer) = post_signed(&collector.url, deep.as_bytes());
     assert_eq!(status, 400, "{answer}");
     assert!(
         answer["error"]
@@ -677,14 +663,9 @@ fn a_relay_acknowledges_only_what_it_has_queued() {
         &format!("http://127.0.0.1:{}", servers::refused_port()),
     ]);
     let relay = Collector::spawn(cmd);
-    let token = Token::new(TOKEN).unwrap();
     let body = sample_report("queued-1");
     for attempt in ["first", "retry"] {
-        let (status, answer) = post(
-            &relay.url,
-            &body,
-            &signed(&token, probe::auth::now(), &body),
-        );
+        let (status, answer) = post_signed(&relay.url, &body);
         assert_eq!(status, 503, "{attempt}: {answer}");
         assert!(
             answer["error"]
@@ -764,14 +745,9 @@ fn a_report_the_upstream_keeps_refusing_never_blocks_the_others() {
             token_path.to_str().unwrap(),
         ],
     );
-    let token = Token::new(TOKEN).unwrap();
     for id in ["poison-1", "good-1", "good-2"] {
         let body = sample_report(id);
-        let (status, answer) = post(
-            &relay.url,
-            &body,
-            &signed(&token, probe::auth::now(), &body),
-        );
+        let (status, answer) = post_signed(&relay.url, &body);
         assert_eq!(status, 201, "{answer}");
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -1096,11 +1072,7 @@ fn reads_need_the_read_token_and_a_relay_serves_only_what_instances_need() {
         assert!(body.contains("--read-token-file"), "{body}");
     }
     let body = sample_report("through-1");
-    let (status, _) = post(
-        &relay.url,
-        &body,
-        &signed(&Token::new(TOKEN).unwrap(), probe::auth::now(), &body),
-    );
+    let (status, _) = post_signed(&relay.url, &body);
     assert_eq!(status, 201, "reports still go in");
     let (code, _) = get(&format!("{}/v1/probe", relay.url));
     assert_eq!(code, 200, "and probe still comes out");
@@ -1114,7 +1086,6 @@ fn retention_bounds_the_log_and_keeps_the_latest_of_everything() {
     let dir = tempfile::tempdir().unwrap();
     let token_path = token_file(dir.path());
     let data = dir.path().join("data");
-    let token = Token::new(TOKEN).unwrap();
     let report = |id: &str, instance: &str, at: &str| {
         let mut v: Value = serde_json::from_slice(&sample_report(id)).unwrap();
         v["agent"]["hostname"] = instance.into();
@@ -1142,19 +1113,11 @@ fn retention_bounds_the_log_and_keeps_the_latest_of_everything() {
                 "i-aaaa",
                 &format!("2020-01-01T00:00:0{n}Z"),
             );
-            let (status, _) = post(
-                &collector.url,
-                &body,
-                &signed(&token, probe::auth::now(), &body),
-            );
+            let (status, _) = post_signed(&collector.url, &body);
             assert_eq!(status, 201);
         }
         let body = report("b-0", "i-bbbb", "2020-01-01T00:00:00Z");
-        let (status, _) = post(
-            &collector.url,
-            &body,
-            &signed(&token, probe::auth::now(), &body),
-        );
+        let (status, _) = post_signed(&collector.url, &body);
         assert_eq!(status, 201);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while lines(&data).len() > 2 {
@@ -1183,11 +1146,7 @@ fn retention_bounds_the_log_and_keeps_the_latest_of_everything() {
             "i-cccc",
             &format!("2026-11-25T10:00:0{n}Z"),
         );
-        let (status, _) = post(
-            &collector.url,
-            &body,
-            &signed(&token, probe::auth::now(), &body),
-        );
+        let (status, _) = post_signed(&collector.url, &body);
         assert_eq!(status, 201);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

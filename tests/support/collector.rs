@@ -199,6 +199,12 @@ pub fn post(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) 
     )
 }
 
+/// POSTs `body` to `url`, signed now with the tests' token.
+pub fn post_signed(url: &str, body: &[u8]) -> (u16, Value) {
+    let token = Token::new(TOKEN).unwrap();
+    post(url, body, &signed(&token, probe::auth::now(), body))
+}
+
 pub fn signed(token: &Token, ts: u64, body: &[u8]) -> Vec<(&'static str, String)> {
     vec![
         (TIMESTAMP_HEADER, ts.to_string()),
