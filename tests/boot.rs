@@ -354,15 +354,18 @@ impl Boot {
     /// Step 3: The gateway step: the laptop sees S3 change path, labelled by the relay.
     fn the_laptop_sees_the_gateway_step(&self) {
         self.lab.step("gateway");
-        let change = format!(
-            "({}) -> s3: unreachable -> gateway-endpoint",
-            self.private_id()
-        );
+        // The step restarts the lab's resolver: a check in that gap sees dns-failed, so the
+        // change line names whichever path came just before the gateway endpoint.
+        let instance = format!("({}) -> s3: ", self.private_id());
+        let change = format!("{instance}... -> gateway-endpoint");
         let terminal = self.lab.dir().join("log/operator.log");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = std::fs::read_to_string(&terminal).unwrap_or_default();
-            if text.contains(&change) {
+            if text
+                .lines()
+                .any(|l| l.contains(&instance) && l.ends_with(" -> gateway-endpoint"))
+            {
                 return;
             }
             assert!(
