@@ -4,7 +4,7 @@
 //! stores each report id once). The spool is bounded and says what it drops.
 
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
-use crate::report::Report;
+use crate::model::Report;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -405,7 +405,7 @@ fn written_by_probe(body: &[u8], id: &str) -> bool {
         id: &'a str,
     }
     serde_json::from_slice::<Head<'_>>(body)
-        .is_ok_and(|h| h.schema == crate::report::SCHEMA && h.id == id)
+        .is_ok_and(|h| h.schema == crate::model::SCHEMA && h.id == id)
 }
 
 enum Fate {

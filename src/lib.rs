@@ -3,21 +3,26 @@
 //! The library holds everything; `main.rs` only builds the runtime and maps the result to
 //! an exit code, so tests drive the same code the binary runs.
 
+// The model at the bottom; the verdict logic above it; the outside systems (net, context's
+// adapters) beside the logic; the commands on top. README "Layout" draws the map.
+pub mod model;
+pub mod verdict;
+
+pub mod net;
+pub mod target;
+
 pub mod auth;
+pub mod error;
+pub mod limits;
+pub mod output;
+pub mod terminal;
+
 pub mod check;
-pub mod classify;
 pub mod cli;
 pub mod collect;
 pub mod context;
 pub mod deliver;
-pub mod diagnose;
-pub mod error;
 pub mod install;
-pub mod limits;
-pub mod net;
-pub mod report;
-pub mod target;
-pub mod terminal;
 pub mod userdata;
 
 use cli::{Cli, Command};

@@ -5,10 +5,10 @@ mod support;
 
 use probe::check::{Deps, Format, Plan, run};
 use probe::context::Discovery;
+use probe::model::{Agent, ContextStatus, Status};
 use probe::net::dns::{Answer, Failure, Resolve};
 use probe::net::ping::{Echo, Ping};
 use probe::net::tls::Trust;
-use probe::report::{Agent, ContextStatus, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,7 +150,7 @@ async fn the_deadline_names_the_stage_it_cut() {
     let e = a.http.error.as_ref().unwrap();
     assert_eq!(
         (e.phase, e.kind.as_str()),
-        (probe::error::Phase::Http, "deadline")
+        (probe::model::Phase::Http, "deadline")
     );
 }
 

@@ -2,18 +2,17 @@
 //! its own timeout, the whole run under one deadline, results in command-line order.
 
 use super::plan::Plan;
-use super::{connect, icmp};
-use crate::classify::{self, Expect};
+use super::{connection, dns, icmp};
 use crate::context::Discovery;
-use crate::context::vpc::VpcView;
-use crate::error::{CheckError, Kind, Phase};
+use crate::model::Expect;
+use crate::model::{
+    AddressReport, Agent, DnsReport, Instance, Report, SCHEMA, TargetReport, Verdict, VpcView,
+};
 use crate::net::dns::Resolve;
 use crate::net::ping::Ping;
 use crate::net::tls::Trust;
-use crate::report::{
-    self, AddressReport, Agent, DnsReport, Instance, Report, TargetReport, Verdict,
-};
 use crate::target::Target;
+use crate::verdict;
 use ipnet::IpNet;
 use std::future::Future;
 use std::net::IpAddr;
@@ -21,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::timeout_at;
 
 /// The outside systems a run uses.
 pub struct Deps<R, P> {
@@ -101,7 +99,7 @@ where
         .map(|(_, c)| finish(c, discovery.view.as_ref(), agent.instance.as_ref()))
         .collect();
     Report {
-        schema: report::SCHEMA.into(),
+        schema: SCHEMA.into(),
         id: uuid::Uuid::new_v4().to_string(),
         agent,
         started_at,
@@ -129,7 +127,7 @@ fn finish(c: Checked, vpc: Option<&VpcView>, instance: Option<&Instance>) -> Tar
         addresses,
         verdict: Verdict::undecided(),
     };
-    classify::judge(&mut report, expect, vpc, instance);
+    verdict::judge(&mut report, expect, vpc, instance);
     report
 }
 
@@ -138,7 +136,7 @@ async fn check_target<R: Resolve, P: Ping>(
     target: Target,
     expect: Option<Expect>,
 ) -> Checked {
-    let dns = resolve(&ctx, &target).await;
+    let dns = dns::resolve(&ctx, &target).await;
     let mut tasks = JoinSet::new();
     for (index, ip) in dns.addresses.iter().copied().enumerate() {
         let ctx = ctx.clone();
@@ -161,52 +159,16 @@ async fn check_target<R: Resolve, P: Ping>(
     }
 }
 
-async fn resolve<R: Resolve, P: Ping>(ctx: &Ctx<R, P>, target: &Target) -> DnsReport {
-    let mut report = DnsReport::none();
-    if let Some(ip) = target.ip_literal() {
-        report.ok = true;
-        report.addresses.push(ip);
-        return report;
-    }
-    let _permit = ctx.permits.acquire().await;
-    let t0 = Instant::now();
-    let outcome = timeout_at(ctx.deadline, ctx.resolver.resolve(&target.host)).await;
-    report.ms = report::millis(t0.elapsed());
-    match outcome {
-        Ok(Ok(answer)) => {
-            report.ok = true;
-            report.addresses = answer.addresses;
-            report.cname = answer.cname;
-            report.records = answer.records;
-            report.rcode = Some(answer.rcode);
-            report.server = Some(answer.server);
-        }
-        Ok(Err(failure)) => {
-            report.rcode = failure.rcode;
-            report.server = failure.server;
-            report.error = Some(CheckError::new(Phase::Dns, failure.kind, failure.message));
-        }
-        Err(_) => {
-            report.error = Some(CheckError::new(
-                Phase::Dns,
-                Kind::Deadline,
-                "the run's deadline passed before DNS answered",
-            ));
-        }
-    }
-    report
-}
-
 async fn check_address<R: Resolve, P: Ping>(
     ctx: Arc<Ctx<R, P>>,
     target: &Target,
     ip: IpAddr,
 ) -> AddressReport {
     let _permit = ctx.permits.acquire().await;
-    let class = classify::classify(ip, &target.host, &ctx.vpc_cidrs);
+    let class = verdict::classify(ip, &target.host, &ctx.vpc_cidrs);
     let (cutoff, cutoff_rx) = tokio::sync::watch::channel(None);
     let chain = async {
-        let conn = connect::run(&ctx, target, ip).await;
+        let conn = connection::run(&ctx, target, ip).await;
         if conn.completed() {
             // The address is proven reachable: ICMP only gets time for replies in flight.
             let _ = cutoff.send(Some(tokio::time::Instant::now()));

@@ -4,10 +4,9 @@
 //! the stage waits only [`GRACE`] more for replies in flight instead of holding the run.
 
 use super::engine::Ctx;
-use crate::error::{CheckError, Kind, Phase};
+use crate::model::{CheckError, IcmpReport, Kind, Phase, Status, millis};
 use crate::net::dns::Resolve;
 use crate::net::ping::{Echo, Ping};
-use crate::report::{self, IcmpReport, Status};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -109,7 +108,7 @@ fn summarize(
     let received = u32::try_from(rtts.len()).unwrap_or(u32::MAX);
     let rtt_ms = (!rtts.is_empty()).then(|| {
         let total: Duration = rtts.iter().sum();
-        report::millis(total / received)
+        millis(total / received)
     });
     let error = if received > 0 {
         None

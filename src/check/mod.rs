@@ -1,10 +1,14 @@
 //! `probe check`: resolve, ping, connect, handshake and request every address of every
 //! target at once, then decide a verdict per target.
 
-mod connect;
+mod connection;
+mod dns;
 mod engine;
+mod http;
 mod icmp;
 pub mod plan;
+mod tcp;
+mod tls;
 
 pub use engine::{Deps, run};
 pub use plan::{Args, Fallback, Format, Plan};
@@ -12,10 +16,11 @@ pub use plan::{Args, Fallback, Format, Plan};
 use crate::context::{self, Ec2Mode};
 use crate::deliver::{self, Delivery};
 use crate::error::{Error, exit};
+use crate::model::{self, Agent};
 use crate::net::dns::SystemResolver;
 use crate::net::ping::SystemPinger;
 use crate::net::tls::Trust;
-use crate::report::{self, Agent};
+use crate::output;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -71,8 +76,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     loop {
         let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;
         let text = match plan.format {
-            Format::Json => report::json::render(&report),
-            Format::Table => report::table::render(&report),
+            Format::Json => output::json::render(&report),
+            Format::Table => output::table::render(&report),
             Format::Console => deliver::console_lines(&report).join("\n") + "\n",
         };
         let mut out = std::io::stdout().lock();
@@ -121,8 +126,8 @@ async fn once(
     plan: &Plan,
     deps: &Deps<SystemResolver, SystemPinger>,
     settings: &context::Settings,
-    instance: Option<&report::Instance>,
-) -> Result<report::Report, Error> {
+    instance: Option<&model::Instance>,
+) -> Result<model::Report, Error> {
     let discovery = context::discover(settings, plan.region.as_deref(), instance);
     if settings.ec2 == Ec2Mode::Required {
         let known = discovery.await;
@@ -148,7 +153,7 @@ fn agent(plan: &Plan, resolver: &SystemResolver, pinger: &SystemPinger) -> Agent
         resolvers: resolver.servers(),
         icmp: pinger.mode().into(),
         instance: None,
-        context: report::ContextStatus::default(),
+        context: model::ContextStatus::default(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Command-line arguments of `probe check`, validated into a plan with nothing optional
 //! left to decide.
 
-use crate::classify::Expect;
-use crate::report::Instance;
+use crate::model::{Expect, Instance};
+use crate::output::{self, Form};
 use crate::target::{self, Target};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -322,10 +322,15 @@ pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
 }
 
 fn format(output: Output, tty: bool) -> Format {
-    match (output, tty) {
-        (Output::Table, _) | (Output::Auto, true) => Format::Table,
-        (Output::Json, _) | (Output::Auto, false) => Format::Json,
-        (Output::Console, _) => Format::Console,
+    let common = match output {
+        Output::Console => return Format::Console,
+        Output::Auto => output::Output::Auto,
+        Output::Table => output::Output::Table,
+        Output::Json => output::Output::Json,
+    };
+    match common.form(tty) {
+        Form::Table => Format::Table,
+        Form::Json => Format::Json,
     }
 }
 
@@ -423,7 +428,7 @@ fn validate_cidr(value: &str) -> Result<IpNet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::Path;
+    use crate::model::Path;
     use clap::Parser;
 
     #[derive(Parser)]

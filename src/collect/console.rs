@@ -6,10 +6,10 @@
 
 use super::entry::Entry;
 use super::store::{Bootstrap, Host, Store, Stored, print_changes};
-use crate::classify::Path;
 use crate::context::ec2::{Ec2, InstanceInfo};
 use crate::deliver::CONSOLE_MARKER;
-use crate::report::{
+use crate::model::Path;
+use crate::model::{
     Agent, ContextStatus, DnsReport, Instance, Report, SCHEMA, TargetReport, Verdict,
 };
 use serde::Deserialize;

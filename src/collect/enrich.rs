@@ -5,10 +5,9 @@
 
 use super::cache::Cache;
 use super::entry::Entry;
-use crate::classify::{self, Expect};
 use crate::context::ec2::{self, Ec2, SdkEc2};
-use crate::context::vpc::VpcView;
-use crate::report::Instance;
+use crate::model::Expect;
+use crate::model::{Instance, VpcView};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -98,7 +97,7 @@ impl Enricher {
                             .expected
                             .as_deref()
                             .and_then(|e| e.parse::<Expect>().ok());
-                        classify::judge(t, expect, Some(&view), Some(&instance));
+                        crate::verdict::judge(t, expect, Some(&view), Some(&instance));
                     }
                     report.pass = report.targets.iter().all(|t| t.verdict.pass);
                     "ok".to_string()

@@ -2,7 +2,7 @@
 //! and the filters) beside the document it came as. The document is what is stored and
 //! served, so fields a newer v1 agent adds survive the collector, the log and the relay.
 
-use crate::report::{Report, SCHEMA};
+use crate::model::{Report, SCHEMA};
 use serde_json::Value;
 
 /// A validated report and its document.

@@ -5,7 +5,7 @@
 
 use super::entry::Entry;
 use super::retention::Retention;
-use crate::report::Report;
+use crate::model::Report;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, Write};

@@ -1,22 +1,10 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
-use super::vpc::VpcView;
 use crate::error::{Error, exit};
-use crate::report::Instance;
+use crate::model::{Instance, VpcView};
+use crate::output::{self, Form, Output};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
-
-/// Output format of `probe context`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// A table on a terminal, JSON otherwise.
-    Auto,
-    /// A table for people.
-    Table,
-    /// One JSON document.
-    Json,
-}
 
 const EXAMPLES: &str = "Examples:
   probe context
@@ -84,19 +72,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         ec2: discovery.status,
         vpc: discovery.view,
     };
-    let json = args.output == Output::Json
-        || (args.output == Output::Auto && !std::io::stdout().is_terminal());
-    let text = if json {
-        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
-    } else {
-        render(&report)
+    let text = match args.output.form(output::stdout_is_terminal()) {
+        Form::Json => output::json::render(&report),
+        Form::Table => render(&report),
     };
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(Error::Environment(format!("cannot write to stdout: {e}")));
-        }
-    }
+    output::emit(&text)?;
     Ok(exit::PASS)
 }
 

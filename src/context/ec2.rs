@@ -3,7 +3,7 @@
 //! and their ENIs, and the VPC's DNS attributes, in parallel. The collector also lists
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
-use super::vpc::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};
+use crate::model::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{self, AttributeBooleanValue, Filter, VpcAttributeName};

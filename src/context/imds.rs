@@ -2,7 +2,7 @@
 //! to the metadata service. Short timeouts: a host that is not on EC2 moves on within a
 //! second, and every failure becomes one line that says what to do.
 
-use crate::report::Instance;
+use crate::model::Instance;
 use ipnet::IpNet;
 use std::future::Future;
 use std::net::IpAddr;

@@ -4,13 +4,11 @@
 pub mod command;
 pub mod ec2;
 pub mod imds;
-pub mod vpc;
 
-use crate::report::Instance;
+use crate::model::{Instance, VpcView};
 use ec2::Ec2;
 use imds::Imds;
 use std::time::Duration;
-use vpc::VpcView;
 
 /// How to use the EC2 API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

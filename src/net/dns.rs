@@ -1,8 +1,7 @@
 //! Name resolution through hickory-resolver, one server at a time like the system resolver,
 //! so the report can say which server gave the answer.
 
-use crate::error::Kind;
-use crate::report::DnsRecord;
+use crate::model::Kind;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -13,6 +12,19 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// One answer record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`.
+    pub rtype: &'static str,
+    /// Seconds the answer may be cached.
+    pub ttl: u32,
+    /// The record's data as text.
+    pub data: String,
+}
+
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -21,7 +33,7 @@ pub struct Answer {
     /// CNAME targets in chain order.
     pub cname: Vec<String>,
     /// Every answer record.
-    pub records: Vec<DnsRecord>,
+    pub records: Vec<Record>,
     /// Response code as text.
     pub rcode: String,
     /// The server that answered.
@@ -178,9 +190,9 @@ fn combine(a: Lookup, aaaa: Lookup, server: &str) -> Result<Answer, Failure> {
                             continue;
                         }
                     };
-                    let record = DnsRecord {
+                    let record = Record {
                         name,
-                        rtype: rtype.into(),
+                        rtype,
                         ttl: r.ttl,
                         data,
                     };

@@ -2,8 +2,7 @@
 //! verification fails (so the report can say what the server presented), certificate
 //! details, and error kinds.
 
-use crate::error::Kind;
-use crate::report::CertInfo;
+use crate::model::Kind;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -139,12 +138,30 @@ impl ServerCertVerifier for Capturing {
     }
 }
 
+/// What the server's end-entity certificate says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// DNS names and IP addresses in the subject alternative names.
+    pub names: Vec<String>,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// RFC 3339 start of validity.
+    pub not_before: String,
+    /// RFC 3339 end of validity.
+    pub not_after: String,
+}
+
+/// A stream a handshake completed.
+pub type Stream = TlsStream<TcpStream>;
+
 /// What a handshake came to.
 pub struct Handshake {
     /// The stream, when the handshake succeeded.
-    pub result: Result<TlsStream<TcpStream>, (Kind, String)>,
+    pub result: Result<Stream, (Kind, String)>,
     /// The server's certificate, whatever the result.
-    pub cert: Option<CertInfo>,
+    pub cert: Option<Certificate>,
     /// The negotiated version, on success.
     pub version: Option<String>,
 }
@@ -239,7 +256,7 @@ fn map_error(err: &std::io::Error) -> (Kind, String) {
 
 /// Reads the names, issuer and validity out of a DER certificate.
 #[must_use]
-pub fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
+pub fn cert_info(der: &CertificateDer<'_>) -> Option<Certificate> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
     let mut names = Vec::new();
@@ -266,7 +283,7 @@ pub fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
         )
         .to_string()
     };
-    Some(CertInfo {
+    Some(Certificate {
         subject: cert.subject().to_string(),
         names,
         issuer: cert.issuer().to_string(),

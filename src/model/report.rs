@@ -1,12 +1,7 @@
-//! The report: a serde data model with a schema version. Renderers live beside it; the
-//! collector reads these very types back.
+//! The report: a serde data model with a schema version. The renderers (`crate::output`)
+//! read it; the collector reads these very types back.
 
-pub mod json;
-pub mod table;
-
-use crate::classify::{AddressClass, Path};
-use crate::error::CheckError;
-use crate::target::Scheme;
+use super::{AddressClass, CheckError, Path, Phase, Scheme};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -336,7 +331,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// A placeholder until [`crate::classify::judge`] decides.
+    /// A placeholder until the verdict logic decides.
     #[must_use]
     pub fn undecided() -> Self {
         Self {
@@ -360,11 +355,78 @@ pub struct Diagnosis {
     pub message: String,
 }
 
-/// An address is reached when TCP completed and TLS and HTTP completed where they apply.
+/// One connection stage of an address, whatever its report type: the view the verdict, the
+/// first failure and the table's columns all read, so a stage is listed in one place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage<'a> {
+    /// Which stage.
+    pub phase: Phase,
+    /// Its state.
+    pub status: Status,
+    /// Its time.
+    pub ms: Option<f64>,
+    /// Why it failed.
+    pub error: Option<&'a CheckError>,
+}
+
+/// The connection stages in the order they run: TCP, TLS, HTTP. ICMP runs beside them and
+/// decides nothing.
 #[must_use]
-pub fn completed(tcp: &StageReport, tls: &TlsReport, http: &HttpReport) -> bool {
-    let done = |s: Status| matches!(s, Status::Ok | Status::Skipped);
-    tcp.status == Status::Ok && done(tls.status) && done(http.status)
+pub fn connection_stages<'a>(
+    tcp: &'a StageReport,
+    tls: &'a TlsReport,
+    http: &'a HttpReport,
+) -> [Stage<'a>; 3] {
+    [
+        Stage {
+            phase: Phase::Tcp,
+            status: tcp.status,
+            ms: tcp.ms,
+            error: tcp.error.as_ref(),
+        },
+        Stage {
+            phase: Phase::Tls,
+            status: tls.status,
+            ms: tls.ms,
+            error: tls.error.as_ref(),
+        },
+        Stage {
+            phase: Phase::Http,
+            status: http.status,
+            ms: http.ms,
+            error: http.error.as_ref(),
+        },
+    ]
+}
+
+/// An address is reached when TCP completed and every later stage completed where it applies.
+#[must_use]
+pub fn completed(stages: &[Stage<'_>]) -> bool {
+    stages.iter().all(|s| match s.status {
+        Status::Ok => true,
+        Status::Skipped => s.phase != Phase::Tcp,
+        Status::Fail | Status::NotRun => false,
+    })
+}
+
+impl AddressReport {
+    /// The connection stages, in the order they run.
+    #[must_use]
+    pub fn stages(&self) -> [Stage<'_>; 3] {
+        connection_stages(&self.tcp, &self.tls, &self.http)
+    }
+
+    /// Every stage that applies completed.
+    #[must_use]
+    pub fn completed(&self) -> bool {
+        completed(&self.stages())
+    }
+
+    /// The first connection stage that failed.
+    #[must_use]
+    pub fn first_failure(&self) -> Option<&CheckError> {
+        self.stages().into_iter().find_map(|s| s.error)
+    }
 }
 
 /// Rounds a duration to hundredths of a millisecond, as reports show them.

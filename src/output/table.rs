@@ -1,7 +1,7 @@
 //! The table renderer: one row per target and address showing what dig, ping and curl would
 //! have shown, then the verdicts.
 
-use super::{AddressReport, HttpReport, IcmpReport, Report, StageReport, Status, TlsReport};
+use crate::model::{AddressReport, HttpReport, IcmpReport, Report, StageReport, Status, TlsReport};
 use std::fmt::Write;
 
 /// Renders the report for people.

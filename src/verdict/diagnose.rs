@@ -1,10 +1,10 @@
 //! The tutorial's failure patterns, recognised from a target's results and the VPC as the
 //! EC2 API describes it. Each finding is one sentence that ends with the fix.
 
-use crate::classify::aws_service;
-use crate::context::vpc::{Endpoint, VpcView};
-use crate::error::Kind;
-use crate::report::{Diagnosis, Instance, TargetReport};
+use super::aws_service;
+use crate::model::Kind;
+use crate::model::{Diagnosis, Instance, TargetReport};
+use crate::model::{Endpoint, VpcView};
 
 /// What looks wrong for one target, given its results and the VPC.
 #[must_use]
@@ -204,10 +204,10 @@ fn matching_endpoints<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify;
-    use crate::context::vpc::{Eni, GatewayRoute, RouteTable};
-    use crate::error::{CheckError, Phase};
-    use crate::report::{AddressReport, DnsReport, StageReport, Status};
+    use crate::model::{AddressReport, DnsReport, StageReport, Status};
+    use crate::model::{CheckError, Phase};
+    use crate::model::{Eni, GatewayRoute, RouteTable};
+    use crate::verdict as classify;
     use std::net::IpAddr;
 
     const REGION: &str = "ap-northeast-2";
@@ -288,17 +288,17 @@ mod tests {
                 AddressReport {
                     ip,
                     class: classify::classify(ip, host, &["10.10.0.0/16".parse().unwrap()]),
-                    icmp: crate::report::IcmpReport::default(),
+                    icmp: crate::model::IcmpReport::default(),
                     tcp: StageReport {
                         status: if up { Status::Ok } else { Status::Fail },
                         ms: Some(1.0),
                         error: (!up).then(|| CheckError::new(Phase::Tcp, Kind::Timeout, "timeout")),
                     },
-                    tls: crate::report::TlsReport {
+                    tls: crate::model::TlsReport {
                         status: Status::Skipped,
                         ..Default::default()
                     },
-                    http: crate::report::HttpReport {
+                    http: crate::model::HttpReport {
                         status: Status::Skipped,
                         ..Default::default()
                     },
@@ -322,7 +322,7 @@ mod tests {
             target: host.into(),
             host: host.into(),
             port: 443,
-            scheme: crate::target::Scheme::Tcp,
+            scheme: crate::model::Scheme::Tcp,
             url: String::new(),
             dns,
             addresses,

@@ -1,0 +1,15 @@
+//! The model: what probe reports and what it knows of the VPC, as plain serde data, and the
+//! vocabulary both share. It depends on nothing else of probe's; every other layer reads it.
+
+mod failure;
+mod path;
+pub mod region;
+mod report;
+mod scheme;
+mod vpc;
+
+pub use failure::{CheckError, Kind, Phase};
+pub use path::{AddressClass, Expect, Path};
+pub use report::*;
+pub use scheme::Scheme;
+pub use vpc::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};

@@ -1,0 +1,177 @@
+//! What an address is, the path a target was reached by, and what the operator expects.
+
+use super::report::AddressReport;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What an address is, seen from inside the VPC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressClass {
+    /// An interface endpoint ENI: inside the VPC, for an AWS endpoint name.
+    EndpointEni,
+    /// Inside a VPC CIDR.
+    Vpc,
+    /// RFC 1918, RFC 6598 or ULA outside the VPC: a peered VPC, on-premises.
+    Private,
+    /// Anything routable on the internet.
+    Public,
+    /// Loopback, link-local, multicast, unspecified or broadcast.
+    Special,
+}
+
+impl AddressClass {
+    /// The kebab-case name used in JSON and tables.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndpointEni => "endpoint-eni",
+            Self::Vpc => "vpc",
+            Self::Private => "private",
+            Self::Public => "public",
+            Self::Special => "special",
+        }
+    }
+}
+
+impl fmt::Display for AddressClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The path a target was reached by, or why it was not; earlier paths are preferred when
+/// several addresses answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Path {
+    /// Through an interface endpoint ENI in this VPC.
+    InterfaceEndpoint,
+    /// A public address routed through a gateway endpoint (needs the EC2 API to tell).
+    GatewayEndpoint,
+    /// An address inside the VPC that is not an endpoint.
+    Vpc,
+    /// A private address outside the VPC.
+    Private,
+    /// A public address.
+    Public,
+    /// A loopback or link-local address.
+    Special,
+    /// Resolved, but no address completed the checks.
+    Unreachable,
+    /// The name did not resolve to any address.
+    DnsFailed,
+}
+
+impl Path {
+    /// The kebab-case name used in JSON, tables and `--expect`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InterfaceEndpoint => "interface-endpoint",
+            Self::GatewayEndpoint => "gateway-endpoint",
+            Self::Vpc => "vpc",
+            Self::Private => "private",
+            Self::Public => "public",
+            Self::Special => "special",
+            Self::Unreachable => "unreachable",
+            Self::DnsFailed => "dns-failed",
+        }
+    }
+
+    /// Every path, in order of preference.
+    pub const ALL: [Self; 8] = [
+        Self::InterfaceEndpoint,
+        Self::GatewayEndpoint,
+        Self::Vpc,
+        Self::Private,
+        Self::Public,
+        Self::Special,
+        Self::Unreachable,
+        Self::DnsFailed,
+    ];
+
+    /// The path an address that completed its checks stands for.
+    #[must_use]
+    pub fn of(address: &AddressReport) -> Self {
+        if address
+            .endpoint
+            .as_ref()
+            .is_some_and(|e| e.kind == "gateway")
+        {
+            return Self::GatewayEndpoint;
+        }
+        match address.class {
+            AddressClass::EndpointEni => Self::InterfaceEndpoint,
+            AddressClass::Vpc => Self::Vpc,
+            AddressClass::Private => Self::Private,
+            AddressClass::Public => Self::Public,
+            AddressClass::Special => Self::Special,
+        }
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the operator expects of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Reachable by any path.
+    Reachable,
+    /// Not reachable, whether DNS failed or not.
+    Unreachable,
+    /// Exactly this path.
+    Path(Path),
+}
+
+impl FromStr for Expect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reachable" => Ok(Self::Reachable),
+            "unreachable" => Ok(Self::Unreachable),
+            _ => Path::ALL
+                .into_iter()
+                .find(|p| p.as_str() == s)
+                .map(Self::Path)
+                .ok_or_else(|| {
+                    let all: Vec<_> = Path::ALL.iter().map(|p| p.as_str()).collect();
+                    format!(
+                        "unknown expectation {s:?}; use reachable, {}",
+                        all.join(", ")
+                    )
+                }),
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reachable => f.write_str("reachable"),
+            Self::Unreachable => f.write_str("unreachable"),
+            Self::Path(p) => p.fmt(f),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expectations_parse() {
+        assert_eq!("reachable".parse::<Expect>(), Ok(Expect::Reachable));
+        assert_eq!(
+            "gateway-endpoint".parse::<Expect>(),
+            Ok(Expect::Path(Path::GatewayEndpoint))
+        );
+        let e = "gateway".parse::<Expect>().unwrap_err();
+        assert!(e.contains("gateway-endpoint"), "{e}");
+    }
+}

@@ -1,0 +1,128 @@
+//! The verdict of one target: reachable or not, by which path, against the expectation, in
+//! plain words.
+
+use crate::model::{AddressReport, DnsReport, Expect, Path, Verdict, VpcView};
+use std::fmt::Write as _;
+
+/// Decides a target's verdict from its DNS answer and per-address results.
+#[must_use]
+pub fn verdict(
+    dns: &DnsReport,
+    addresses: &[AddressReport],
+    expect: Option<Expect>,
+    scheme_label: &str,
+    vpc: Option<&VpcView>,
+) -> Verdict {
+    let reached: Vec<&AddressReport> = addresses.iter().filter(|a| a.completed()).collect();
+    let path = if !dns.ok || addresses.is_empty() {
+        Path::DnsFailed
+    } else {
+        reached
+            .iter()
+            .map(|a| Path::of(a))
+            .min()
+            .unwrap_or(Path::Unreachable)
+    };
+    let endpoint_id = reached
+        .iter()
+        .filter(|a| Path::of(a) == path)
+        .find_map(|a| a.endpoint.as_ref().map(|e| e.id.clone()));
+    let reachable = !reached.is_empty();
+    let mut reason = describe(dns, addresses, &reached, path, scheme_label, vpc);
+    let pass = match expect {
+        None | Some(Expect::Reachable) => reachable,
+        Some(Expect::Unreachable) => !reachable,
+        Some(Expect::Path(p)) => p == path,
+    };
+    if let Some(e) = expect.filter(|_| !pass) {
+        let mut why = format!("expected {e}, got {path}");
+        if e == Expect::Path(Path::GatewayEndpoint) && path == Path::Public && vpc.is_none() {
+            why.push_str(
+                " (a gateway endpoint keeps public addresses; telling it from the internet needs the route table from the EC2 API, which was not available)",
+            );
+        }
+        reason = format!("{why}: {reason}");
+    }
+    Verdict {
+        reachable,
+        path,
+        expected: expect.map(|e| e.to_string()),
+        pass,
+        reason,
+        endpoint_id,
+        diagnoses: Vec::new(),
+    }
+}
+
+fn describe(
+    dns: &DnsReport,
+    addresses: &[AddressReport],
+    reached: &[&AddressReport],
+    path: Path,
+    scheme_label: &str,
+    vpc: Option<&VpcView>,
+) -> String {
+    if path == Path::DnsFailed {
+        return match &dns.error {
+            Some(e) => format!("DNS failed ({}): {}", e.kind, e.message),
+            None => "DNS gave no address".into(),
+        };
+    }
+    if reached.is_empty() {
+        let failures: Vec<String> = addresses
+            .iter()
+            .map(|a| match a.first_failure() {
+                Some(e) => format!("{} ({}) {} {}", a.ip, a.class, e.phase, e.kind),
+                None => format!("{} ({}) incomplete", a.ip, a.class),
+            })
+            .collect();
+        return format!(
+            "no address completed {scheme_label}: {}",
+            failures.join("; ")
+        );
+    }
+    let on_path: Vec<&&AddressReport> = reached.iter().filter(|a| Path::of(a) == path).collect();
+    let ips: Vec<String> = on_path.iter().map(|a| a.ip.to_string()).collect();
+    let what = match path {
+        Path::InterfaceEndpoint => "interface endpoint ENI",
+        Path::GatewayEndpoint | Path::Public => "public address",
+        Path::Vpc => "VPC address",
+        Path::Private => "private address outside the VPC",
+        _ => "address",
+    };
+    let answered = match reached.iter().find_map(|a| a.http.code) {
+        Some(code) => format!("answered HTTP {code}"),
+        None => format!("completed {scheme_label}"),
+    };
+    let mut s = format!(
+        "{} of {} addresses {answered}; {what} {}",
+        reached.len(),
+        addresses.len(),
+        ips.join(", ")
+    );
+    let endpoint = on_path.iter().find_map(|a| a.endpoint.as_ref());
+    match (path, endpoint, vpc) {
+        (Path::InterfaceEndpoint, Some(e), _) => {
+            let _ = write!(s, " of {} ({})", e.id, e.service);
+        }
+        (Path::GatewayEndpoint, Some(e), _) => {
+            let _ = write!(s, " through gateway endpoint {} ({})", e.id, e.service);
+            if let (Some(pl), Some(rt)) = (&e.prefix_list, &e.route_table) {
+                let _ = write!(s, ": route table {rt} sends prefix list {pl} there");
+            }
+        }
+        (Path::Public, _, None) => s.push_str("; route unknown without EC2 access"),
+        (Path::Public, _, Some(v)) => match v
+            .route_table
+            .as_ref()
+            .and_then(|t| t.default_route.as_ref().map(|d| (t, d)))
+        {
+            Some((t, d)) => {
+                let _ = write!(s, " via {d} (route table {})", t.id);
+            }
+            None => s.push_str(", in no gateway endpoint prefix list"),
+        },
+        _ => {}
+    }
+    s
+}

@@ -1,0 +1,32 @@
+//! The verdict logic: what an address is, what a target's results mean and what looks wrong
+//! in the VPC. Pure functions of the model; the check engine and the collector both call
+//! [`judge`].
+
+mod class;
+mod decide;
+mod diagnose;
+
+pub use class::{aws_service, classify, enrich};
+pub use decide::verdict;
+pub use diagnose::diagnose;
+
+use crate::model::{Expect, Instance, TargetReport, VpcView};
+
+/// Decides a target's verdict: labels its addresses first when the EC2 API described the
+/// VPC, and adds what looks wrong there. The agent judges after its checks; the collector
+/// judges again the reports whose agent could not reach the EC2 API.
+pub fn judge(
+    t: &mut TargetReport,
+    expect: Option<Expect>,
+    vpc: Option<&VpcView>,
+    instance: Option<&Instance>,
+) {
+    if let Some(v) = vpc {
+        class::enrich(&mut t.addresses, v);
+    }
+    let label = t.scheme.to_string().to_ascii_uppercase();
+    t.verdict = decide::verdict(&t.dns, &t.addresses, expect, &label, vpc);
+    if let Some(v) = vpc {
+        t.verdict.diagnoses = diagnose::diagnose(t, v, instance);
+    }
+}
