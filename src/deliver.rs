@@ -4,6 +4,7 @@
 //! stores each report id once). The spool is bounded and says what it drops.
 
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use crate::error::innermost;
 use crate::model::Report;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -417,14 +418,6 @@ enum Fate {
     Rejected(String),
     /// Named like a spooled report but not one: left where it is, untouched.
     Foreign,
-}
-
-fn innermost(e: &dyn std::error::Error) -> String {
-    let mut source = e;
-    while let Some(inner) = source.source() {
-        source = inner;
-    }
-    source.to_string()
 }
 
 /// Writes each verdict as one marked, compact JSON line to /dev/console (root only), where

@@ -25,3 +25,20 @@ pub mod exit {
     /// acknowledged the report (it waits in the spool).
     pub const UNDELIVERED: u8 = 4;
 }
+
+/// Every error in `e`'s chain of causes, outermost first.
+pub fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// The innermost cause of `e`: for a client library's error, the one that names what really
+/// happened (refused, reset, a certificate).
+#[must_use]
+pub fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    causes(e)
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}

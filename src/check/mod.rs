@@ -16,11 +16,12 @@ pub use plan::{Args, Fallback, Format, Plan};
 use crate::context::{self, Ec2Mode};
 use crate::deliver::{self, Delivery};
 use crate::error::{Error, exit};
-use crate::model::{self, Agent};
+use crate::model::{self, Agent, Path};
 use crate::net::dns::SystemResolver;
 use crate::net::ping::SystemPinger;
 use crate::net::tls::Trust;
 use crate::output;
+use crate::verdict;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -72,7 +73,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         pinger: Arc::new(pinger),
         trust,
     };
-    let mut last: HashMap<String, String> = HashMap::new();
+    let mut last: HashMap<String, Path> = HashMap::new();
     loop {
         let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;
         let text = match plan.format {
@@ -106,12 +107,9 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             });
         };
         for t in &report.targets {
-            let now = t.verdict.path.to_string();
-            match last.insert(t.target.clone(), now.clone()) {
-                Some(before) if before != now => {
-                    tracing::warn!("{}: {before} -> {now}: {}", t.target, t.verdict.reason);
-                }
-                _ => {}
+            let before = last.insert(t.target.clone(), t.verdict.path);
+            if let Some((from, to)) = before.and_then(|b| verdict::moved(b, t.verdict.path)) {
+                tracing::warn!("{}: {from} -> {to}: {}", t.target, t.verdict.reason);
             }
         }
         tokio::select! {

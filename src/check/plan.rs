@@ -1,7 +1,7 @@
 //! Command-line arguments of `probe check`, validated into a plan with nothing optional
 //! left to decide.
 
-use crate::model::{Expect, Instance};
+use crate::model::{Expect, Instance, region};
 use crate::output::{self, Form};
 use crate::target::{self, Target};
 use ipnet::IpNet;
@@ -202,15 +202,16 @@ pub fn build(
             "no target given: name at least one, as in `probe check s3 cloudformation`".into(),
         );
     }
-    let region = validate_region(args.region.clone(), env)?;
-    let (region, instance) = match fallback {
+    let (known, instance) = match fallback {
         // Any well-formed region lets service names through the syntax check.
-        Fallback::Syntax => (region.or_else(|| Some("us-east-1".into())), None),
-        Fallback::Metadata { instance, .. } => (
-            region.or_else(|| instance.and_then(|i| i.region.clone())),
-            instance,
-        ),
+        Fallback::Syntax => (Some("us-east-1"), None),
+        Fallback::Metadata { instance, .. } => {
+            (instance.and_then(|i| i.region.as_deref()), instance)
+        }
     };
+    let region = region::choose(args.region.as_deref(), env, known)
+        .map_err(|e| e.to_string())?
+        .map(|(r, _)| r);
     let targets: Vec<Target> = args
         .targets
         .iter()
@@ -340,36 +341,6 @@ fn validate_every(value: &str) -> Result<Duration, String> {
         return Err(format!("--every {value}: give 1s or more"));
     }
     Ok(d)
-}
-
-fn validate_region(
-    flag: Option<String>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
-    let (region, source) = match flag {
-        Some(r) => (r, "--region"),
-        None => match env("AWS_REGION").filter(|r| !r.is_empty()) {
-            Some(r) => (r, "AWS_REGION"),
-            None => match env("AWS_DEFAULT_REGION").filter(|r| !r.is_empty()) {
-                Some(r) => (r, "AWS_DEFAULT_REGION"),
-                None => return Ok(None),
-            },
-        },
-    };
-    let parts: Vec<&str> = region.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit());
-    if !ok {
-        return Err(format!(
-            "{source} {region:?} is not an AWS region; use a code such as ap-northeast-2"
-        ));
-    }
-    Ok(Some(region))
 }
 
 fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option<Expect>>, String> {

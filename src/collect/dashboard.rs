@@ -95,12 +95,12 @@ pub fn render(v: &Views, now: u64) -> String {
                         let _ = write!(
                             html,
                             "<td class=\"cell {}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\">{}<div class=\"age\">{}</div></td>",
-                            esc(&c.path),
+                            esc(c.path.as_str()),
                             if c.pass { "" } else { " fail" },
                             esc(label),
                             esc(t),
-                            esc(&c.path),
-                            esc(&c.path),
+                            esc(c.path.as_str()),
+                            esc(c.path.as_str()),
                             age(&c.at, now)
                         );
                     }
@@ -165,8 +165,8 @@ fn changes_list(html: &mut String, v: &Views) {
             "<li>{} -&gt; {}: {} -&gt; {} at {}</li>",
             esc(&c.instance),
             esc(&c.target),
-            esc(&c.from),
-            esc(&c.to),
+            esc(c.from.as_str()),
+            esc(c.to.as_str()),
             esc(c.at.get(11..16).unwrap_or(&c.at))
         );
     }
@@ -222,7 +222,7 @@ mod tests {
             v.matrix.insert(
                 (key, "s3".into()),
                 Cell {
-                    path: "public".into(),
+                    path: crate::model::Path::Public,
                     reachable: true,
                     pass: true,
                     at,

@@ -19,7 +19,7 @@ pub fn render(v: &Views, dead_letters: Option<u64>) -> String {
             "probe_success{{instance=\"{}\",target=\"{}\",path=\"{}\"}} {}",
             escape(instance),
             escape(target),
-            escape(&cell.path),
+            escape(cell.path.as_str()),
             u8::from(cell.reachable)
         );
     }

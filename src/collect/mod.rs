@@ -311,12 +311,9 @@ fn console_sources(
             "--from-console {bad:?}: give instance ids, as i-0123456789abcdef0"
         )));
     }
-    let region = args
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .filter(|r| !r.is_empty())
+    let region = crate::model::region::choose(args.region.as_deref(), &env, None)
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .map(|(r, _)| r)
         .ok_or_else(|| {
             Error::Usage(
                 "--from-console/--stack need the instances' region: give --region or set AWS_REGION"

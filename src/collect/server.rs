@@ -230,14 +230,7 @@ async fn post(
 }
 
 fn too_large(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+    crate::error::causes(e).any(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>)
 }
 
 #[derive(Deserialize)]

@@ -37,7 +37,7 @@ pub enum Stored {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Cell {
     /// Path (`gateway-endpoint`, `unreachable`...).
-    pub path: String,
+    pub path: crate::model::Path,
     /// Reachable or not.
     pub reachable: bool,
     /// The expectation was met.
@@ -54,9 +54,9 @@ pub struct Change {
     /// Target as the agent named it.
     pub target: String,
     /// Previous path.
-    pub from: String,
+    pub from: crate::model::Path,
     /// New path.
-    pub to: String,
+    pub to: crate::model::Path,
     /// When the new report was made.
     pub at: String,
 }
@@ -81,8 +81,8 @@ pub fn print_changes(changes: &[Change]) {
             safe(&c.at),
             safe(&c.instance),
             safe(&c.target),
-            safe(&c.from),
-            safe(&c.to)
+            safe(c.from.as_str()),
+            safe(c.to.as_str())
         );
     }
 }
@@ -157,7 +157,7 @@ impl Views {
         let mut changes = Vec::new();
         for t in &report.targets {
             let cell = Cell {
-                path: t.verdict.path.to_string(),
+                path: t.verdict.path,
                 reachable: t.verdict.reachable,
                 pass: t.verdict.pass,
                 at: report.started_at.clone(),
@@ -169,12 +169,12 @@ impl Views {
                 if older(&cell.at, &old.at) {
                     continue;
                 }
-                if old.path != cell.path {
+                if let Some((from, to)) = crate::verdict::moved(old.path, cell.path) {
                     changes.push(Change {
                         instance: instance.clone(),
                         target: t.target.clone(),
-                        from: old.path.clone(),
-                        to: cell.path.clone(),
+                        from,
+                        to,
                         at: report.started_at.clone(),
                     });
                 }

@@ -1,7 +1,7 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
 use crate::error::{Error, exit};
-use crate::model::{Instance, VpcView};
+use crate::model::{Instance, VpcView, region};
 use crate::output::{self, Form, Output};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -52,12 +52,10 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let env = |k: &str| std::env::var(k).ok();
     let settings = args.context.settings(&env).map_err(Error::Usage)?;
     let metadata = super::metadata(&settings).await;
-    let region = args
-        .region
-        .clone()
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| metadata.instance.as_ref().and_then(|i| i.region.clone()));
+    let known = metadata.instance.as_ref().and_then(|i| i.region.as_deref());
+    let region = region::choose(args.region.as_deref(), &env, known)
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .map(|(r, _)| r);
     let discovery = super::discover(&settings, region.as_deref(), metadata.instance.as_ref()).await;
     if settings.ec2 == super::Ec2Mode::Required && discovery.view.is_none() {
         return Err(Error::Environment(format!(

@@ -2,7 +2,8 @@
 //! to the metadata service. Short timeouts: a host that is not on EC2 moves on within a
 //! second, and every failure becomes one line that says what to do.
 
-use crate::model::Instance;
+use crate::error::innermost;
+use crate::model::{Instance, region};
 use ipnet::IpNet;
 use std::future::Future;
 use std::net::IpAddr;
@@ -116,7 +117,7 @@ impl HttpImds {
                 why: if e.is_timeout() {
                     "no answer within the timeout".into()
                 } else {
-                    short(&e)
+                    innermost(&e)
                 },
             })?;
         match response.status().as_u16() {
@@ -157,7 +158,7 @@ impl HttpImds {
                 } else {
                     ImdsError::Garbage {
                         path: path.into(),
-                        detail: short(&e),
+                        detail: innermost(&e),
                     }
                 }
             })?;
@@ -194,7 +195,7 @@ impl Imds for HttpImds {
             // answer is no reason to fail the rest.
             self.get(t, "tags/instance/Name"),
         );
-        let region = valid("placement/region", region?, is_region)?;
+        let region = valid("placement/region", region?, region::is_valid)?;
         let mac = valid("mac", mac?, is_mac)?;
         let [vpc, subnet, cidrs, subnet_cidr] = [
             "vpc-id",
@@ -247,7 +248,7 @@ async fn body(response: reqwest::Response, path: &str) -> Result<String, ImdsErr
     {
         return Err(garbage("longer than 64 KiB".into()));
     }
-    let bytes = response.bytes().await.map_err(|e| garbage(short(&e)))?;
+    let bytes = response.bytes().await.map_err(|e| garbage(innermost(&e)))?;
     if bytes.len() > BODY_LIMIT {
         return Err(garbage("longer than 64 KiB".into()));
     }
@@ -281,16 +282,6 @@ fn parse_net(path: &str, value: &str) -> Result<IpNet, ImdsError> {
     })
 }
 
-fn is_region(v: &str) -> bool {
-    let parts: Vec<&str> = v.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-}
-
 fn is_mac(v: &str) -> bool {
     v.len() == 17
         && v.split(':').count() == 6
@@ -300,13 +291,4 @@ fn is_mac(v: &str) -> bool {
 
 fn excerpt(s: &str) -> String {
     s.chars().take(40).collect()
-}
-
-/// The innermost cause of a reqwest error, which names what really happened.
-fn short(e: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(inner) = source.source() {
-        source = inner;
-    }
-    source.to_string()
 }

@@ -112,6 +112,13 @@ impl Path {
     }
 }
 
+/// So a path compares with its name, as in `cell.path == "gateway-endpoint"`.
+impl PartialEq<&str> for Path {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

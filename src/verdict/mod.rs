@@ -10,7 +10,7 @@ pub use class::{aws_service, classify, enrich};
 pub use decide::verdict;
 pub use diagnose::diagnose;
 
-use crate::model::{Expect, Instance, TargetReport, VpcView};
+use crate::model::{Expect, Instance, Path, TargetReport, VpcView};
 
 /// Decides a target's verdict: labels its addresses first when the EC2 API described the
 /// VPC, and adds what looks wrong there. The agent judges after its checks; the collector
@@ -29,4 +29,11 @@ pub fn judge(
     if let Some(v) = vpc {
         t.verdict.diagnoses = diagnose::diagnose(t, v, instance);
     }
+}
+
+/// A verdict changed when its path moved: the one rule for what the agent logs under
+/// `--every` and what the collector lists as a change.
+#[must_use]
+pub fn moved(before: Path, now: Path) -> Option<(Path, Path)> {
+    (before != now).then_some((before, now))
 }
