@@ -5,7 +5,7 @@
 
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
 use crate::error::innermost;
-use crate::model::Report;
+use crate::model::{ConsoleLine, Report};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -439,43 +439,19 @@ pub fn to_console(report: &Report) {
     }
 }
 
-/// The marker that starts every console line.
-pub const CONSOLE_MARKER: &str = "probe.verdict/v1";
-
 /// One line per target: the marker, then the verdict as compact JSON.
 #[must_use]
 pub fn console_lines(report: &Report) -> Vec<String> {
-    let instance = report
-        .agent
-        .instance
-        .as_ref()
-        .and_then(|i| i.instance_id.clone());
-    report
-        .targets
+    ConsoleLine::of(report)
         .iter()
-        .map(|t| {
-            let v = serde_json::json!({
-                "id": report.id,
-                "host": report.agent.hostname,
-                "version": report.agent.version,
-                "instance": instance,
-                "at": report.started_at,
-                "target": t.target,
-                "url": t.url,
-                "path": t.verdict.path,
-                "expected": t.verdict.expected,
-                "reachable": t.verdict.reachable,
-                "pass": t.verdict.pass,
-                "endpoint": t.verdict.endpoint_id,
-            });
-            format!("{CONSOLE_MARKER} {v}")
-        })
+        .map(ConsoleLine::render)
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::CONSOLE_MARKER;
 
     #[test]
     fn console_lines_are_marked_compact_json_one_per_target() {

@@ -7,12 +7,10 @@
 use super::entry::Entry;
 use super::store::{Bootstrap, Host, Store, Stored, print_changes};
 use crate::context::ec2::{Ec2, InstanceInfo};
-use crate::deliver::CONSOLE_MARKER;
-use crate::model::Path;
 use crate::model::{
-    Agent, ContextStatus, DnsReport, Instance, Report, SCHEMA, TargetReport, Verdict,
+    Agent, ConsoleLine, ContextStatus, DnsReport, Instance, Path, Report, SCHEMA, TargetReport,
+    Verdict,
 };
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Which consoles to read, and how often.
@@ -26,25 +24,6 @@ pub struct Sources {
     pub region: String,
     /// Time between two readings.
     pub every: Duration,
-}
-
-/// One console line, as `deliver::console_lines` writes it.
-#[derive(Debug, Deserialize)]
-struct Line {
-    id: String,
-    host: String,
-    at: String,
-    target: String,
-    url: String,
-    path: Path,
-    reachable: bool,
-    pass: bool,
-    #[serde(default)]
-    endpoint: Option<String>,
-    #[serde(default)]
-    expected: Option<String>,
-    #[serde(default)]
-    version: Option<String>,
 }
 
 /// The marker of the UserData bootstrap's console lines (userdata/fetch.sh writes them).
@@ -73,11 +52,10 @@ pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
             }
             continue;
         }
-        let Some(at) = raw.find(CONSOLE_MARKER) else {
+        let Some(read) = ConsoleLine::find(raw) else {
             continue;
         };
-        let json = raw[at + CONSOLE_MARKER.len()..].trim();
-        let Some((line, target)) = serde_json::from_str::<Line>(json)
+        let Some((line, target)) = read
             .ok()
             .and_then(|l| crate::target::parse(&l.url, None).ok().map(|t| (l, t)))
         else {
@@ -120,7 +98,7 @@ pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
     parsed
 }
 
-fn report(id: String, line: &Line, instance: &InstanceInfo, region: &str) -> Report {
+fn report(id: String, line: &ConsoleLine, instance: &InstanceInfo, region: &str) -> Report {
     Report {
         schema: SCHEMA.into(),
         id,

@@ -1,6 +1,7 @@
 //! The model: what probe reports and what it knows of the VPC, as plain serde data, and the
 //! vocabulary both share. It depends on nothing else of probe's; every other layer reads it.
 
+mod console;
 mod failure;
 mod path;
 pub mod region;
@@ -8,6 +9,7 @@ mod report;
 mod scheme;
 mod vpc;
 
+pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
 pub use path::{AddressClass, Expect, Path};
 pub use report::*;
