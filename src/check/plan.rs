@@ -1,7 +1,7 @@
 //! Command-line arguments of `probe check`, validated into a plan with nothing optional
 //! left to decide.
 
-use crate::model::{Expect, Instance, region};
+use crate::model::{Expect, Instance, SourceStatus, region};
 use crate::output::{self, Form};
 use crate::target::{self, Target};
 use ipnet::IpNet;
@@ -136,7 +136,7 @@ pub enum Fallback<'a> {
         /// The instance, when the metadata answered.
         instance: Option<&'a Instance>,
         /// `ok`, `off` or why it is unavailable.
-        status: &'a str,
+        status: &'a SourceStatus,
     },
 }
 
@@ -217,7 +217,9 @@ pub fn build(
         .iter()
         .map(|t| {
             target::parse(t, region.as_deref()).map_err(|e| match fallback {
-                Fallback::Metadata { status, .. } if region.is_none() && status != "off" => {
+                Fallback::Metadata { status, .. }
+                    if region.is_none() && *status != SourceStatus::Off =>
+                {
                     format!("{e} (instance metadata: {status})")
                 }
                 _ => e,
@@ -423,7 +425,7 @@ mod tests {
             false,
             Fallback::Metadata {
                 instance: None,
-                status: "off",
+                status: &SourceStatus::Off,
             },
         )
     }

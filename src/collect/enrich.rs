@@ -6,8 +6,7 @@
 use super::cache::Cache;
 use super::entry::Entry;
 use crate::context::ec2::{self, Ec2, SdkEc2};
-use crate::model::Expect;
-use crate::model::{Instance, VpcView};
+use crate::model::{Instance, SourceStatus, VpcView};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -60,7 +59,7 @@ impl Enricher {
         let Some(known) = &r.agent.instance else {
             return;
         };
-        let relabel = r.agent.context.ec2 != "ok" && r.agent.context.collector_ec2.is_none();
+        let relabel = !r.agent.context.ec2.is_ok() && r.agent.context.collector_ec2.is_none();
         let rename = known.name.is_none() && known.instance_id.is_some();
         if !self.on.load(Ordering::Relaxed) || r.via.is_some() || !(relabel || rename) {
             return;
@@ -92,17 +91,13 @@ impl Enricher {
             let status = match view {
                 Ok(view) => {
                     for t in &mut report.targets {
-                        let expect = t
-                            .verdict
-                            .expected
-                            .as_deref()
-                            .and_then(|e| e.parse::<Expect>().ok());
+                        let expect = t.verdict.expected;
                         crate::verdict::judge(t, expect, Some(&view), Some(&instance));
                     }
                     report.pass = report.targets.iter().all(|t| t.verdict.pass);
-                    "ok".to_string()
+                    SourceStatus::Ok
                 }
-                Err(why) => why,
+                Err(why) => SourceStatus::Unavailable(why),
             };
             report.agent.context.collector_ec2 = Some(status);
         }

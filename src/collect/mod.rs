@@ -26,6 +26,16 @@ const EXAMPLES: &str = "Examples:
   probe collect --listen 0.0.0.0:7878 --token-file probe.token --forward https://laptop:7878
   probe collect --stack probe-lab1 --region ap-northeast-2";
 
+/// Whether the collector labels reports with its own EC2 API (`--ec2`).
+// The option's help describes both values; documented variants would turn the whole help
+// into clap's long layout.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Labelling {
+    Auto,
+    Off,
+}
+
 /// Arguments of `probe collect`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -81,8 +91,8 @@ pub struct Args {
 
     /// Label the reports of agents that had no EC2 API with this machine's AWS credentials
     /// (auto: when it has some), or never (off).
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "off"])]
-    pub ec2: String,
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Labelling::Auto)]
+    pub ec2: Labelling,
 
     /// How long what the EC2 API said of a subnet is reused for other reports; a change to
     /// the VPC shows in labels after at most this long.
@@ -173,7 +183,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
         relay: relay.clone(),
-        enricher: (args.ec2 == "auto").then(|| enrich::Enricher::new(ec2_max_age)),
+        enricher: (args.ec2 == Labelling::Auto).then(|| enrich::Enricher::new(ec2_max_age)),
         exe,
         page: dashboard::Cache::default(),
         reads,

@@ -1,7 +1,7 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
 use crate::error::{Error, exit};
-use crate::model::{Instance, VpcView, region};
+use crate::model::{EndpointKind, Instance, SourceStatus, VpcView, region};
 use crate::output::{self, Form, Output};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -37,9 +37,9 @@ pub struct ContextReport {
     /// What the instance metadata said.
     pub instance: Option<Instance>,
     /// Instance metadata status: `ok`, `off`, or why not.
-    pub imds: String,
+    pub imds: SourceStatus,
     /// EC2 API status: `ok`, `off`, or why not.
-    pub ec2: String,
+    pub ec2: SourceStatus,
     /// What the EC2 API said about the VPC.
     pub vpc: Option<VpcView>,
 }
@@ -85,7 +85,7 @@ pub fn render(r: &ContextReport) -> String {
     let line = |out: &mut String, k: &str, v: &str| {
         let _ = writeln!(out, "{k:<18} {v}");
     };
-    line(&mut out, "instance metadata", &r.imds);
+    line(&mut out, "instance metadata", &r.imds.to_string());
     if let Some(i) = &r.instance {
         let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         line(&mut out, "instance", &opt(&i.instance_id));
@@ -118,7 +118,7 @@ pub fn render(r: &ContextReport) -> String {
             ),
         );
     }
-    line(&mut out, "EC2 API", &r.ec2);
+    line(&mut out, "EC2 API", &r.ec2.to_string());
     if let Some(v) = &r.vpc {
         render_vpc(&mut out, v);
     }
@@ -187,7 +187,7 @@ fn render_vpc(out: &mut String, v: &VpcView) {
                 e.kind,
                 e.service,
                 e.state,
-                if e.private_dns && e.kind.eq_ignore_ascii_case("interface") {
+                if e.private_dns && e.kind == EndpointKind::Interface {
                     ", private DNS"
                 } else {
                     ""

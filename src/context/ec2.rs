@@ -3,7 +3,7 @@
 //! and their ENIs, and the VPC's DNS attributes, in parallel. The collector also lists
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
-use crate::model::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};
+use crate::model::{Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, RouteTable, VpcView};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{self, AttributeBooleanValue, Filter, VpcAttributeName};
@@ -328,11 +328,8 @@ fn subnet_table<'a>(
 /// One endpoint with its ENIs; `None` for endpoints being deleted, which carry no traffic
 /// though AWS lists them for a while.
 fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<Endpoint> {
-    let state = e
-        .state()
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_default();
-    if matches!(state.to_ascii_lowercase().as_str(), "deleted" | "deleting") {
+    let state = EndpointState::from(e.state().map_or("", |s| s.as_str()));
+    if matches!(state, EndpointState::Deleted | EndpointState::Deleting) {
         return None;
     }
     let id = e.vpc_endpoint_id().unwrap_or_default().to_string();
@@ -368,8 +365,7 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
         service: e.service_name().unwrap_or_default().to_string(),
         kind: e
             .vpc_endpoint_type()
-            .map(|k| k.as_str().to_string())
-            .unwrap_or_default(),
+            .map_or(EndpointKind::Other(String::new()), |k| k.as_str().into()),
         state,
         private_dns: e.private_dns_enabled().unwrap_or(false),
         dns_names: e

@@ -5,7 +5,7 @@ pub mod command;
 pub mod ec2;
 pub mod imds;
 
-use crate::model::{Instance, VpcView};
+use crate::model::{Instance, SourceStatus, VpcView};
 use ec2::Ec2;
 use imds::Imds;
 use std::time::Duration;
@@ -91,7 +91,7 @@ pub struct Metadata {
     /// The instance, when the metadata answered.
     pub instance: Option<Instance>,
     /// `ok`, `off`, or why not.
-    pub status: String,
+    pub status: SourceStatus,
 }
 
 /// Reads the instance metadata, when it is on.
@@ -99,7 +99,7 @@ pub async fn metadata(settings: &Settings) -> Metadata {
     let Some(endpoint) = &settings.imds else {
         return Metadata {
             instance: None,
-            status: "off".into(),
+            status: SourceStatus::Off,
         };
     };
     let result = match imds::HttpImds::new(endpoint) {
@@ -109,13 +109,13 @@ pub async fn metadata(settings: &Settings) -> Metadata {
     match result {
         Ok(instance) => Metadata {
             instance: Some(instance),
-            status: "ok".into(),
+            status: SourceStatus::Ok,
         },
         Err(why) => {
             tracing::info!("instance metadata: {why}");
             Metadata {
                 instance: None,
-                status: why,
+                status: SourceStatus::Unavailable(why),
             }
         }
     }
@@ -127,18 +127,24 @@ pub struct Discovery {
     /// The VPC around the agent's subnet.
     pub view: Option<VpcView>,
     /// `ok`, `off`, or why not.
-    pub status: String,
+    pub status: SourceStatus,
 }
 
 impl Discovery {
     /// Nothing was asked.
     #[must_use]
     pub fn off() -> Self {
-        Self::unavailable("off".into())
+        Self {
+            view: None,
+            status: SourceStatus::Off,
+        }
     }
 
-    fn unavailable(status: String) -> Self {
-        Self { view: None, status }
+    fn unavailable(why: String) -> Self {
+        Self {
+            view: None,
+            status: SourceStatus::Unavailable(why),
+        }
     }
 }
 
@@ -149,7 +155,7 @@ pub async fn discover(
     instance: Option<&Instance>,
 ) -> Discovery {
     if settings.ec2 == Ec2Mode::Off {
-        return Discovery::unavailable("off".into());
+        return Discovery::off();
     }
     let ids = instance.and_then(|i| Some((i.vpc_id.clone()?, i.subnet_id.clone()?)));
     let (Some(region), Some((vpc, subnet))) = (region, ids) else {
@@ -166,7 +172,7 @@ pub async fn discover(
     match tokio::time::timeout(limit, work).await {
         Ok(Ok(view)) => Discovery {
             view: Some(view),
-            status: "ok".into(),
+            status: SourceStatus::Ok,
         },
         Ok(Err(why)) => Discovery::unavailable(format!("EC2 API: {why}")),
         Err(_) => Discovery::unavailable(format!(

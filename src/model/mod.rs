@@ -7,6 +7,7 @@ mod path;
 pub mod region;
 mod report;
 mod scheme;
+mod status;
 mod vpc;
 
 pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
@@ -14,4 +15,5 @@ pub use failure::{CheckError, Kind, Phase};
 pub use path::{AddressClass, Expect, Path};
 pub use report::*;
 pub use scheme::Scheme;
-pub use vpc::{Endpoint, Eni, GatewayRoute, RouteTable, VpcView};
+pub use status::SourceStatus;
+pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, RouteTable, VpcView};

@@ -1,5 +1,6 @@
 //! What an address is, the path a target was reached by, and what the operator expects.
 
+use super::EndpointKind;
 use super::report::AddressReport;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -98,7 +99,7 @@ impl Path {
         if address
             .endpoint
             .as_ref()
-            .is_some_and(|e| e.kind == "gateway")
+            .is_some_and(|e| e.kind == EndpointKind::Gateway)
         {
             return Self::GatewayEndpoint;
         }
@@ -125,8 +126,9 @@ impl fmt::Display for Path {
     }
 }
 
-/// What the operator expects of a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the operator expects of a target; in JSON, its name as `--expect` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Expect {
     /// Reachable by any path.
     Reachable,
@@ -154,6 +156,19 @@ impl FromStr for Expect {
                     )
                 }),
         }
+    }
+}
+
+impl TryFrom<String> for Expect {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Expect> for String {
+    fn from(e: Expect) -> Self {
+        e.to_string()
     }
 }
 

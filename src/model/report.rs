@@ -1,7 +1,7 @@
 //! The report: a serde data model with a schema version. The renderers (`crate::output`)
 //! read it; the collector reads these very types back.
 
-use super::{AddressClass, CheckError, Path, Phase, Scheme};
+use super::{AddressClass, CheckError, EndpointKind, Expect, Path, Phase, Scheme, SourceStatus};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -85,26 +85,16 @@ pub struct Instance {
 }
 
 /// How each source of context fared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ContextStatus {
     /// Instance metadata: `ok`, `off`, or the reason it is unavailable.
-    pub imds: String,
+    pub imds: SourceStatus,
     /// EC2 API: `ok`, `off`, or the reason it is unavailable.
-    pub ec2: String,
+    pub ec2: SourceStatus,
     /// Set by a collector that labelled the addresses with its own EC2 API because the
     /// agent had none: `ok`, or why it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub collector_ec2: Option<String>,
-}
-
-impl Default for ContextStatus {
-    fn default() -> Self {
-        Self {
-            imds: "off".into(),
-            ec2: "off".into(),
-            collector_ec2: None,
-        }
-    }
+    pub collector_ec2: Option<SourceStatus>,
 }
 
 /// Everything checked for one target.
@@ -223,8 +213,8 @@ pub struct EndpointRef {
     /// `com.amazonaws.<region>.<service>` or `com.amazonaws.vpce.<region>.vpce-svc-...`.
     pub service: String,
     /// `interface` or `gateway`.
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", serialize_with = "lowercase")]
+    pub kind: EndpointKind,
     /// For a gateway endpoint: the prefix list whose CIDR holds the address.
     pub prefix_list: Option<String>,
     /// For a gateway endpoint: the route table that routes it.
@@ -317,7 +307,7 @@ pub struct Verdict {
     /// How it was reached, or why not.
     pub path: Path,
     /// The operator's expectation, when given.
-    pub expected: Option<String>,
+    pub expected: Option<Expect>,
     /// The expectation was met (with none: the target is reachable).
     pub pass: bool,
     /// Plain words.
@@ -344,6 +334,11 @@ impl Verdict {
             diagnoses: Vec::new(),
         }
     }
+}
+
+/// Reports name endpoint kinds in lowercase, where the VPC model keeps the EC2 API's case.
+fn lowercase<S: serde::Serializer>(kind: &EndpointKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&kind.as_lowercase())
 }
 
 /// One finding about the VPC's configuration, with its fix.

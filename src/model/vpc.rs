@@ -3,6 +3,7 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::IpAddr;
 
 /// The VPC around one subnet.
@@ -54,9 +55,9 @@ pub struct Endpoint {
     /// `com.amazonaws.<region>.<service>`, or an endpoint service's name.
     pub service: String,
     /// `Interface`, `Gateway`, `GatewayLoadBalancer`.
-    pub kind: String,
+    pub kind: EndpointKind,
     /// `available`, `pendingAcceptance`, `pending`, `rejected`...
-    pub state: String,
+    pub state: EndpointState,
     /// Private DNS (interface endpoints).
     pub private_dns: bool,
     /// DNS names of the endpoint.
@@ -65,6 +66,131 @@ pub struct Endpoint {
     pub security_groups: Vec<String>,
     /// Its network interfaces with their addresses.
     pub enis: Vec<Eni>,
+}
+
+/// What kind of VPC endpoint. The EC2 API spells it `Interface` in one call and `interface`
+/// in another; both read the same, and it is written as the API's documentation spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EndpointKind {
+    /// ENIs in the VPC's subnets, named by Private DNS.
+    Interface,
+    /// A route table target for a prefix list (S3, DynamoDB).
+    Gateway,
+    /// A Gateway Load Balancer endpoint.
+    GatewayLoadBalancer,
+    /// A kind this version does not know, as the API gave it.
+    Other(String),
+}
+
+impl EndpointKind {
+    /// The lowercase name used in reports (`interface`, `gateway`).
+    #[must_use]
+    pub fn as_lowercase(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+}
+
+impl From<String> for EndpointKind {
+    fn from(s: String) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "interface" => Self::Interface,
+            "gateway" => Self::Gateway,
+            "gatewayloadbalancer" => Self::GatewayLoadBalancer,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for EndpointKind {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_string())
+    }
+}
+
+impl From<EndpointKind> for String {
+    fn from(k: EndpointKind) -> Self {
+        k.to_string()
+    }
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Interface => "Interface",
+            Self::Gateway => "Gateway",
+            Self::GatewayLoadBalancer => "GatewayLoadBalancer",
+            Self::Other(s) => s,
+        })
+    }
+}
+
+/// Where a VPC endpoint stands. Read in any case; written as the EC2 API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EndpointState {
+    /// In service.
+    Available,
+    /// Created in another account's endpoint service, waiting for its owner to accept.
+    PendingAcceptance,
+    /// Being created.
+    Pending,
+    /// Refused by the service owner.
+    Rejected,
+    /// Creation failed.
+    Failed,
+    /// Being deleted.
+    Deleting,
+    /// Deleted.
+    Deleted,
+    /// The acceptance expired.
+    Expired,
+    /// A state this version does not know, as the API gave it.
+    Other(String),
+}
+
+impl From<String> for EndpointState {
+    fn from(s: String) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "available" => Self::Available,
+            "pendingacceptance" => Self::PendingAcceptance,
+            "pending" => Self::Pending,
+            "rejected" => Self::Rejected,
+            "failed" => Self::Failed,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            "expired" => Self::Expired,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for EndpointState {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_string())
+    }
+}
+
+impl From<EndpointState> for String {
+    fn from(s: EndpointState) -> Self {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for EndpointState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Available => "available",
+            Self::PendingAcceptance => "pendingAcceptance",
+            Self::Pending => "pending",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+            Self::Other(s) => s,
+        })
+    }
 }
 
 /// One endpoint network interface.

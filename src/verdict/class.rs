@@ -1,7 +1,7 @@
 //! What an address is, seen from inside the VPC: by its number and name, then by what the
 //! EC2 API says owns or routes it.
 
-use crate::model::{AddressClass, AddressReport, EndpointRef, VpcView, region};
+use crate::model::{AddressClass, AddressReport, EndpointKind, EndpointRef, VpcView, region};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -98,7 +98,7 @@ pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
             a.endpoint = Some(EndpointRef {
                 id: e.id.clone(),
                 service: e.service.clone(),
-                kind: "interface".into(),
+                kind: EndpointKind::Interface,
                 prefix_list: None,
                 route_table: None,
             });
@@ -110,7 +110,7 @@ pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
                         .endpoint(&g.endpoint_id)
                         .map(|e| e.service.clone())
                         .unwrap_or_default(),
-                    kind: "gateway".into(),
+                    kind: EndpointKind::Gateway,
                     prefix_list: Some(g.prefix_list.clone()),
                     route_table: vpc.route_table.as_ref().map(|t| t.id.clone()),
                 });

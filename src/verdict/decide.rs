@@ -46,7 +46,7 @@ pub fn verdict(
     Verdict {
         reachable,
         path,
-        expected: expect.map(|e| e.to_string()),
+        expected: expect,
         pass,
         reason,
         endpoint_id,

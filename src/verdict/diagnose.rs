@@ -2,9 +2,9 @@
 //! EC2 API describes it. Each finding is one sentence that ends with the fix.
 
 use super::aws_service;
-use crate::model::Kind;
-use crate::model::{Diagnosis, Instance, TargetReport};
-use crate::model::{Endpoint, VpcView};
+use crate::model::{
+    Diagnosis, Endpoint, EndpointKind, EndpointState, Instance, Kind, TargetReport, VpcView,
+};
 
 /// What looks wrong for one target, given its results and the VPC.
 #[must_use]
@@ -14,7 +14,7 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
         .as_deref()
         .map(|s| {
             vpc.endpoints_for_service(s)
-                .filter(|e| e.kind.eq_ignore_ascii_case("interface"))
+                .filter(|e| e.kind == EndpointKind::Interface)
                 .collect()
         })
         .unwrap_or_default();
@@ -38,16 +38,17 @@ fn diagnosis(code: &str, message: String) -> Diagnosis {
 
 /// The service's name resolved to public addresses although an interface endpoint exists.
 fn private_dns(t: &TargetReport, vpc: &VpcView, interfaces: &[&Endpoint]) -> Option<Diagnosis> {
-    let on_eni = t
-        .addresses
-        .iter()
-        .any(|a| a.endpoint.as_ref().is_some_and(|e| e.kind == "interface"));
+    let on_eni = t.addresses.iter().any(|a| {
+        a.endpoint
+            .as_ref()
+            .is_some_and(|e| e.kind == EndpointKind::Interface)
+    });
     if !t.dns.ok || on_eni {
         return None;
     }
     if let Some(e) = interfaces
         .iter()
-        .find(|e| e.private_dns && e.state == "available")
+        .find(|e| e.private_dns && e.state == EndpointState::Available)
     {
         let fix = if vpc.dns_support == Some(false) || vpc.dns_hostnames == Some(false) {
             "turn on the VPC's enableDnsSupport and enableDnsHostnames"
@@ -85,7 +86,7 @@ fn gateway_route(t: &TargetReport, vpc: &VpcView, service: Option<&str>) -> Opti
     }
     let fix = vpc
         .endpoints_for_service(svc)
-        .find(|e| e.kind.eq_ignore_ascii_case("gateway"))
+        .find(|e| e.kind == EndpointKind::Gateway)
         .map_or_else(
             || {
                 format!(
@@ -117,7 +118,7 @@ fn gateway_route(t: &TargetReport, vpc: &VpcView, service: Option<&str>) -> Opti
 
 /// An endpoint service connection the service's owner has not accepted.
 fn pending(e: &Endpoint) -> Option<Diagnosis> {
-    if !e.state.eq_ignore_ascii_case("pendingAcceptance") {
+    if e.state != EndpointState::PendingAcceptance {
         return None;
     }
     let svc_id = e.service.rsplit('.').next().unwrap_or(&e.service);
@@ -159,7 +160,10 @@ fn eni_timeouts(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
         .iter()
         .filter(|a| a.tcp.error.as_ref().is_some_and(|e| e.kind == Kind::Timeout))
         .filter_map(|a| {
-            let ep = a.endpoint.as_ref().filter(|e| e.kind == "interface")?;
+            let ep = a
+                .endpoint
+                .as_ref()
+                .filter(|e| e.kind == EndpointKind::Interface)?;
             let groups = vpc
                 .endpoint(&ep.id)
                 .map(|e| e.security_groups.join(", "))
