@@ -4,7 +4,7 @@
 //! report id already stored, which stores nothing).
 
 use ring::hmac;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Header carrying the signing time, Unix seconds.
 pub const TIMESTAMP_HEADER: &str = "x-probe-timestamp";
@@ -79,31 +79,51 @@ pub fn weaknesses(path: &Path, token: &str) -> Vec<String> {
 /// A loaded shared token.
 pub struct Token(hmac::Key);
 
+/// A token that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file cannot be read.
+    #[error("cannot read the token file {}: {source}; create it with `head -c 32 /dev/urandom | base64 > {}`", path.display(), path.display())]
+    Unreadable {
+        /// The token file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is too short to be a secret.
+    #[error(
+        "the token is shorter than {MIN_LEN} characters; use `head -c 32 /dev/urandom | base64`"
+    )]
+    Short,
+    /// The file holds a token too short to be a secret.
+    #[error("token file {}: the token is shorter than {MIN_LEN} characters; use `head -c 32 /dev/urandom | base64`", .0.display())]
+    ShortFile(PathBuf),
+}
+
 impl Token {
     /// Reads the token from a file (surrounding white space ignored).
     ///
     /// # Errors
     /// A one-line message naming the file and the fix.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!("cannot read the token file {}: {e}; create it with `head -c 32 /dev/urandom | base64 > {}`", path.display(), path.display())
+    pub fn load(path: &Path) -> Result<Self, TokenError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+            path: path.to_path_buf(),
+            source,
         })?;
         let token = text.trim();
         for warning in weaknesses(path, token) {
             eprintln!("probe: warning: token file {}: {warning}", path.display());
         }
-        Self::new(token).map_err(|e| format!("token file {}: {e}", path.display()))
+        Self::new(token).map_err(|_| TokenError::ShortFile(path.to_path_buf()))
     }
 
     /// A token from its text.
     ///
     /// # Errors
     /// When it is shorter than 16 characters.
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, TokenError> {
         if text.len() < MIN_LEN {
-            return Err(format!(
-                "the token is shorter than {MIN_LEN} characters; use `head -c 32 /dev/urandom | base64`"
-            ));
+            return Err(TokenError::Short);
         }
         Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, text.as_bytes())))
     }

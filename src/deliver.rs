@@ -72,6 +72,53 @@ pub fn default_spool() -> PathBuf {
     base.join("probe/spool")
 }
 
+/// Why a delivery cannot be set up. It names the input, not the flag: each command adds its
+/// own flag names (`--report-to` and `--spool` for an agent, `--forward` and `--data` for a
+/// relay).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The collector's URL is not http(s).
+    #[error("{0:?}: give the collector's URL, as http://10.10.0.5:7878")]
+    Url(String),
+    /// The token file cannot be used.
+    #[error(transparent)]
+    Token(#[from] auth::TokenError),
+    /// The spool directory cannot be made.
+    #[error("{}: cannot create it ({source}); give a writable directory", path.display())]
+    Spool {
+        /// The spool directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+impl SetupError {
+    /// The message with the flag names of the command that set the delivery up: `url` for the
+    /// collector's URL, `spool` for the spool directory.
+    #[must_use]
+    pub fn with_flags(&self, url: &str, spool: &str) -> String {
+        match self {
+            Self::Url(_) => format!("{url} {self}"),
+            Self::Spool { .. } => format!("{spool} {self}"),
+            Self::Token(_) | Self::Client(_) => self.to_string(),
+        }
+    }
+}
+
+/// A report that could not be written to the spool.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to {}: {source}", path.display())]
+pub struct SpoolError {
+    /// The spool directory.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
 impl Delivery {
     /// Validates the collector URL, loads the token, prepares the spool.
     ///
@@ -82,19 +129,15 @@ impl Delivery {
         token_file: &Path,
         spool: PathBuf,
         tls: rustls::ClientConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let url = url.trim_end_matches('/');
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "--report-to {url:?}: give the collector's URL, as http://10.10.0.5:7878"
-            ));
+            return Err(SetupError::Url(url.into()));
         }
         let token = Token::load(token_file)?;
-        std::fs::create_dir_all(&spool).map_err(|e| {
-            format!(
-                "--spool {}: cannot create it ({e}); give a writable directory",
-                spool.display()
-            )
+        std::fs::create_dir_all(&spool).map_err(|source| SetupError::Spool {
+            path: spool.clone(),
+            source,
         })?;
         // A redirect is never followed: a 301/302 would turn the POST into a GET whose 2xx
         // acknowledges nothing, and a 307 would send the signed report to another host.
@@ -103,7 +146,7 @@ impl Delivery {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(SetupError::Client)?;
         Ok(Self {
             url: format!("{url}/v1/reports"),
             token,
@@ -180,7 +223,7 @@ impl Delivery {
         };
         let dropped = match self.enqueue(&report.id, &body) {
             Ok(dropped) => dropped,
-            Err(e) => return undelivered(e),
+            Err(e) => return undelivered(e.to_string()),
         };
         let f = self.flush().await;
         let delivered = !self
@@ -207,7 +250,7 @@ impl Delivery {
     ///
     /// # Errors
     /// When the spool cannot be written.
-    pub fn enqueue(&self, id: &str, body: &[u8]) -> Result<usize, String> {
+    pub fn enqueue(&self, id: &str, body: &[u8]) -> Result<usize, SpoolError> {
         self.spool_one(id, body)?;
         Ok(self.trim())
     }
@@ -268,7 +311,7 @@ impl Delivery {
         }
     }
 
-    fn spool_one(&self, id: &str, body: &[u8]) -> Result<(), String> {
+    fn spool_one(&self, id: &str, body: &[u8]) -> Result<(), SpoolError> {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -283,7 +326,10 @@ impl Delivery {
             std::fs::rename(&tmp, self.spool.join(&name))?;
             std::fs::File::open(&self.spool)?.sync_all()
         };
-        write().map_err(|e| format!("cannot write to {}: {e}", self.spool.display()))
+        write().map_err(|source| SpoolError {
+            path: self.spool.clone(),
+            source,
+        })
     }
 
     /// Spooled reports, oldest first: only files probe wrote, by their name

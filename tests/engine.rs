@@ -88,7 +88,7 @@ fn plan(targets: &[String], timeout: Duration, deadline: Duration) -> Plan {
         ping_interval: Duration::from_millis(20),
         timeout,
         deadline,
-        concurrency: 4,
+        concurrency: Some(4),
         ca_files: vec![],
         expect_body: None,
         format: Format::Json,

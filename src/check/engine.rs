@@ -73,7 +73,7 @@ where
         ping_interval: plan.ping_interval,
         expect_body: plan.expect_body.clone(),
         deadline: tokio::time::Instant::now() + plan.deadline,
-        permits: Semaphore::new(plan.concurrency),
+        permits: Semaphore::new(crate::limits::checks_at_once(plan.concurrency)),
     });
     let mut tasks = JoinSet::new();
     for (index, (target, expect)) in plan.targets.iter().cloned().enumerate() {

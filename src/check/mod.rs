@@ -23,7 +23,6 @@ use crate::net::tls::Trust;
 use crate::output;
 use crate::verdict;
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 /// Runs `probe check` and returns the exit code.
@@ -33,11 +32,11 @@ use std::sync::Arc;
 /// `--ec2 required` unmet).
 pub async fn execute(args: &Args) -> Result<u8, Error> {
     let env = |k: &str| std::env::var(k).ok();
-    let tty = std::io::stdout().is_terminal();
+    let tty = output::stdout_is_terminal();
     let settings = args.context.settings(&env).map_err(Error::Usage)?;
     // The command line and its files first: nothing is sent for a run that cannot happen.
     let draft = plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::Usage)?;
-    let trust = Trust::new(&draft.ca_files).map_err(Error::Usage)?;
+    let trust = Trust::new(&draft.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
     let delivery = draft
         .report_to
         .as_ref()
@@ -48,9 +47,9 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
                 r.spool.clone(),
                 trust.client_config(),
             )
+            .map_err(|e| Error::Usage(e.with_flags("--report-to", "--spool")))
         })
-        .transpose()
-        .map_err(Error::Usage)?;
+        .transpose()?;
     let metadata = context::metadata(&settings).await;
     let fallback = Fallback::Metadata {
         instance: metadata.instance.as_ref(),
@@ -59,11 +58,16 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let plan = plan::build(args, &env, tty, fallback).map_err(Error::Usage)?;
     let needs_dns = plan.targets.iter().any(|(t, _)| t.ip_literal().is_none());
     let resolver = if needs_dns {
-        SystemResolver::new(plan.resolver, plan.timeout).map_err(Error::Environment)?
+        SystemResolver::new(plan.resolver, plan.timeout)
+            .map_err(|e| Error::Environment(e.to_string()))?
     } else {
         SystemResolver::none()
     };
     let pinger = SystemPinger::new();
+    // Every address at once where the machine allows it: one timeout for a thousand
+    // unreachable addresses, not one per wave.
+    let files = crate::limits::raise_open_files();
+    tracing::debug!("open-file limit {files}");
     let mut agent = agent(&plan, &resolver, &pinger);
     agent.context.imds.clone_from(&metadata.status);
     agent.instance = metadata.instance.clone();
@@ -81,15 +85,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             Format::Table => output::table::render(&report),
             Format::Console => deliver::console_lines(&report).join("\n") + "\n",
         };
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(Error::Environment(format!(
-                    "cannot write the report to stdout: {e}"
-                )));
-            }
-        }
-        drop(out);
+        output::emit(&text)?;
         if plan.console {
             deliver::to_console(&report);
         }

@@ -64,17 +64,19 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "10ms")]
     pub ping_interval: String,
 
-    /// Time limit of each stage (DNS, each echo, TCP, TLS, HTTP).
+    /// Time limit of each stage (each DNS server asked, each echo, TCP, TLS, HTTP).
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub timeout: String,
 
-    /// Time limit of the whole run [default: 5 x --timeout].
+    /// Time limit of the checks, DNS to the last HTTP byte [default: 5 x --timeout]; the
+    /// instance metadata is read before them, the EC2 API alongside (--ec2-timeout).
     #[arg(long, value_name = "DURATION")]
     pub deadline: Option<String>,
 
-    /// Addresses checked at once.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub concurrency: usize,
+    /// Most addresses checked at once [default: as many as the open-file limit allows,
+    /// raised at start].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
 
     /// Extra trusted CA certificates, PEM (repeatable; SSL_CERT_FILE is added too).
     #[arg(long = "ca-file", value_name = "FILE")]
@@ -170,8 +172,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Whole-run time limit.
     pub deadline: Duration,
-    /// Addresses checked at once.
-    pub concurrency: usize,
+    /// The operator's cap on addresses checked at once; the open-file limit bounds it too.
+    pub concurrency: Option<usize>,
     /// Extra trusted CA files.
     pub ca_files: Vec<PathBuf>,
     /// Required body text.
@@ -247,7 +249,7 @@ pub fn build(
             humantime::format_duration(timeout)
         ));
     }
-    if args.concurrency == 0 {
+    if args.concurrency == Some(0) {
         return Err("--concurrency 0 would check nothing: give 1 or more".into());
     }
     let mut ca_files = args.ca_files.clone();

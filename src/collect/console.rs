@@ -6,7 +6,7 @@
 
 use super::entry::Entry;
 use super::store::{Bootstrap, Host, Store, Stored, print_changes};
-use crate::context::ec2::{Ec2, InstanceInfo};
+use crate::context::ec2::{InstanceInfo, SdkEc2};
 use crate::model::{
     Agent, ConsoleLine, ContextStatus, DnsReport, Instance, Path, Report, SCHEMA, TargetReport,
     Verdict,
@@ -131,7 +131,7 @@ fn report(id: String, line: &ConsoleLine, instance: &InstanceInfo, region: &str)
 }
 
 /// Reads every console now and then, for ever.
-pub async fn poll<E: Ec2>(ec2: E, sources: Sources, store: Store) {
+pub async fn poll(ec2: SdkEc2, sources: Sources, store: Store) {
     loop {
         for instance in instances(&ec2, &sources).await {
             read(&ec2, &instance, &sources.region, &store).await;
@@ -142,7 +142,7 @@ pub async fn poll<E: Ec2>(ec2: E, sources: Sources, store: Store) {
 
 /// The named instances and the stack's live ones, described once each. A named instance the
 /// API cannot describe is still read by its id; what cannot be found is said on the terminal.
-async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
+async fn instances(ec2: &SdkEc2, s: &Sources) -> Vec<InstanceInfo> {
     let bare = |id: &String| InstanceInfo {
         id: id.clone(),
         name: None,
@@ -196,7 +196,7 @@ async fn instances<E: Ec2>(ec2: &E, s: &Sources) -> Vec<InstanceInfo> {
     list
 }
 
-async fn read<E: Ec2>(ec2: &E, instance: &InstanceInfo, region: &str, store: &Store) {
+async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store) {
     // Name tags are anyone's text: safe on the terminal.
     let label = crate::terminal::safe(&match &instance.name {
         Some(name) => format!("{} ({name})", instance.id),

@@ -5,7 +5,7 @@
 
 use super::cache::Cache;
 use super::entry::Entry;
-use crate::context::ec2::{self, Ec2, SdkEc2};
+use crate::context::ec2::{self, Ec2Error, SdkEc2};
 use crate::model::{Instance, SourceStatus, VpcView};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +20,7 @@ type Key = (String, String, String);
 pub struct Enricher {
     /// Cleared when this machine turns out to have no credentials.
     on: AtomicBool,
-    clients: Cache<String, Result<Arc<SdkEc2>, String>>,
+    clients: Cache<String, Result<Arc<SdkEc2>, Ec2Error>>,
     views: Cache<Key, Result<Arc<VpcView>, String>>,
     names: Cache<String, Option<String>>,
 }
@@ -68,7 +68,9 @@ impl Enricher {
         let instance = known.clone();
         let region = instance.region.clone().or_else(|| r.agent.region.clone());
         let client = match &region {
-            Some(region) => Box::pin(self.client(region)).await,
+            Some(region) => Box::pin(self.client(region))
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("no region in the report to look up".into()),
         };
         let (view, name) = match &client {
@@ -104,7 +106,7 @@ impl Enricher {
         entry.sync();
     }
 
-    async fn client(&self, region: &str) -> Result<Arc<SdkEc2>, String> {
+    async fn client(&self, region: &str) -> Result<Arc<SdkEc2>, Ec2Error> {
         self.clients
             .get(&region.to_string(), async {
                 Box::pin(SdkEc2::load(region, LIMIT)).await.map(Arc::new)

@@ -133,7 +133,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .as_deref()
         .map(Token::load)
         .transpose()
-        .map_err(Error::Usage)?;
+        .map_err(|e| Error::Usage(e.to_string()))?;
     if token.is_none() && !addr.ip().is_loopback() {
         return Err(Error::Usage(format!(
             "refusing to listen on {addr} without --token-file: anyone could post reports; give a token file, or listen on 127.0.0.1"
@@ -267,9 +267,10 @@ fn relay(args: &Args) -> Result<Option<Arc<relay::Relay>>, Error> {
     let (Some(url), Some(token_file)) = (&args.forward, &args.token_file) else {
         return Ok(None);
     };
-    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::Usage)?;
+    let trust =
+        crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
     let relay = relay::Relay::new(url, token_file, &args.data, trust.client_config())
-        .map_err(Error::Usage)?;
+        .map_err(|e| Error::Usage(e.with_flags("--forward", "--data")))?;
     Ok(Some(Arc::new(relay)))
 }
 

@@ -3,7 +3,7 @@
 //! (the agent's spool, in `DATA/forward`), retrying with backoff. The upstream stores each
 //! report id once, so a resend after a crash is harmless: exactly once, end to end.
 
-use crate::deliver::Delivery;
+use crate::deliver::{Delivery, SetupError, SpoolError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +24,14 @@ impl Relay {
     /// A queue in `data/forward` towards `url`, signed with the token in `token_file`.
     ///
     /// # Errors
-    /// A one-line message naming the bad option.
+    /// What is wrong with the URL, the token file or the queue's directory.
     pub fn new(
         url: &str,
         token_file: &Path,
         data: &Path,
         tls: rustls::ClientConfig,
-    ) -> Result<Self, String> {
-        let delivery = Delivery::new(url, token_file, data.join("forward"), tls)
-            .map_err(|e| {
-                e.replace("--report-to", "--forward")
-                    .replace("--spool", "--data")
-            })?
+    ) -> Result<Self, SetupError> {
+        let delivery = Delivery::new(url, token_file, data.join("forward"), tls)?
             .with_limit(QUEUE_LIMIT)
             .unbounded();
         Ok(Self {
@@ -49,7 +45,7 @@ impl Relay {
     ///
     /// # Errors
     /// When the queue cannot be written.
-    pub fn enqueue(&self, id: &str, line: &[u8]) -> Result<(), String> {
+    pub fn enqueue(&self, id: &str, line: &[u8]) -> Result<(), SpoolError> {
         let dropped = self.delivery.enqueue(id, line)?;
         if dropped > 0 {
             tracing::warn!("forward queue full: dropped the {dropped} oldest reports");

@@ -9,29 +9,49 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{self, AttributeBooleanValue, Filter, VpcAttributeName};
 use ipnet::IpNet;
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Reads a VPC's routing and endpoints.
-pub trait Ec2: Send + Sync {
-    /// What the EC2 API says around `subnet_id` in `vpc_id`.
-    fn discover(
-        &self,
-        vpc_id: &str,
-        subnet_id: &str,
-    ) -> impl Future<Output = Result<VpcView, String>> + Send;
-
-    /// The instances with these ids, or of the CloudFormation stack `stack` (by the
-    /// `aws:cloudformation:stack-name` tag), or both.
-    fn instances(
-        &self,
-        ids: &[String],
-        stack: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<InstanceInfo>, String>> + Send;
-
-    /// The instance's serial console output, decoded; empty when there is none yet.
-    fn console_output(&self, id: &str) -> impl Future<Output = Result<String, String>> + Send;
+/// What went wrong with the EC2 API: the call, and what AWS or the connection said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Ec2Error {
+    /// No credentials provider could be set up.
+    #[error("no AWS credentials provider")]
+    NoProvider,
+    /// The default chain found no credentials.
+    #[error("no AWS credentials (environment, profile, SSO or instance role)")]
+    NoCredentials,
+    /// The chain did not answer in time.
+    #[error("no AWS credentials found in time")]
+    CredentialsTimeout,
+    /// AWS answered with an error code.
+    #[error("{call}: {code}: {message}")]
+    Refused {
+        /// The API call, as `DescribeRouteTables`.
+        call: &'static str,
+        /// AWS's error code, as `UnauthorizedOperation`.
+        code: String,
+        /// AWS's message.
+        message: String,
+    },
+    /// No answer came (network, timeout, TLS...).
+    #[error("{call}: {detail}")]
+    Failed {
+        /// The API call.
+        call: &'static str,
+        /// What the SDK said.
+        detail: String,
+    },
+    /// An answer came that cannot be read.
+    #[error("{call} for {id}: {detail}")]
+    Garbage {
+        /// The API call.
+        call: &'static str,
+        /// The resource asked about.
+        id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// An instance as DescribeInstances lists it.
@@ -55,10 +75,10 @@ pub struct SdkEc2 {
 impl SdkEc2 {
     /// Loads the configuration for `region` (credentials, `AWS_ENDPOINT_URL_EC2`...), or
     /// `None` when no credentials can be found: there is nothing to ask then.
-    pub async fn load(region: &str, timeout: Duration) -> Result<Self, String> {
+    pub async fn load(region: &str, timeout: Duration) -> Result<Self, Ec2Error> {
         let config = sdk_config(region, timeout).await;
         if config.credentials_provider().is_none() {
-            return Err("no AWS credentials provider".into());
+            return Err(Ec2Error::NoProvider);
         }
         Ok(Self {
             client: Client::new(&config),
@@ -96,20 +116,18 @@ async fn sdk_config(region: &str, timeout: Duration) -> aws_config::SdkConfig {
 ///
 /// # Errors
 /// One line saying why no credentials were found.
-pub async fn credentials(limit: Duration) -> Result<(), String> {
+pub async fn credentials(limit: Duration) -> Result<(), Ec2Error> {
     use aws_sdk_ec2::config::ProvideCredentials;
     // Credentials do not depend on the region; the SDK wants one all the same.
     let config = sdk_config("us-east-1", limit).await;
-    let provider = config
-        .credentials_provider()
-        .ok_or("no AWS credentials provider")?;
+    let provider = config.credentials_provider().ok_or(Ec2Error::NoProvider)?;
     match tokio::time::timeout(limit, provider.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
             tracing::debug!("credentials: {}", DisplayErrorContext(&e));
-            Err("no AWS credentials (environment, profile, SSO or instance role)".into())
+            Err(Ec2Error::NoCredentials)
         }
-        Err(_) => Err("no AWS credentials found in time".into()),
+        Err(_) => Err(Ec2Error::CredentialsTimeout),
     }
 }
 
@@ -118,12 +136,19 @@ fn filter(name: &str, value: &str) -> Filter {
 }
 
 fn describe<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
-    call: &str,
+    call: &'static str,
     e: &aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
-) -> String {
+) -> Ec2Error {
     match e.code() {
-        Some(code) => format!("{call}: {code}: {}", e.message().unwrap_or_default()),
-        None => format!("{call}: {}", DisplayErrorContext(e)),
+        Some(code) => Ec2Error::Refused {
+            call,
+            code: code.to_string(),
+            message: e.message().unwrap_or_default().to_string(),
+        },
+        None => Ec2Error::Failed {
+            call,
+            detail: DisplayErrorContext(e).to_string(),
+        },
     }
 }
 
@@ -141,20 +166,12 @@ fn decode_console(encoded: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-impl Ec2 for SdkEc2 {
-    async fn instances(
-        &self,
-        ids: &[String],
-        stack: Option<&str>,
-    ) -> Result<Vec<InstanceInfo>, String> {
-        self.list_instances(ids, stack).await
-    }
-
-    async fn console_output(&self, id: &str) -> Result<String, String> {
-        self.read_console(id).await
-    }
-
-    async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, String> {
+impl SdkEc2 {
+    /// What the EC2 API says around `subnet_id` in `vpc_id`.
+    ///
+    /// # Errors
+    /// The first call that failed.
+    pub async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, Ec2Error> {
         let c = &self.client;
         let (tables, endpoints, enis, support, hostnames) = tokio::join!(
             c.describe_route_tables()
@@ -201,14 +218,17 @@ impl Ec2 for SdkEc2 {
             }),
         })
     }
-}
 
-impl SdkEc2 {
-    async fn list_instances(
+    /// The instances with these ids, or of the CloudFormation stack `stack` (by the
+    /// `aws:cloudformation:stack-name` tag), or both.
+    ///
+    /// # Errors
+    /// When DescribeInstances fails.
+    pub async fn instances(
         &self,
         ids: &[String],
         stack: Option<&str>,
-    ) -> Result<Vec<InstanceInfo>, String> {
+    ) -> Result<Vec<InstanceInfo>, Ec2Error> {
         let mut call = self.client.describe_instances();
         if !ids.is_empty() {
             call = call.set_instance_ids(Some(ids.to_vec()));
@@ -243,7 +263,11 @@ impl SdkEc2 {
             .collect())
     }
 
-    async fn read_console(&self, id: &str) -> Result<String, String> {
+    /// The instance's serial console output, decoded; empty when there is none yet.
+    ///
+    /// # Errors
+    /// When GetConsoleOutput fails or answers what is not base64.
+    pub async fn console_output(&self, id: &str) -> Result<String, Ec2Error> {
         let out = self
             .client
             .get_console_output()
@@ -254,11 +278,15 @@ impl SdkEc2 {
         let Some(encoded) = out.output() else {
             return Ok(String::new());
         };
-        decode_console(encoded).map_err(|e| format!("GetConsoleOutput for {id}: {e}"))
+        decode_console(encoded).map_err(|detail| Ec2Error::Garbage {
+            call: "GetConsoleOutput",
+            id: id.to_string(),
+            detail,
+        })
     }
 
     /// The route table's gateway routes with their prefix lists' CIDRs, read all at once.
-    async fn route_table(&self, t: &types::RouteTable, main: bool) -> Result<RouteTable, String> {
+    async fn route_table(&self, t: &types::RouteTable, main: bool) -> Result<RouteTable, Ec2Error> {
         let mut gateway_routes = Vec::new();
         let mut default_route = None;
         for r in t.routes() {
@@ -296,7 +324,10 @@ impl SdkEc2 {
         for (g, h) in gateway_routes.iter_mut().zip(handles) {
             let entries = h
                 .await
-                .map_err(|e| format!("GetManagedPrefixListEntries: {e}"))?
+                .map_err(|e| Ec2Error::Failed {
+                    call: "GetManagedPrefixListEntries",
+                    detail: e.to_string(),
+                })?
                 .map_err(|e| describe("GetManagedPrefixListEntries", &e))?;
             g.cidrs = entries
                 .iter()

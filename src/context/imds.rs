@@ -5,7 +5,6 @@
 use crate::error::innermost;
 use crate::model::{Instance, region};
 use ipnet::IpNet;
-use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -64,6 +63,9 @@ pub enum ImdsError {
         /// What was wrong.
         detail: String,
     },
+    /// The HTTP client cannot be built.
+    #[error("cannot build the metadata client: {0}")]
+    Client(String),
     /// No answer to a GET within the timeout.
     #[error("instance metadata did not answer {path} within {ms} ms")]
     Timeout {
@@ -72,12 +74,6 @@ pub enum ImdsError {
         /// The timeout.
         ms: u128,
     },
-}
-
-/// Reads where this instance stands.
-pub trait Imds: Send + Sync {
-    /// Everything probe uses from the metadata.
-    fn instance(&self) -> impl Future<Output = Result<Instance, ImdsError>> + Send;
 }
 
 /// IMDSv2 over HTTP with reqwest.
@@ -91,13 +87,13 @@ impl HttpImds {
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
+    pub fn new(endpoint: &str) -> Result<Self, ImdsError> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build the metadata client: {e}"))?;
+            .map_err(|e| ImdsError::Client(e.to_string()))?;
         Ok(Self {
             client,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -180,8 +176,12 @@ impl HttpImds {
     }
 }
 
-impl Imds for HttpImds {
-    async fn instance(&self) -> Result<Instance, ImdsError> {
+impl HttpImds {
+    /// Everything probe uses from the metadata.
+    ///
+    /// # Errors
+    /// The first path that failed, with the fix.
+    pub async fn instance(&self) -> Result<Instance, ImdsError> {
         let token = self.token().await?;
         let t = token.as_str();
         let (region, az, id, local, public, mac, name) = tokio::join!(

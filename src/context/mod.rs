@@ -6,8 +6,6 @@ pub mod ec2;
 pub mod imds;
 
 use crate::model::{Instance, SourceStatus, VpcView};
-use ec2::Ec2;
-use imds::Imds;
 use std::time::Duration;
 
 /// How to use the EC2 API.
@@ -103,9 +101,10 @@ pub async fn metadata(settings: &Settings) -> Metadata {
         };
     };
     let result = match imds::HttpImds::new(endpoint) {
-        Ok(client) => client.instance().await.map_err(|e| e.to_string()),
+        Ok(client) => client.instance().await,
         Err(e) => Err(e),
-    };
+    }
+    .map_err(|e| e.to_string());
     match result {
         Ok(instance) => Metadata {
             instance: Some(instance),

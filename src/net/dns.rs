@@ -64,6 +64,9 @@ pub trait Resolve: Send + Sync + 'static {
 /// hickory-resolver, one resolver per configured name server.
 pub struct SystemResolver {
     servers: Vec<(SocketAddr, TokioResolver)>,
+    /// The time each server has to answer, whatever hickory does inside it (a retry over
+    /// TCP after a truncated answer, say): the stage timeout of the help text.
+    timeout: Duration,
 }
 
 impl SystemResolver {
@@ -71,7 +74,7 @@ impl SystemResolver {
     ///
     /// # Errors
     /// A one-line message when the configuration cannot be read or lists no server.
-    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, SetupError> {
         let (config, mut opts) = match server {
             Some(addr) => {
                 let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
@@ -83,9 +86,8 @@ impl SystemResolver {
                     ResolverOpts::default(),
                 )
             }
-            None => hickory_resolver::system_conf::read_system_conf().map_err(|e| {
-                format!("cannot read /etc/resolv.conf ({e}); fix it or pass --resolver IP")
-            })?,
+            None => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| SetupError::ResolvConf(e.to_string()))?,
         };
         opts.timeout = timeout;
         // One try per server: the stage timeout is the operator's, not the resolver's.
@@ -97,9 +99,7 @@ impl SystemResolver {
         opts.use_hosts_file = ResolveHosts::Never;
         let (domain, search, name_servers) = config.into_parts();
         if name_servers.is_empty() {
-            return Err(
-                "/etc/resolv.conf lists no nameserver; add one or pass --resolver IP".into(),
-            );
+            return Err(SetupError::NoServer);
         }
         let mut servers = Vec::new();
         for ns in name_servers {
@@ -108,14 +108,36 @@ impl SystemResolver {
             let resolver = Hickory::builder_with_config(one, TokioRuntimeProvider::default())
                 .with_options(opts.clone())
                 .build()
-                .map_err(|e| format!("cannot set up the resolver for {}: {e}", ns.ip))?;
+                .map_err(|e| SetupError::Build {
+                    server: ns.ip,
+                    detail: e.to_string(),
+                })?;
             let addr = SocketAddr::new(ns.ip, port);
             if !servers.iter().any(|(a, _)| *a == addr) {
                 servers.push((addr, resolver));
             }
         }
-        Ok(Self { servers })
+        Ok(Self { servers, timeout })
     }
+}
+
+/// Why the resolver cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The system's configuration cannot be read.
+    #[error("cannot read /etc/resolv.conf ({0}); fix it or pass --resolver IP")]
+    ResolvConf(String),
+    /// It names no server.
+    #[error("/etc/resolv.conf lists no nameserver; add one or pass --resolver IP")]
+    NoServer,
+    /// hickory refuses a server.
+    #[error("cannot set up the resolver for {server}: {detail}")]
+    Build {
+        /// The server.
+        server: IpAddr,
+        /// What hickory said.
+        detail: String,
+    },
 }
 
 impl Resolve for SystemResolver {
@@ -124,11 +146,25 @@ impl Resolve for SystemResolver {
         let mut last = None;
         for (addr, resolver) in &self.servers {
             let server = addr.to_string();
-            let (a, aaaa) = tokio::join!(
-                resolver.lookup(host, RecordType::A),
-                resolver.lookup(host, RecordType::AAAA)
-            );
-            match combine(a, aaaa, &server) {
+            let both = async {
+                tokio::join!(
+                    resolver.lookup(host, RecordType::A),
+                    resolver.lookup(host, RecordType::AAAA)
+                )
+            };
+            let outcome = match tokio::time::timeout(self.timeout, both).await {
+                Ok((a, aaaa)) => combine(a, aaaa, &server),
+                Err(_) => Err(Failure {
+                    kind: Kind::Timeout,
+                    rcode: None,
+                    server: Some(server.clone()),
+                    message: format!(
+                        "no answer from {server} within {}",
+                        humantime::format_duration(self.timeout)
+                    ),
+                }),
+            };
+            match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(mut f) => {
                     // Like the system resolver, only a definite answer stops the search.
@@ -310,6 +346,7 @@ impl SystemResolver {
     pub fn none() -> Self {
         Self {
             servers: Vec::new(),
+            timeout: Duration::ZERO,
         }
     }
 }

@@ -37,8 +37,8 @@ pub trait Ping: Send + Sync + 'static {
 
 /// surge-ping clients, one per address family, or the reason there is none.
 pub struct SystemPinger {
-    v4: Result<Client, String>,
-    v6: Result<Client, String>,
+    v4: Result<Client, Unavailable>,
+    v6: Result<Client, Unavailable>,
 }
 
 impl SystemPinger {
@@ -58,13 +58,24 @@ impl Default for SystemPinger {
     }
 }
 
-fn open(kind: ICMP) -> Result<Client, String> {
+/// Why a family has no ICMP socket.
+#[derive(Debug, thiserror::Error)]
+enum Unavailable {
+    #[error(
+        "no permission for ICMP sockets: run as root, `setcap cap_net_raw+ep probe`, or widen net.ipv4.ping_group_range"
+    )]
+    Permission,
+    #[error("cannot open an ICMP socket: {0}")]
+    Socket(io::Error),
+}
+
+fn open(kind: ICMP) -> Result<Client, Unavailable> {
     let config = Config::builder().kind(kind).build();
     Client::new(&config).map_err(|e| {
         if e.kind() == io::ErrorKind::PermissionDenied {
-            "no permission for ICMP sockets: run as root, `setcap cap_net_raw+ep probe`, or widen net.ipv4.ping_group_range".to_string()
+            Unavailable::Permission
         } else {
-            format!("cannot open an ICMP socket: {e}")
+            Unavailable::Socket(e)
         }
     })
 }
@@ -72,14 +83,14 @@ fn open(kind: ICMP) -> Result<Client, String> {
 impl Ping for SystemPinger {
     fn unavailable(&self, ip: IpAddr) -> Option<String> {
         let client = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
-        client.as_ref().err().cloned()
+        client.as_ref().err().map(ToString::to_string)
     }
 
     async fn echo(&self, ip: IpAddr, ident: u16, seq: u16, timeout: Duration) -> Echo {
         let client = match (ip.is_ipv4(), &self.v4, &self.v6) {
             (true, Ok(c), _) | (false, _, Ok(c)) => c,
             (_, Err(e), _) | (_, _, Err(e)) => {
-                return Echo::Error(io::ErrorKind::PermissionDenied, e.clone());
+                return Echo::Error(io::ErrorKind::PermissionDenied, e.to_string());
             }
         };
         let mut pinger = client.pinger(ip, PingIdentifier(ident)).await;

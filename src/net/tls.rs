@@ -30,7 +30,7 @@ impl Trust {
     ///
     /// # Errors
     /// A one-line message naming the file that cannot be read or holds no certificate.
-    pub fn new(extra: &[PathBuf]) -> Result<Self, String> {
+    pub fn new(extra: &[PathBuf]) -> Result<Self, TrustError> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for path in extra {
@@ -40,7 +40,7 @@ impl Trust {
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
-                .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+                .map_err(|e| TrustError::Verifier(e.to_string()))?;
         Ok(Self { verifier, provider })
     }
 }
@@ -65,29 +65,60 @@ impl Trust {
     }
 }
 
-fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
-    let data = std::fs::read(path).map_err(|e| {
-        format!(
-            "cannot read CA file {}: {e}; check the path given to --ca-file or SSL_CERT_FILE",
-            path.display()
-        )
+/// A CA file that cannot be trusted, or a verifier that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file cannot be read.
+    #[error("cannot read CA file {}: {source}; check the path given to --ca-file or SSL_CERT_FILE", path.display())]
+    Unreadable {
+        /// The CA file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not PEM.
+    #[error("CA file {} is not valid PEM: {detail}", path.display())]
+    NotPem {
+        /// The CA file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// rustls refuses a certificate in it.
+    #[error("CA file {} holds a certificate rustls rejects: {detail}", path.display())]
+    Rejected {
+        /// The CA file.
+        path: PathBuf,
+        /// What rustls said.
+        detail: String,
+    },
+    /// It holds no certificate at all.
+    #[error("CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", .0.display())]
+    Empty(PathBuf),
+    /// The verifier cannot be built from these roots.
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(String),
+}
+
+fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), TrustError> {
+    let data = std::fs::read(path).map_err(|source| TrustError::Unreadable {
+        path: path.into(),
+        source,
     })?;
     let mut added = 0;
     for cert in CertificateDer::pem_slice_iter(&data) {
-        let cert = cert.map_err(|e| format!("CA file {} is not valid PEM: {e}", path.display()))?;
-        roots.add(cert).map_err(|e| {
-            format!(
-                "CA file {} holds a certificate rustls rejects: {e}",
-                path.display()
-            )
+        let cert = cert.map_err(|e| TrustError::NotPem {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+        roots.add(cert).map_err(|e| TrustError::Rejected {
+            path: path.into(),
+            detail: e.to_string(),
         })?;
         added += 1;
     }
     if added == 0 {
-        return Err(format!(
-            "CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
+        return Err(TrustError::Empty(path.into()));
     }
     Ok(())
 }
