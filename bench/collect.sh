@@ -20,7 +20,7 @@ trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; rm -rf "$dir"' E
 for _ in $(seq 50); do grep -q listening "$dir/err" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/err")
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status"; }
-echo "probe collect on $url, $(nproc) cores; report body $(wc -c <"$root/tests/data/report.json") bytes"
+echo "probe collect on $url, $(nproc) cores; report body $(wc -c <"$root/tests/fixtures/report.json") bytes"
 "$load" "$url" "$dir/token" 20000 32
 echo "  collector memory after 20000 reports: $(rss)"
 "$load" "$url" "$dir/token" 60000 32

@@ -31,7 +31,7 @@ async fn main() {
     let connections: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(32);
     let authority = url.trim_start_matches("http://").to_string();
     let template: serde_json::Value =
-        serde_json::from_str(include_str!("../tests/data/report.json")).expect("sample report");
+        serde_json::from_str(include_str!("../tests/fixtures/report.json")).expect("sample report");
     // Unique per run, even for two runs in one second: every report is a new id.
     let run = format!("{:x}-{:x}", probe::auth::now(), std::process::id());
     let next = Arc::new(AtomicUsize::new(0));

@@ -502,7 +502,7 @@ mod tests {
     #[test]
     fn console_lines_are_marked_compact_json_one_per_target() {
         let report: Report =
-            serde_json::from_str(include_str!("../tests/data/report.json")).unwrap();
+            serde_json::from_str(include_str!("../tests/fixtures/report.json")).unwrap();
         let lines = console_lines(&report);
         assert_eq!(lines.len(), report.targets.len());
         let (marker, json) = lines[0].split_once(' ').unwrap();

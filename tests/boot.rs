@@ -459,7 +459,9 @@ impl Boot {
 
 #[test]
 fn a_private_instance_boots_fetches_probe_from_the_relay_and_reports_without_a_login() {
-    if !support::can_run("boot", &["systemd-nspawn", "mmdebstrap", "nsenter"]) {
+    let mut tools = vec!["systemd-nspawn", "mmdebstrap", "nsenter"];
+    tools.extend(support::lab::LAB_TOOLS);
+    if !support::can_run("boot", &tools) {
         return;
     }
     let bin = release_binary();

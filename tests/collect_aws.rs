@@ -29,11 +29,11 @@ fn collector(dir: &Path, ec2_url: &str, extra: &[&str]) -> Collector {
     Collector::spawn(cmd)
 }
 
-/// The stored EC2 answers of tests/data/ec2, served on 127.0.0.1.
+/// The stored EC2 answers of tests/fixtures/ec2, served on 127.0.0.1.
 fn recorded_ec2() -> Helper {
     Helper::start(
-        "tests/support/ec2_recorded.py",
-        &[concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ec2")],
+        "tests/fixtures/ec2_recorded.py",
+        &[concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ec2")],
     )
 }
 
@@ -245,7 +245,7 @@ fn console_options_are_checked_before_anything_starts() {
 fn unlabelled_report(state: &Value) -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/report.json"
+        "/tests/fixtures/report.json"
     ))
     .unwrap();
     let mut r: Value = serde_json::from_str(&text).unwrap();

@@ -157,7 +157,7 @@ const CELLS: &str = "return Array.from(document.querySelectorAll('td.cell')).map
 fn report(n: u32, instance: (&str, &str, &str), verdicts: &[(&str, &str)]) -> Vec<u8> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/report.json"
+        "/tests/fixtures/report.json"
     ))
     .unwrap();
     let mut r: Value = serde_json::from_str(&text).unwrap();

@@ -168,7 +168,7 @@ fn cfn_lint_is_clean() {
 
 fn dump(path: &Path) -> Value {
     let out = Command::new(support::python())
-        .arg(Path::new(ROOT).join("tests/support/cfn.py"))
+        .arg(Path::new(ROOT).join("tests/fixtures/cfn_moto.py"))
         .arg("dump")
         .arg(path)
         .output()
@@ -326,7 +326,7 @@ fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstra
         "CollectorUrl": collector,
     });
     let out = Command::new(support::python())
-        .arg(Path::new(ROOT).join("tests/support/cfn.py"))
+        .arg(Path::new(ROOT).join("tests/fixtures/cfn_moto.py"))
         .arg("lab1")
         .arg(Path::new(ROOT).join("userdata/lab1-endpoints.yaml"))
         .arg(params.to_string())

@@ -82,7 +82,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;
         let text = match plan.format {
             Format::Json => output::json::render(&report),
-            Format::Table => output::table::render(&report),
+            Format::Table => output::table::render_width(&report, output::terminal_width()),
             Format::Console => deliver::console_lines(&report).join("\n") + "\n",
         };
         output::emit(&text)?;

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn the_agents_console_lines_come_back_as_one_report_per_run() {
         let report: Report =
-            serde_json::from_str(include_str!("../../tests/data/report.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/fixtures/report.json")).unwrap();
         let mut console = String::from("[   10.1] cloud-init[712]: boot\r\n");
         for line in console_lines(&report) {
             console.push_str(&line);

@@ -163,7 +163,7 @@ fn validate(r: &Report) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const REPORT: &str = include_str!("../../tests/data/report.json");
+    const REPORT: &str = include_str!("../../tests/fixtures/report.json");
 
     #[test]
     fn a_document_nested_too_deep_is_refused_before_parsing() {

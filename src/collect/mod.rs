@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod relay;
 pub mod retention;
 pub mod server;
+mod signed;
 pub mod store;
 
 use crate::auth::Token;

@@ -168,7 +168,7 @@ mod tests {
     use super::*;
 
     fn line(id: &str, instance: &str, target: &str, at: &str) -> String {
-        let text = include_str!("../../tests/data/report.json");
+        let text = include_str!("../../tests/fixtures/report.json");
         let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
         v["id"] = id.into();
         v["started_at"] = at.into();

@@ -4,25 +4,25 @@
 use super::enrich::Enricher;
 use super::entry::{Entry, Invalid};
 use super::limit::RateLimit;
-use super::listen::Peer;
 use super::relay::Relay;
+use super::signed;
 use super::store::{Store, Stored, print_changes};
 use super::{dashboard, metrics};
-use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
+use crate::auth::{self, Token};
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Extension, Query, State};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Largest report accepted.
-pub const BODY_LIMIT: usize = 1 << 20;
-/// Time a body has to arrive: at least about 100 KB/s for the largest one.
-pub const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+pub use signed::{BODY_LIMIT, BODY_TIME};
 
 /// What every handler shares.
 pub struct App {
@@ -108,89 +108,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", get(dashboard))
-        .route("/v1/reports", get(list).post(post))
+        .route(
+            "/v1/reports",
+            get(list).post(post.layer(from_fn_with_state(app.clone(), signed::gate))),
+        )
         .route("/metrics", get(prometheus))
         .route("/v1/probe", get(executable))
         .with_state(app)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// A refusal with its reason, as JSON.
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn post(
-    State(app): State<Arc<App>>,
-    peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    // What the headers alone say first: an unsigned or stale request is refused before a
-    // byte of its body is read.
-    if app.token.is_some() {
-        if let Err(e) = Token::precheck(h(TIMESTAMP_HEADER), h(SIGNATURE_HEADER), auth::now()) {
-            return error(StatusCode::UNAUTHORIZED, e.to_string());
-        }
-    }
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > BODY_LIMIT {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a report is at most {BODY_LIMIT} bytes"),
-            );
-        }
-    }
-    let bytes = match tokio::time::timeout(BODY_TIME, to_bytes(body, BODY_LIMIT)).await {
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {} s", BODY_TIME.as_secs()),
-            );
-        }
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) if too_large(&e) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a report is at most {BODY_LIMIT} bytes"),
-            );
-        }
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the request body could not be read: {e}"),
-            );
-        }
-    };
-    if let Some(token) = &app.token {
-        if let Err(e) = token.verify(
-            h(TIMESTAMP_HEADER),
-            h(SIGNATURE_HEADER),
-            &bytes,
-            auth::now(),
-        ) {
-            return error(StatusCode::UNAUTHORIZED, e.to_string());
-        }
-    }
-    // Counted once signed: unsigned junk cannot spend a source's allowance.
-    if let (Some(limit), Some(Extension(Peer(addr)))) = (&app.limit, peer) {
-        if !limit.allow(addr.ip()) {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "{} is sending more reports than --rate-limit allows: slow down",
-                    addr.ip()
-                ),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return response;
-        }
-    }
+async fn post(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
     let mut entry = match Entry::parse(&bytes) {
         Ok(e) => e,
         Err(Invalid::Json(why)) => return error(StatusCode::BAD_REQUEST, why),
@@ -227,10 +159,6 @@ async fn post(
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
-}
-
-fn too_large(e: &axum::Error) -> bool {
-    crate::error::causes(e).any(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>)
 }
 
 #[derive(Deserialize)]

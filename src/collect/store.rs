@@ -540,7 +540,7 @@ mod tests {
     }
 
     fn report_at(id: &str, path: &str, at: &str) -> Entry {
-        let text = include_str!("../../tests/data/report.json");
+        let text = include_str!("../../tests/fixtures/report.json");
         let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
         v["id"] = id.into();
         v["started_at"] = at.into();

@@ -73,8 +73,11 @@ pub struct SdkEc2 {
 }
 
 impl SdkEc2 {
-    /// Loads the configuration for `region` (credentials, `AWS_ENDPOINT_URL_EC2`...), or
-    /// `None` when no credentials can be found: there is nothing to ask then.
+    /// Loads the configuration for `region` (credentials, `AWS_ENDPOINT_URL_EC2`...).
+    ///
+    /// # Errors
+    /// [`Ec2Error::NoProvider`] when no credentials provider can be set up: there is nothing
+    /// to ask then.
     pub async fn load(region: &str, timeout: Duration) -> Result<Self, Ec2Error> {
         let config = sdk_config(region, timeout).await;
         if config.credentials_provider().is_none() {

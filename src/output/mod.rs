@@ -57,3 +57,21 @@ pub fn emit(text: &str) -> Result<(), Error> {
         _ => Ok(()),
     }
 }
+
+/// The terminal's width in columns when stdout is one (`COLUMNS` first, as shells set it),
+/// else `None`: a file or a pipe gets whole lines.
+#[must_use]
+pub fn terminal_width() -> Option<usize> {
+    if !stdout_is_terminal() {
+        return None;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .or_else(|| {
+            rustix::termios::tcgetwinsize(std::io::stdout())
+                .ok()
+                .map(|w| usize::from(w.ws_col))
+        })
+        .filter(|c| *c > 0)
+}

@@ -1,12 +1,23 @@
 //! The table renderer: one row per target and address showing what dig, ping and curl would
-//! have shown, then the verdicts.
+//! have shown, then the verdicts. On a terminal it fits the width: a long target is shortened
+//! in the middle and a verdict's reason wraps under its row; elsewhere (a file, a pipe) every
+//! row stays one line, whatever its length, for grep.
 
 use crate::model::{AddressReport, HttpReport, IcmpReport, Report, StageReport, Status, TlsReport};
 use std::fmt::Write;
 
-/// Renders the report for people.
+/// The narrowest a shortened target gets: enough to tell `s3` from `sts` by their ends.
+const MIN_TARGET: usize = 16;
+
+/// Renders the report for people, one line per row.
 #[must_use]
 pub fn render(report: &Report) -> String {
+    render_width(report, None)
+}
+
+/// Renders the report to fit `width` columns, when given.
+#[must_use]
+pub fn render_width(report: &Report, width: Option<usize>) -> String {
     let mut rows: Vec<[String; 7]> = vec![[
         "TARGET".into(),
         "ADDRESS".into(),
@@ -48,6 +59,17 @@ pub fn render(report: &Report) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
+    if let Some(width) = width {
+        // Two spaces between columns; only the target column gives way.
+        let others: usize = widths[1..].iter().map(|w| w + 2).sum();
+        let room = width.saturating_sub(others + 2).max(MIN_TARGET);
+        if widths[0] > room {
+            widths[0] = room;
+            for row in &mut rows {
+                row[0] = shorten(&row[0], room);
+            }
+        }
+    }
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
@@ -58,7 +80,7 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
     out.push('\n');
-    verdicts(report, &mut out);
+    verdicts(report, width, &mut out);
     let passed = report.targets.iter().filter(|t| t.verdict.pass).count();
     let _ = writeln!(
         out,
@@ -79,13 +101,17 @@ pub fn render(report: &Report) -> String {
 }
 
 /// One line per target: PASS or FAIL, the path and the reason, then what explains a failure.
-fn verdicts(report: &Report, out: &mut String) {
-    let name_width = report
+/// Within `width`, the target is shortened and the reason wraps under the row.
+fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
+    let mut name_width = report
         .targets
         .iter()
         .map(|t| t.target.chars().count())
         .max()
         .unwrap_or(0);
+    if let Some(w) = width {
+        name_width = name_width.min((w / 3).max(MIN_TARGET));
+    }
     for t in &report.targets {
         let mark = if t.verdict.pass { "PASS" } else { "FAIL" };
         let state = if t.verdict.reachable {
@@ -93,11 +119,20 @@ fn verdicts(report: &Report, out: &mut String) {
         } else {
             ""
         };
-        let _ = writeln!(
-            out,
-            "{mark}  {:<name_width$}  {state}{}: {}",
-            t.target, t.verdict.path, t.verdict.reason
-        );
+        let target = shorten(&t.target, name_width);
+        let head = format!("{mark}  {target:<name_width$}  {state}{}:", t.verdict.path);
+        match width {
+            Some(w) if head.chars().count() + 1 + t.verdict.reason.chars().count() > w => {
+                let _ = writeln!(out, "{head}");
+                let indent = 6 + name_width + 2;
+                for line in wrap(&t.verdict.reason, w.saturating_sub(indent).max(20)) {
+                    let _ = writeln!(out, "{:indent$}{line}", "");
+                }
+            }
+            _ => {
+                let _ = writeln!(out, "{head} {}", t.verdict.reason);
+            }
+        }
         for d in &t.verdict.diagnoses {
             let _ = writeln!(out, "      {:<name_width$}  ! {}", "", d.message);
         }
@@ -128,6 +163,41 @@ fn verdicts(report: &Report, out: &mut String) {
             }
         }
     }
+}
+
+/// `text` in at most `max` characters, its middle replaced by `…` when it is longer: the ends
+/// of a host name (the service, the domain) say the most.
+fn shorten(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max || max < 3 {
+        return text.to_string();
+    }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let mut s: String = text.chars().take(head).collect();
+    s.push('…');
+    s.extend(text.chars().skip(n - tail));
+    s
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer than the
+/// width gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 fn address_row(name: String, a: &AddressReport) -> [String; 7] {
@@ -203,5 +273,30 @@ fn http(h: &HttpReport) -> String {
             .map_or("fail", |e| e.kind.as_str())
             .to_string(),
         _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_target_is_shortened_in_the_middle() {
+        let long = "https://cloudformation.ap-northeast-2.amazonaws.com/health";
+        let short = shorten(long, 20);
+        assert_eq!(short.chars().count(), 20);
+        assert!(short.starts_with("https://c"), "{short}");
+        assert!(short.ends_with("/health"), "{short}");
+        assert!(short.contains('…'));
+        assert_eq!(shorten("s3", 20), "s3");
+    }
+
+    #[test]
+    fn a_reason_wraps_at_spaces_within_the_width() {
+        let reason = "no address completed HTTPS: 10.10.1.5 (endpoint-eni) tcp timeout; 10.10.2.5 (endpoint-eni) tcp timeout";
+        let lines = wrap(reason, 40);
+        assert!(lines.len() > 2);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert_eq!(lines.join(" "), reason);
     }
 }

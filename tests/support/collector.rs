@@ -215,7 +215,7 @@ pub fn signed(token: &Token, ts: u64, body: &[u8]) -> Vec<(&'static str, String)
 pub fn sample_report(id: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/report.json"
+        "/tests/fixtures/report.json"
     ))
     .unwrap();
     let mut v: Value = serde_json::from_str(&text).unwrap();

@@ -28,7 +28,16 @@ pub struct Lab {
     pub id: String,
 }
 
+/// What the lab's script runs (lab/packages.sh installs them).
+pub const LAB_TOOLS: [&str; 7] = ["ip", "dnsmasq", "dig", "ping", "curl", "openssl", "python3"];
+
 impl Lab {
+    /// Whether a lab can be built here (root and the lab's tools); says why not on stderr, or
+    /// fails under PROBE_REQUIRE_ALL, as [`super::can_run`] does.
+    pub fn available(test: &str) -> bool {
+        super::can_run(test, &LAB_TOOLS)
+    }
+
     pub fn up() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let euid = Command::new("id").arg("-u").output().unwrap();
