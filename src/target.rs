@@ -7,6 +7,22 @@
 use crate::model::Scheme;
 use std::net::IpAddr;
 
+/// A target that cannot be checked as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Nothing was given.
+    #[error("empty target: give a service name (s3), a host, host:port or a URL")]
+    Empty,
+    /// What is wrong with it, and the form expected.
+    #[error("target {input:?}: {why}")]
+    Invalid {
+        /// The target as given.
+        input: String,
+        /// What is wrong, with the fix.
+        why: String,
+    },
+}
+
 /// A validated target: everything needed to check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -78,10 +94,13 @@ pub fn aws_suffix(region: &str) -> &'static str {
 ///
 /// # Errors
 /// A one-line message naming the target, what is wrong and the expected form.
-pub fn parse(input: &str, region: Option<&str>) -> Result<Target, String> {
-    let bad = |why: &str| format!("target {input:?}: {why}");
+pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
+    let bad = |why: &str| TargetError::Invalid {
+        input: input.to_string(),
+        why: why.to_string(),
+    };
     if input.trim().is_empty() {
-        return Err("empty target: give a service name (s3), a host, host:port or a URL".into());
+        return Err(TargetError::Empty);
     }
     if input.chars().any(char::is_whitespace) {
         return Err(bad(
@@ -244,7 +263,9 @@ mod tests {
     }
 
     fn err(input: &str) -> String {
-        parse(input, Some("ap-northeast-2")).expect_err(input)
+        parse(input, Some("ap-northeast-2"))
+            .expect_err(input)
+            .to_string()
     }
 
     #[test]
@@ -260,7 +281,7 @@ mod tests {
         );
         let cn = parse("sts", Some("cn-north-1")).unwrap();
         assert_eq!(cn.host, "sts.cn-north-1.amazonaws.com.cn");
-        let e = parse("s3", None).unwrap_err();
+        let e = parse("s3", None).unwrap_err().to_string();
         assert!(e.contains("--region"), "{e}");
     }
 

@@ -224,7 +224,7 @@ pub fn build(
                 {
                     format!("{e} (instance metadata: {status})")
                 }
-                _ => e,
+                _ => e.to_string(),
             })
         })
         .collect::<Result<_, _>>()?;

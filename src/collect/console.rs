@@ -224,7 +224,7 @@ async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store
     let mut new = 0;
     for report in parsed.reports {
         let stored = match Entry::from_report(report) {
-            Ok(entry) => store.put(entry).await,
+            Ok(entry) => store.put(entry).await.map_err(|e| e.to_string()),
             Err(why) => Err(why),
         };
         match stored {

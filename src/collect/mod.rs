@@ -153,7 +153,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         ))
     })?;
     let retention = retention_of(args)?;
-    let store = store::Store::open_with(&args.data, retention).map_err(Error::Environment)?;
+    let store = store::Store::open_with(&args.data, retention)
+        .map_err(|e| Error::Environment(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Environment(format!("cannot listen on {addr}: {e}")))?;

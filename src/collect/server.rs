@@ -157,7 +157,7 @@ async fn post(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
             )
                 .into_response()
         }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

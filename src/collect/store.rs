@@ -19,6 +19,38 @@ use tokio::sync::oneshot;
 const DEDUP_IDS: usize = 250_000;
 /// Latest reports kept in memory for `GET /v1/reports`.
 const RECENT: usize = 1_000;
+/// Why the store cannot open, or a report was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The log cannot be opened.
+    #[error("cannot open {}: {source}; check --data and its permissions", path.display())]
+    Open {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file operation on the log or its directory failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The writer thread cannot start.
+    #[error("cannot start the store writer: {0}")]
+    Writer(std::io::Error),
+    /// The writer thread is gone.
+    #[error("the store writer has stopped")]
+    Stopped,
+    /// The write (or its fsync) failed; every report of the batch fails with it.
+    #[error("cannot write the report to disk: {0}")]
+    Write(String),
+}
+
 /// Verdict changes kept in memory for the dashboard.
 const CHANGES: usize = 500;
 /// Writes grouped into one fsync at most.
@@ -260,7 +292,7 @@ impl Seen {
 struct Pending {
     entry: Entry,
     line: Vec<u8>,
-    done: oneshot::Sender<Result<(Stored, Vec<Change>), String>>,
+    done: oneshot::Sender<Result<(Stored, Vec<Change>), StoreError>>,
 }
 
 /// The durable store; cheap to clone.
@@ -277,7 +309,7 @@ impl Store {
     ///
     /// # Errors
     /// A one-line message naming the directory or file and the problem.
-    pub fn open(dir: &Path) -> Result<Self, String> {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with(dir, Retention::default())
     }
 
@@ -285,41 +317,44 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io("create the data directory", dir))?;
         let path = dir.join("reports.jsonl");
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(&path)
-            .map_err(|e| {
-                format!(
-                    "cannot open {}: {e}; check --data and its permissions",
-                    path.display()
-                )
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
             })?;
         let mut views = Views::default();
         let mut seen = Seen {
             set: HashSet::new(),
             order: VecDeque::new(),
         };
-        let good = replay(&file, &mut views, &mut seen)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        let good = replay(&file, &mut views, &mut seen).map_err(io("read", &path))?;
+        let len = file.metadata().map_err(io("read", &path))?.len();
         if good < len {
             tracing::warn!(
                 "{}: cutting {} bytes of a torn last write",
                 path.display(),
                 len - good
             );
-            file.set_len(good)
-                .map_err(|e| format!("cannot repair {}: {e}", path.display()))?;
-            file.sync_all().map_err(|e| e.to_string())?;
+            file.set_len(good).map_err(io("repair", &path))?;
+            file.sync_all().map_err(io("repair", &path))?;
         }
         file.seek(std::io::SeekFrom::End(0))
-            .map_err(|e| e.to_string())?;
+            .map_err(io("read", &path))?;
         let views = Arc::new(RwLock::new(views));
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
         let shared = views.clone();
@@ -330,7 +365,7 @@ impl Store {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer(file, &rx, &shared, seen, &log))
-            .map_err(|e| format!("cannot start the store writer: {e}"))?;
+            .map_err(StoreError::Writer)?;
         Ok(Self { tx, views, path })
     }
 
@@ -338,7 +373,7 @@ impl Store {
     ///
     /// # Errors
     /// When the disk write or fsync fails: the report must not be acknowledged.
-    pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), String> {
+    pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), StoreError> {
         let line = entry.doc().as_bytes().to_vec();
         let (done, wait) = oneshot::channel();
         let tx = self.tx.clone();
@@ -346,10 +381,9 @@ impl Store {
         // A full queue blocks; keep that off the async threads.
         tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|()| "the store writer has stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the store writer has stopped".to_string())?
+            .map_err(|_| StoreError::Stopped)?
+            .map_err(|()| StoreError::Stopped)?;
+        wait.await.map_err(|_| StoreError::Stopped)?
     }
 
     /// Records an instance's last bootstrap line; true when it differs from the one before.
@@ -506,9 +540,7 @@ fn writer(
             // "Already stored" only for what is on disk: a copy that shared a failed write
             // fails with it.
             let answer = match (&result, copy) {
-                (Err(e), Copy::First | Copy::SameBatch) => {
-                    Err(format!("cannot write the report to disk: {e}"))
-                }
+                (Err(e), Copy::First | Copy::SameBatch) => Err(StoreError::Write(e.to_string())),
                 (_, Copy::OnDisk) | (Ok(()), Copy::SameBatch) => {
                     views.duplicates += 1;
                     Ok((Stored::Duplicate, Vec::new()))
@@ -582,7 +614,7 @@ mod tests {
             assert!(
                 answer
                     .as_ref()
-                    .is_err_and(|e| e.contains("cannot write the report to disk")),
+                    .is_err_and(|e| e.to_string().contains("cannot write the report to disk")),
                 "{:?}",
                 answer.map(|(s, _)| s)
             );
