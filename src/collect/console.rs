@@ -225,7 +225,7 @@ async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store
     for report in parsed.reports {
         let stored = match Entry::from_report(report) {
             Ok(entry) => store.put(entry).await.map_err(|e| e.to_string()),
-            Err(why) => Err(why),
+            Err(why) => Err(why.to_string()),
         };
         match stored {
             Ok((Stored::New, changes)) => {

@@ -50,9 +50,9 @@ impl Entry {
     ///
     /// # Errors
     /// When the report cannot be serialised or is not valid.
-    pub fn from_report(report: Report) -> Result<Self, String> {
-        validate(&report)?;
-        let doc = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    pub fn from_report(report: Report) -> Result<Self, Invalid> {
+        validate(&report).map_err(Invalid::Content)?;
+        let doc = serde_json::to_string(&report).map_err(|e| Invalid::Json(e.to_string()))?;
         Ok(Self { report, doc })
     }
 
@@ -108,11 +108,13 @@ fn nesting(json: &[u8]) -> usize {
 }
 
 /// Why a body was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
     /// Not JSON, or not shaped like a report (400).
+    #[error("{0}")]
     Json(String),
     /// A report whose content is refused (422).
+    #[error("{0}")]
     Content(String),
 }
 

@@ -20,6 +20,9 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The stages of a connection, in the order they run over it (ICMP runs beside them).
+    pub const CONNECTION: [Self; 3] = [Self::Tcp, Self::Tls, Self::Http];
+
     /// The kebab-case name used in JSON and tables.
     #[must_use]
     pub fn as_str(self) -> &'static str {

@@ -372,21 +372,22 @@ pub fn connection_stages<'a>(
     tls: &'a TlsReport,
     http: &'a HttpReport,
 ) -> [Stage<'a>; 3] {
+    let [first, second, third] = Phase::CONNECTION;
     [
         Stage {
-            phase: Phase::Tcp,
+            phase: first,
             status: tcp.status,
             ms: tcp.ms,
             error: tcp.error.as_ref(),
         },
         Stage {
-            phase: Phase::Tls,
+            phase: second,
             status: tls.status,
             ms: tls.ms,
             error: tls.error.as_ref(),
         },
         Stage {
-            phase: Phase::Http,
+            phase: third,
             status: http.status,
             ms: http.ms,
             error: http.error.as_ref(),

@@ -3,7 +3,7 @@
 //! in the middle and a verdict's reason wraps under its row; elsewhere (a file, a pipe) every
 //! row stays one line, whatever its length, for grep.
 
-use crate::model::{AddressReport, HttpReport, IcmpReport, Report, StageReport, Status, TlsReport};
+use crate::model::{AddressReport, IcmpReport, Phase, Report, Stage, Status};
 use std::fmt::Write;
 
 /// The narrowest a shortened target gets: enough to tell `s3` from `sts` by their ends.
@@ -18,15 +18,13 @@ pub fn render(report: &Report) -> String {
 /// Renders the report to fit `width` columns, when given.
 #[must_use]
 pub fn render_width(report: &Report, width: Option<usize>) -> String {
-    let mut rows: Vec<[String; 7]> = vec![[
-        "TARGET".into(),
-        "ADDRESS".into(),
-        "CLASS".into(),
-        "PING".into(),
-        "TCP".into(),
-        "TLS".into(),
-        "HTTP".into(),
-    ]];
+    // The connection stages' columns come from the model's list of them.
+    let mut header: Vec<String> = ["TARGET", "ADDRESS", "CLASS", "PING"]
+        .map(String::from)
+        .to_vec();
+    header.extend(Phase::CONNECTION.map(|p| p.as_str().to_ascii_uppercase()));
+    let columns = header.len();
+    let mut rows: Vec<Vec<String>> = vec![header];
     for t in &report.targets {
         if t.addresses.is_empty() {
             let dns = t
@@ -34,15 +32,9 @@ pub fn render_width(report: &Report, width: Option<usize>) -> String {
                 .error
                 .as_ref()
                 .map_or_else(|| "no address".to_string(), |e| format!("dns {}", e.kind));
-            rows.push([
-                t.target.clone(),
-                dns,
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]);
+            let mut row = vec![t.target.clone(), dns];
+            row.resize(columns, "-".into());
+            rows.push(row);
         }
         for (i, a) in t.addresses.iter().enumerate() {
             let name = if i == 0 {
@@ -53,7 +45,7 @@ pub fn render_width(report: &Report, width: Option<usize>) -> String {
             rows.push(address_row(name, a));
         }
     }
-    let mut widths = [0usize; 7];
+    let mut widths = vec![0usize; columns];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -73,7 +65,7 @@ pub fn render_width(report: &Report, width: Option<usize>) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
-        for (cell, w) in row.iter().zip(widths) {
+        for (cell, &w) in row.iter().zip(&widths) {
             let _ = write!(line, "{cell:<w$}  ");
         }
         out.push_str(line.trim_end());
@@ -134,7 +126,21 @@ fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
             }
         }
         for d in &t.verdict.diagnoses {
-            let _ = writeln!(out, "      {:<name_width$}  ! {}", "", d.message);
+            match width {
+                Some(w) => {
+                    let indent = 6 + name_width + 2;
+                    for (i, line) in wrap(&d.message, w.saturating_sub(indent + 2).max(20))
+                        .iter()
+                        .enumerate()
+                    {
+                        let mark = if i == 0 { "! " } else { "  " };
+                        let _ = writeln!(out, "{:indent$}{mark}{line}", "");
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "      {:<name_width$}  ! {}", "", d.message);
+                }
+            }
         }
         if !t.dns.cname.is_empty() {
             let _ = writeln!(
@@ -200,53 +206,33 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn address_row(name: String, a: &AddressReport) -> [String; 7] {
-    [
-        name,
-        a.ip.to_string(),
-        a.class.to_string(),
-        ping(&a.icmp),
-        stage(&StageCell::from(&a.tcp)),
-        stage(&StageCell::from(&a.tls)),
-        http(&a.http),
-    ]
-}
-
-struct StageCell<'a> {
-    status: Status,
-    ms: Option<f64>,
-    kind: Option<&'a str>,
-}
-
-impl<'a> From<&'a StageReport> for StageCell<'a> {
-    fn from(s: &'a StageReport) -> Self {
-        Self {
-            status: s.status,
-            ms: s.ms,
-            kind: s.error.as_ref().map(|e| e.kind.as_str()),
-        }
-    }
-}
-
-impl<'a> From<&'a TlsReport> for StageCell<'a> {
-    fn from(s: &'a TlsReport) -> Self {
-        Self {
-            status: s.status,
-            ms: s.ms,
-            kind: s.error.as_ref().map(|e| e.kind.as_str()),
-        }
-    }
+fn address_row(name: String, a: &AddressReport) -> Vec<String> {
+    let mut row = vec![name, a.ip.to_string(), a.class.to_string(), ping(&a.icmp)];
+    row.extend(a.stages().iter().map(|s| {
+        let code = if s.phase == Phase::Http {
+            a.http.code
+        } else {
+            None
+        };
+        stage(s, code)
+    }));
+    row
 }
 
 fn ms(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}ms")).unwrap_or_default()
 }
 
-fn stage(s: &StageCell<'_>) -> String {
-    match s.status {
-        Status::Ok => format!("ok {}", ms(s.ms)),
-        Status::Fail => s.kind.unwrap_or("fail").to_string(),
-        Status::Skipped | Status::NotRun => "-".into(),
+/// A stage's cell: its time when it completed, its failure's kind when not; HTTP shows the
+/// status code before either.
+fn stage(s: &Stage<'_>, code: Option<u16>) -> String {
+    let kind = s.error.map_or("fail", |e| e.kind.as_str());
+    match (s.status, code) {
+        (Status::Ok, Some(code)) => format!("{code} {}", ms(s.ms)),
+        (Status::Ok, None) => format!("ok {}", ms(s.ms)),
+        (Status::Fail, Some(code)) => format!("{code} {kind}"),
+        (Status::Fail, None) => kind.to_string(),
+        (Status::Skipped | Status::NotRun, _) => "-".into(),
     }
 }
 
@@ -257,22 +243,6 @@ fn ping(p: &IcmpReport) -> String {
             Some(rtt) => format!("{}/{} {rtt:.1}ms", p.received, p.sent),
             None => format!("{}/{}", p.received, p.sent),
         },
-    }
-}
-
-fn http(h: &HttpReport) -> String {
-    match (h.status, h.code) {
-        (Status::Ok, Some(code)) => format!("{code} {}", ms(h.ms)),
-        (Status::Fail, Some(code)) => format!(
-            "{code} {}",
-            h.error.as_ref().map_or("fail", |e| e.kind.as_str())
-        ),
-        (Status::Fail, None) => h
-            .error
-            .as_ref()
-            .map_or("fail", |e| e.kind.as_str())
-            .to_string(),
-        _ => "-".into(),
     }
 }
 
@@ -298,5 +268,43 @@ mod tests {
         assert!(lines.len() > 2);
         assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
         assert_eq!(lines.join(" "), reason);
+    }
+
+    fn sample() -> Report {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report.json")).unwrap();
+        let t = &mut r.targets[0];
+        t.target = format!(
+            "https://{}.example.com/health",
+            "a-long-service-name".repeat(4)
+        );
+        t.verdict.reason = "no address completed HTTPS: ".to_string()
+            + &"10.10.1.5 (endpoint-eni) tcp timeout; ".repeat(6);
+        r
+    }
+
+    #[test]
+    fn on_a_terminal_every_line_fits_its_width() {
+        let text = render_width(&sample(), Some(100));
+        for line in text.lines().filter(|l| !l.contains(" targets pass ")) {
+            assert!(
+                line.chars().count() <= 100,
+                "{} columns: {line}",
+                line.chars().count()
+            );
+        }
+        assert!(text.contains('…'), "{text}");
+    }
+
+    #[test]
+    fn elsewhere_a_verdict_stays_on_one_line() {
+        let r = sample();
+        let text = render(&r);
+        let t = &r.targets[0];
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&t.target) && l.ends_with(&t.verdict.reason)),
+            "{text}"
+        );
     }
 }
