@@ -89,7 +89,20 @@ def base(ec2, state):
     ec2.associate_route_table(RouteTableId=pub_rt, SubnetId=pub["Subnet"]["SubnetId"])
     priv_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=priv_rt, SubnetId=priv["Subnet"]["SubnetId"])
+    # The groups of the tutorial's stacks: the endpoints take HTTPS from the VPC, the
+    # instances take the relay's port from the VPC and send anything anywhere.
     sg = ec2.create_security_group(GroupName="endpoints", Description="endpoint ENIs", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
+    )
+    instance_sg = ec2.create_security_group(GroupName="instances", Description="probe instances", VpcId=vpc)[
+        "GroupId"
+    ]
+    ec2.authorize_security_group_ingress(
+        GroupId=instance_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 7878, "ToPort": 7878, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
+    )
     # The tutorial's two instances, named and tagged as its CloudFormation stack tags them.
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instances = {}
@@ -104,6 +117,7 @@ def base(ec2, state):
             MaxCount=1,
             SubnetId=subnet["Subnet"]["SubnetId"],
             PrivateIpAddress=ip,
+            SecurityGroupIds=[instance_sg],
             TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
         )["Instances"][0]["InstanceId"]
     state.update(
@@ -115,6 +129,7 @@ def base(ec2, state):
         pub_rt=pub_rt,
         priv_rt=priv_rt,
         sg=sg,
+        instance_sg=instance_sg,
     )
 
 
@@ -227,6 +242,12 @@ def seed(url, step, state_dir):
             f"{net}/subnet-id": subnet,
             f"{net}/vpc-ipv4-cidr-blocks": N["VPC_CIDR"],
             f"{net}/subnet-ipv4-cidr-block": cidr,
+            f"{net}/security-group-ids": "\n".join(
+                g["GroupId"]
+                for g in ec2.describe_instances(InstanceIds=[state["instances"][role]])["Reservations"][0][
+                    "Instances"
+                ][0]["SecurityGroups"]
+            ),
         }
         if public:
             data["public-ipv4"] = public

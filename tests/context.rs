@@ -240,6 +240,75 @@ fn the_ec2_api_gives_route_table_gateway_routes_and_endpoints() {
 }
 
 #[test]
+fn the_ec2_api_gives_the_security_groups_and_network_acls_of_the_instance_and_endpoints() {
+    let lab = Ec2Lab::start("interface");
+    let out = run_within(
+        &mut lab.probe(&lab.moto.url(), &["context", "-o", "json"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = json_of(&out);
+    assert_eq!(
+        r["instance"]["security_groups"],
+        json!([lab.state["instance_sg"]]),
+        "the metadata's security-group-ids: {r:#}"
+    );
+    let vpc = &r["vpc"];
+    assert_eq!(vpc["firewalls"], "ok", "{vpc:#}");
+    let group = |id: &Value| {
+        vpc["security_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == *id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {vpc:#}"))
+    };
+    let endpoints = group(&lab.state["sg"]);
+    assert_eq!(
+        endpoints["ingress"],
+        json!([{"protocol": "tcp", "ports": {"from": 443, "to": 443},
+                "cidrs": ["10.10.0.0/16"], "groups": [], "prefix_lists": []}]),
+        "{endpoints:#}"
+    );
+    let instances = group(&lab.state["instance_sg"]);
+    assert_eq!(instances["egress"][0]["protocol"], "all", "{instances:#}");
+    let acl = vpc["network_acls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["default"] == true)
+        .expect("the VPC's default network ACL");
+    assert!(
+        acl["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["rule"] == 32767 && e["allow"] == false),
+        "the final deny: {acl:#}"
+    );
+    assert_eq!(
+        vpc["route_table"]["routes"][0],
+        json!({"cidr": "10.10.0.0/16", "prefix_list": null, "target": "local", "state": "active"})
+    );
+
+    // Shown for people too: the groups with their rules, the subnet's ACL.
+    let out = run_within(
+        &mut lab.probe(&lab.moto.url(), &["context", "-o", "table"]),
+        Duration::from_secs(20),
+    );
+    let sg = lab.state["sg"].as_str().unwrap();
+    for want in [
+        format!("security group     {sg} (endpoints), on "),
+        "  in: tcp 443 from 10.10.0.0/16".to_string(),
+        "network ACL        acl-".to_string(),
+        "  out * deny all to 0.0.0.0/0".to_string(),
+    ] {
+        assert!(out.stdout.contains(&want), "{want:?} not in {}", out.stdout);
+    }
+}
+
+#[test]
 fn bad_ec2_answers_leave_one_clear_line_and_never_hang() {
     let lab = Ec2Lab::start("base");
     let throttled = servers::http(Behavior::Respond {

@@ -1,7 +1,7 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
 use crate::error::{Error, exit};
-use crate::model::{EndpointKind, Instance, SourceStatus, VpcView, region};
+use crate::model::{EndpointKind, Instance, NetworkAcl, SourceStatus, VpcView, region};
 use crate::output::{self, Form, Output};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -121,6 +121,12 @@ pub fn render(r: &ContextReport) -> String {
     line(&mut out, "EC2 API", &r.ec2.to_string());
     if let Some(v) = &r.vpc {
         render_vpc(&mut out, v);
+        let groups = r
+            .instance
+            .as_ref()
+            .map(|i| i.security_groups.as_slice())
+            .unwrap_or_default();
+        render_firewalls(&mut out, v, groups);
     }
     out
 }
@@ -182,7 +188,7 @@ fn render_vpc(out: &mut String, v: &VpcView) {
             out,
             "endpoint",
             &format!(
-                "{} {} {} {}{}{}",
+                "{} {} {} {}{}{}{}",
                 e.id,
                 e.kind,
                 e.service,
@@ -196,9 +202,109 @@ fn render_vpc(out: &mut String, v: &VpcView) {
                     String::new()
                 } else {
                     format!(", ENIs {}", ips.join(" "))
+                },
+                if e.security_groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(", groups {}", e.security_groups.join(" "))
                 }
             ),
         );
+    }
+}
+
+/// The instance's security groups, the subnet's network ACL and the endpoints' groups, one
+/// rule a line.
+fn render_firewalls(out: &mut String, v: &VpcView, instance_groups: &[String]) {
+    let line = |out: &mut String, k: &str, val: &str| {
+        let _ = writeln!(out, "{k:<18} {val}");
+    };
+    if !v.firewalls.is_ok() {
+        line(out, "firewalls", &v.firewalls.to_string());
+        return;
+    }
+    let mut shown: Vec<&str> = Vec::new();
+    let endpoint_groups = v.endpoints.iter().flat_map(|e| e.security_groups.iter());
+    for id in instance_groups.iter().chain(endpoint_groups) {
+        if shown.contains(&id.as_str()) {
+            continue;
+        }
+        shown.push(id);
+        let Some(g) = v.security_groups.iter().find(|g| &g.id == id) else {
+            line(
+                out,
+                "security group",
+                &format!("{id} (not in the VPC's list)"),
+            );
+            continue;
+        };
+        let users: Vec<&str> = v
+            .endpoints
+            .iter()
+            .filter(|e| e.security_groups.contains(id))
+            .map(|e| e.id.as_str())
+            .chain(instance_groups.contains(id).then_some("this instance"))
+            .collect();
+        line(
+            out,
+            "security group",
+            &format!("{} ({}), on {}", g.id, g.name, users.join(", ")),
+        );
+        for (dir, rules, peer) in [("in", &g.ingress, "from"), ("out", &g.egress, "to")] {
+            if rules.is_empty() {
+                line(out, "", &format!("  {dir}: nothing"));
+            }
+            for r in rules {
+                let peers: Vec<String> = r
+                    .cidrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(r.groups.iter().cloned())
+                    .chain(r.prefix_lists.iter().cloned())
+                    .collect();
+                let ports = r.ports.map(|p| format!(" {p}")).unwrap_or_default();
+                line(
+                    out,
+                    "",
+                    &format!("  {dir}: {}{ports} {peer} {}", r.protocol, peers.join(" ")),
+                );
+            }
+        }
+    }
+    match NetworkAcl::of_subnet(&v.network_acls, &v.subnet_id) {
+        Some(acl) => {
+            line(
+                out,
+                "network ACL",
+                &format!(
+                    "{}{}, on {}",
+                    acl.id,
+                    if acl.default { " (default)" } else { "" },
+                    v.subnet_id
+                ),
+            );
+            for e in &acl.entries {
+                let rule = if e.rule == 32767 {
+                    "*".to_string()
+                } else {
+                    e.rule.to_string()
+                };
+                let ports = e.ports.map(|p| format!(" {p}")).unwrap_or_default();
+                let cidr = e.cidr.map(|c| c.to_string()).unwrap_or_default();
+                line(
+                    out,
+                    "",
+                    &format!(
+                        "  {} {rule} {} {}{ports} {} {cidr}",
+                        if e.egress { "out" } else { "in" },
+                        if e.allow { "allow" } else { "deny" },
+                        e.protocol,
+                        if e.egress { "to" } else { "from" },
+                    ),
+                );
+            }
+        }
+        None => line(out, "network ACL", "none found for the subnet"),
     }
 }
 

@@ -3,7 +3,10 @@
 //! and their ENIs, and the VPC's DNS attributes, in parallel. The collector also lists
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
-use crate::model::{Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, RouteTable, VpcView};
+use crate::model::{
+    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, NetworkAcl, Ports,
+    Protocol, Route, RouteTable, SecurityGroup, SgRule, SourceStatus, VpcView,
+};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_ec2::types::{self, AttributeBooleanValue, Filter, VpcAttributeName};
@@ -176,7 +179,7 @@ impl SdkEc2 {
     /// The first call that failed.
     pub async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, Ec2Error> {
         let c = &self.client;
-        let (tables, endpoints, enis, support, hostnames) = tokio::join!(
+        let (tables, endpoints, enis, support, hostnames, groups, acls) = tokio::join!(
             c.describe_route_tables()
                 .filters(filter("vpc-id", vpc_id))
                 .send(),
@@ -194,7 +197,33 @@ impl SdkEc2 {
                 .vpc_id(vpc_id)
                 .attribute(VpcAttributeName::EnableDnsHostnames)
                 .send(),
+            c.describe_security_groups()
+                .filters(filter("vpc-id", vpc_id))
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>(),
+            c.describe_network_acls()
+                .filters(filter("vpc-id", vpc_id))
+                .send(),
         );
+        // The firewalls are read alongside; an instance profile from before they were asked
+        // for lacks the permissions, and the routes and endpoints stand without them.
+        let firewalls = match (&groups, &acls) {
+            (Ok(_), Ok(_)) => SourceStatus::Ok,
+            (Err(e), _) => {
+                SourceStatus::Unavailable(describe("DescribeSecurityGroups", e).to_string())
+            }
+            (_, Err(e)) => {
+                SourceStatus::Unavailable(describe("DescribeNetworkAcls", e).to_string())
+            }
+        };
+        let security_groups = groups
+            .map(|g| g.iter().map(security_group).collect())
+            .unwrap_or_default();
+        let network_acls = acls
+            .map(|a| a.network_acls().iter().map(network_acl).collect())
+            .unwrap_or_default();
         let tables = tables.map_err(|e| describe("DescribeRouteTables", &e))?;
         let endpoints = endpoints.map_err(|e| describe("DescribeVpcEndpoints", &e))?;
         let enis = enis.map_err(|e| describe("DescribeNetworkInterfaces", &e))?;
@@ -219,6 +248,9 @@ impl SdkEc2 {
                 o.enable_dns_hostnames()
                     .and_then(AttributeBooleanValue::value)
             }),
+            security_groups,
+            network_acls,
+            firewalls,
         })
     }
 
@@ -292,11 +324,22 @@ impl SdkEc2 {
     async fn route_table(&self, t: &types::RouteTable, main: bool) -> Result<RouteTable, Ec2Error> {
         let mut gateway_routes = Vec::new();
         let mut default_route = None;
+        let mut routes = Vec::new();
         for r in t.routes() {
             let target = r
                 .gateway_id()
                 .or(r.nat_gateway_id())
                 .or(r.transit_gateway_id());
+            let any_target = target
+                .or(r.vpc_peering_connection_id())
+                .or(r.network_interface_id())
+                .or(r.instance_id());
+            routes.push(Route {
+                cidr: r.destination_cidr_block().and_then(|c| c.parse().ok()),
+                prefix_list: r.destination_prefix_list_id().map(str::to_string),
+                target: any_target.unwrap_or_default().to_string(),
+                state: r.state().map_or("active", |s| s.as_str()).to_string(),
+            });
             if let (Some(pl), Some(vpce)) = (r.destination_prefix_list_id(), target) {
                 if vpce.starts_with("vpce-") {
                     gateway_routes.push(GatewayRoute {
@@ -342,6 +385,7 @@ impl SdkEc2 {
             main,
             gateway_routes,
             default_route,
+            routes,
         })
     }
 }
@@ -357,6 +401,90 @@ fn subnet_table<'a>(
     associated(&|a| a.subnet_id() == Some(subnet_id))
         .map(|t| (t, false))
         .or_else(|| associated(&|a| a.main() == Some(true)).map(|t| (t, true)))
+}
+
+fn security_group(g: &types::SecurityGroup) -> SecurityGroup {
+    SecurityGroup {
+        id: g.group_id().unwrap_or_default().to_string(),
+        name: g.group_name().unwrap_or_default().to_string(),
+        ingress: g.ip_permissions().iter().map(sg_rule).collect(),
+        egress: g.ip_permissions_egress().iter().map(sg_rule).collect(),
+    }
+}
+
+fn sg_rule(p: &types::IpPermission) -> SgRule {
+    let protocol = Protocol::from(p.ip_protocol().unwrap_or("-1"));
+    SgRule {
+        ports: ports(&protocol, p.from_port(), p.to_port()),
+        protocol,
+        cidrs: p
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip()?.parse().ok())
+            .chain(
+                p.ipv6_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ipv6()?.parse().ok()),
+            )
+            .collect(),
+        groups: p
+            .user_id_group_pairs()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+        prefix_lists: p
+            .prefix_list_ids()
+            .iter()
+            .filter_map(|l| l.prefix_list_id().map(str::to_string))
+            .collect(),
+    }
+}
+
+/// TCP and UDP rules have ports; `-1`, absent, or another protocol's numbers mean every port.
+fn ports(protocol: &Protocol, from: Option<i32>, to: Option<i32>) -> Option<Ports> {
+    if !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
+        return None;
+    }
+    let from = u16::try_from(from?).ok()?;
+    let to = u16::try_from(to?).ok()?;
+    ((from, to) != (0, u16::MAX) && from <= to).then_some(Ports { from, to })
+}
+
+fn network_acl(a: &types::NetworkAcl) -> NetworkAcl {
+    let mut entries: Vec<AclEntry> = a
+        .entries()
+        .iter()
+        .map(|e| {
+            let protocol = Protocol::from(e.protocol().unwrap_or("-1"));
+            let range = e.port_range();
+            AclEntry {
+                rule: e.rule_number().unwrap_or(i32::MAX),
+                egress: e.egress().unwrap_or(false),
+                ports: ports(
+                    &protocol,
+                    range.and_then(types::PortRange::from),
+                    range.and_then(types::PortRange::to),
+                ),
+                protocol,
+                cidr: e
+                    .cidr_block()
+                    .or(e.ipv6_cidr_block())
+                    .and_then(|c| c.parse().ok()),
+                allow: e.rule_action().is_some_and(|r| r.as_str() == "allow"),
+            }
+        })
+        .collect();
+    entries.sort_by_key(|e| (e.egress, e.rule));
+    NetworkAcl {
+        id: a.network_acl_id().unwrap_or_default().to_string(),
+        default: a.is_default().unwrap_or(false),
+        subnets: a
+            .associations()
+            .iter()
+            .filter_map(|s| s.subnet_id().map(str::to_string))
+            .collect(),
+        entries,
+    }
 }
 
 /// One endpoint with its ENIs; `None` for endpoints being deleted, which carry no traffic

@@ -197,18 +197,20 @@ impl HttpImds {
         );
         let region = valid("placement/region", region?, region::is_valid)?;
         let mac = valid("mac", mac?, is_mac)?;
-        let [vpc, subnet, cidrs, subnet_cidr] = [
+        let [vpc, subnet, cidrs, subnet_cidr, groups] = [
             "vpc-id",
             "subnet-id",
             "vpc-ipv4-cidr-blocks",
             "subnet-ipv4-cidr-block",
+            "security-group-ids",
         ]
         .map(|leaf| format!("network/interfaces/macs/{mac}/{leaf}"));
-        let (vpc, subnet, vpc_cidrs, subnet_cidr) = tokio::join!(
+        let (vpc, subnet, vpc_cidrs, subnet_cidr, groups) = tokio::join!(
             self.required(t, &vpc),
             self.required(t, &subnet),
             self.required(t, &cidrs),
             self.get(t, &subnet_cidr),
+            self.get(t, &groups),
         );
         Ok(Instance {
             instance_id: Some(valid("instance-id", id?, |v| v.starts_with("i-"))?),
@@ -233,6 +235,17 @@ impl HttpImds {
                 .transpose()?,
             mac: Some(mac),
             region: Some(region),
+            security_groups: groups?
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|g| {
+                    valid("security-group-ids", g.to_string(), |v| {
+                        v.starts_with("sg-")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod console;
 mod failure;
+mod firewall;
 mod path;
 pub mod region;
 mod report;
@@ -12,8 +13,11 @@ mod vpc;
 
 pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
+pub use firewall::{AclEntry, NetworkAcl, Ports, Protocol, SecurityGroup, SgRule};
 pub use path::{AddressClass, Expect, Path};
 pub use report::*;
 pub use scheme::Scheme;
 pub use status::SourceStatus;
-pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, RouteTable, VpcView};
+pub use vpc::{
+    Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Route, RouteTable, VpcView,
+};

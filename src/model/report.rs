@@ -82,6 +82,9 @@ pub struct Instance {
     pub vpc_cidrs: Vec<IpNet>,
     /// The subnet's IPv4 CIDR block.
     pub subnet_cidr: Option<IpNet>,
+    /// The security groups of the primary network interface (`sg-...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
 }
 
 /// How each source of context fared.

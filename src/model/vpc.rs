@@ -1,6 +1,7 @@
 //! What the EC2 API says about the agent's VPC, as plain data: the model every verdict and
 //! diagnosis reads, whoever fetched it (the SDK, or a fake in tests).
 
+use super::{NetworkAcl, SecurityGroup, SourceStatus};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -21,6 +22,17 @@ pub struct VpcView {
     pub dns_support: Option<bool>,
     /// The VPC's enableDnsHostnames attribute.
     pub dns_hostnames: Option<bool>,
+    /// The VPC's security groups.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroup>,
+    /// The VPC's network ACLs.
+    #[serde(default)]
+    pub network_acls: Vec<NetworkAcl>,
+    /// Whether the security groups and network ACLs were read: `ok`, or why not (an instance
+    /// profile without DescribeSecurityGroups or DescribeNetworkAcls). The routes and
+    /// endpoints stand without them.
+    #[serde(default)]
+    pub firewalls: SourceStatus,
 }
 
 /// A route table, reduced to what reachability depends on.
@@ -34,6 +46,22 @@ pub struct RouteTable {
     pub gateway_routes: Vec<GatewayRoute>,
     /// The target of 0.0.0.0/0 (`igw-...`, `nat-...`), if any.
     pub default_route: Option<String>,
+    /// Every route of the table.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One route: a destination and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The destination block, for a CIDR route.
+    pub cidr: Option<IpNet>,
+    /// The destination prefix list (`pl-...`), for a gateway endpoint's route.
+    pub prefix_list: Option<String>,
+    /// The target: `local`, `igw-...`, `nat-...`, `vpce-...`, `pcx-...`, `tgw-...`, `eni-...`.
+    pub target: String,
+    /// `active`, or `blackhole` when the target is gone.
+    pub state: String,
 }
 
 /// A prefix-list route to a gateway endpoint.

@@ -275,10 +275,12 @@ mod tests {
                     .into_iter()
                     .collect(),
                 default_route: None,
+                routes: Vec::new(),
             }),
             endpoints,
             dns_support: Some(true),
             dns_hostnames: Some(true),
+            ..VpcView::default()
         }
     }
 
