@@ -96,6 +96,11 @@ def base(ec2, state):
         GroupId=sg,
         IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
     )
+    web_sg = ec2.create_security_group(GroupName="web", Description="endpoint service ENIs", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=web_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
+    )
     instance_sg = ec2.create_security_group(GroupName="instances", Description="probe instances", VpcId=vpc)[
         "GroupId"
     ]
@@ -130,11 +135,13 @@ def base(ec2, state):
         priv_rt=priv_rt,
         sg=sg,
         instance_sg=instance_sg,
+        web_sg=web_sg,
     )
 
 
-def interface_endpoint(ec2, state, key, service, private_dns, enis):
-    """Creates (or re-creates, when Private DNS differs) an interface endpoint and its ENIs."""
+def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg"):
+    """Creates (or re-creates, when Private DNS differs) an interface endpoint and its ENIs,
+    in the security group state[group]."""
     current = state.get(key)
     if current and current["private_dns"] == private_dns:
         return
@@ -146,7 +153,7 @@ def interface_endpoint(ec2, state, key, service, private_dns, enis):
         ServiceName=service,
         VpcEndpointType="Interface",
         SubnetIds=subnets,
-        SecurityGroupIds=[state["sg"]],
+        SecurityGroupIds=[state[group]],
         PrivateDnsEnabled=private_dns,
     )["VpcEndpoint"]["VpcEndpointId"]
     ids = []
@@ -155,7 +162,7 @@ def interface_endpoint(ec2, state, key, service, private_dns, enis):
             ec2.create_network_interface(
                 SubnetId=subnet,
                 PrivateIpAddress=ip,
-                Groups=[state["sg"]],
+                Groups=[state[group]],
                 Description=f"VPC Endpoint Interface {vpce}",
             )["NetworkInterface"]["NetworkInterfaceId"]
         )
@@ -220,7 +227,13 @@ def seed(url, step, state_dir):
             )["ServiceConfiguration"]
             state["service"] = {"id": config["ServiceId"], "name": config["ServiceName"]}
         interface_endpoint(
-            ec2, state, "privatelink", state["service"]["name"], False, [(state["pub_subnet"], N["SVC_ENI_IP"])]
+            ec2,
+            state,
+            "privatelink",
+            state["service"]["name"],
+            False,
+            [(state["pub_subnet"], N["SVC_ENI_IP"])],
+            group="web_sg",
         )
     else:
         remove(ec2, state, "privatelink")

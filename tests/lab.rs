@@ -239,6 +239,15 @@ fn context_problems(
                 ));
             }
         }
+        // The configuration seeded in the lab's EC2 API is the one its packets follow.
+        if t["verdict"]["agrees"] != true {
+            problems.push(format!(
+                "{step}/{role} {name}: the configuration's prediction ({}) and the packets ({}) part: {}",
+                t["verdict"]["predicted"]["path"],
+                t["verdict"]["path"],
+                t["verdict"]["predicted"]["says"]
+            ));
+        }
         let codes: Vec<&str> = t["verdict"]["diagnoses"]
             .as_array()
             .unwrap()

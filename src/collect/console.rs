@@ -91,6 +91,8 @@ pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
                         .into(),
                 endpoint_id: line.endpoint,
                 diagnoses: Vec::new(),
+                predicted: None,
+                agrees: None,
             },
         });
         report.pass = report.targets.iter().all(|t| t.verdict.pass);

@@ -1,7 +1,9 @@
 //! The report: a serde data model with a schema version. The renderers (`crate::output`)
 //! read it; the collector reads these very types back.
 
-use super::{AddressClass, CheckError, EndpointKind, Expect, Path, Phase, Scheme, SourceStatus};
+use super::{
+    AddressClass, CheckError, EndpointKind, Expect, Path, Phase, Prediction, Scheme, SourceStatus,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -321,6 +323,13 @@ pub struct Verdict {
     /// What looks wrong in the VPC and how to fix it.
     #[serde(default)]
     pub diagnoses: Vec<Diagnosis>,
+    /// What the VPC's configuration predicts, when the EC2 API gave its routes, security
+    /// groups and network ACLs and the metadata the instance's groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Prediction>,
+    /// The prediction and the packets agree: both reachable by the same path, or both not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agrees: Option<bool>,
 }
 
 impl Verdict {
@@ -335,6 +344,8 @@ impl Verdict {
             reason: String::new(),
             endpoint_id: None,
             diagnoses: Vec::new(),
+            predicted: None,
+            agrees: None,
         }
     }
 }

@@ -142,6 +142,25 @@ fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
                 }
             }
         }
+        if let Some(p) = &t.verdict.predicted {
+            let mark = if t.verdict.agrees == Some(false) {
+                "config DISAGREES: "
+            } else {
+                "config: "
+            };
+            let text = format!("{mark}{}", p.says);
+            match width {
+                Some(w) => {
+                    let indent = 6 + name_width + 2;
+                    for line in wrap(&text, w.saturating_sub(indent).max(20)) {
+                        let _ = writeln!(out, "{:indent$}{line}", "");
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "      {:<name_width$}  {text}", "");
+                }
+            }
+        }
         if !t.dns.cname.is_empty() {
             let _ = writeln!(
                 out,

@@ -51,6 +51,8 @@ pub fn verdict(
         reason,
         endpoint_id,
         diagnoses: Vec::new(),
+        predicted: None,
+        agrees: None,
     }
 }
 

@@ -5,10 +5,12 @@
 mod class;
 mod decide;
 mod diagnose;
+mod predict;
 
 pub use class::{aws_service, classify, enrich};
 pub use decide::verdict;
 pub use diagnose::diagnose;
+pub use predict::predict;
 
 use crate::model::{Expect, Instance, Path, TargetReport, VpcView};
 
@@ -28,6 +30,15 @@ pub fn judge(
     t.verdict = decide::verdict(&t.dns, &t.addresses, expect, &label, vpc);
     if let Some(v) = vpc {
         t.verdict.diagnoses = diagnose::diagnose(t, v, instance);
+    }
+    if let Some(mut p) = vpc
+        .zip(instance)
+        .and_then(|(v, i)| predict::predict(t, v, i))
+    {
+        let (reachable, path) = (t.verdict.reachable, t.verdict.path);
+        p.says = predict::says(&p, reachable, path);
+        t.verdict.agrees = Some(p.reachable == reachable && (!reachable || p.path == path));
+        t.verdict.predicted = Some(p);
     }
 }
 

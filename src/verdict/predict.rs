@@ -1,0 +1,686 @@
+//! What the configuration predicts, before any packet: for each address, the route that
+//! matches it, the endpoint's state, the instance's security groups outbound, the network
+//! ACLs of the subnets crossed (both ways: they are stateless, so the answer to an ephemeral
+//! port must get back in) and the endpoint interface's security groups inbound. Security
+//! groups are stateful: the answer needs no rule of its own.
+
+use crate::model::{
+    AddressClass, AddressReport, EndpointState, Fact, FactKind, Instance, NetworkAcl, Path,
+    Prediction, Protocol, SgRule, TargetReport, VpcView,
+};
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// The first port of Linux's ephemeral range (net.ipv4.ip_local_port_range), where answers
+/// come back to: a network ACL must let them in.
+const EPHEMERAL: u16 = 32768;
+
+/// The instance the traffic leaves from.
+struct Source<'a> {
+    ip: IpAddr,
+    subnet: &'a str,
+    subnet_cidr: Option<IpNet>,
+    vpc_cidrs: &'a [IpNet],
+    groups: &'a [String],
+    public: bool,
+}
+
+/// The prediction for `t`, when the configuration is known well enough: the EC2 API read the
+/// firewalls, the metadata gave the instance's address, subnet and security groups, and DNS
+/// gave addresses (what a name should resolve to is the diagnoses' business).
+#[must_use]
+pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<Prediction> {
+    if t.addresses.is_empty() {
+        return unresolved(&t.host, vpc);
+    }
+    if !vpc.firewalls.is_ok() || instance.security_groups.is_empty() {
+        return None;
+    }
+    let src = Source {
+        ip: instance.local_ipv4?,
+        subnet: instance.subnet_id.as_deref()?,
+        subnet_cidr: instance.subnet_cidr,
+        vpc_cidrs: &instance.vpc_cidrs,
+        groups: &instance.security_groups,
+        public: instance.public_ipv4.is_some(),
+    };
+    let mut best: Option<(Path, Vec<Fact>)> = None;
+    let mut blocked: Option<Vec<Fact>> = None;
+    for a in &t.addresses {
+        match address(a, t.port, &src, vpc) {
+            Ok((path, facts)) => {
+                if best.as_ref().is_none_or(|(p, _)| path < *p) {
+                    best = Some((path, facts));
+                }
+            }
+            Err(facts) => {
+                blocked.get_or_insert(facts);
+            }
+        }
+    }
+    Some(match best {
+        Some((path, because)) => Prediction {
+            reachable: true,
+            path,
+            because,
+            says: String::new(),
+        },
+        None => Prediction {
+            reachable: false,
+            path: Path::Unreachable,
+            because: blocked.unwrap_or_default(),
+            says: String::new(),
+        },
+    })
+}
+
+/// A name that did not resolve: the configuration speaks only of endpoint names. A vpce name
+/// no endpoint of the VPC carries cannot resolve; one that an endpoint carries cannot either
+/// when the VPC's DNS support is off. Of other names it says nothing.
+fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if !(host.ends_with(".vpce.amazonaws.com") || host.ends_with(".vpce.amazonaws.com.cn")) {
+        return None;
+    }
+    let owner = vpc.endpoints.iter().find(|e| {
+        e.dns_names
+            .iter()
+            .any(|n| n.trim_start_matches("*.").eq_ignore_ascii_case(&host))
+    });
+    let fact = match owner {
+        None => Fact {
+            kind: FactKind::Endpoint,
+            id: String::new(),
+            allows: false,
+            says: format!("no endpoint of {} has the name {host}", vpc.vpc_id),
+        },
+        Some(e) if vpc.dns_support == Some(false) => Fact {
+            kind: FactKind::Endpoint,
+            id: e.id.clone(),
+            allows: false,
+            says: format!(
+                "{} has the name, but {}'s enableDnsSupport is off",
+                e.id, vpc.vpc_id
+            ),
+        },
+        Some(_) => return None,
+    };
+    Some(Prediction {
+        reachable: false,
+        path: Path::DnsFailed,
+        because: vec![fact],
+        says: String::new(),
+    })
+}
+
+/// The line that puts the prediction beside what the packets did.
+#[must_use]
+pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
+    let allowing: Vec<&str> = p.because.iter().map(|f| f.says.as_str()).collect();
+    let blocking = p
+        .because
+        .iter()
+        .find(|f| !f.allows)
+        .map(|f| f.says.as_str());
+    match (p.reachable, reachable) {
+        (true, true) if p.path == path => {
+            format!("the configuration agrees: {}", allowing.join("; "))
+        }
+        (true, true) => format!(
+            "the configuration predicts {} but the packets took {path}: {}",
+            p.path,
+            allowing.join("; ")
+        ),
+        (false, false) => format!(
+            "the configuration agrees: blocked by {}",
+            blocking.unwrap_or("no route")
+        ),
+        (true, false) => format!(
+            "the configuration allows it ({}), the packets did not get through: look at the endpoint policy or the service",
+            allowing.join("; ")
+        ),
+        (false, true) => format!(
+            "the configuration blocks it ({}), yet the packets got through: the EC2 API's view may be stale, or a rule is read wrong",
+            blocking.unwrap_or("no route")
+        ),
+    }
+}
+
+/// The path an address would take and the facts on the way, or the facts up to the one that
+/// blocks it.
+fn address(
+    a: &AddressReport,
+    port: u16,
+    src: &Source<'_>,
+    vpc: &VpcView,
+) -> Result<(Path, Vec<Fact>), Vec<Fact>> {
+    let mut facts = Vec::new();
+    let step = |facts: &mut Vec<Fact>, fact: Fact| {
+        let allows = fact.allows;
+        facts.push(fact);
+        allows
+    };
+    let (path, fact) = route(a, src, vpc);
+    if !step(&mut facts, fact) {
+        return Err(facts);
+    }
+    let endpoint = vpc.endpoint_of(a.ip);
+    if let Some(e) = endpoint {
+        let up = e.state == EndpointState::Available;
+        let fact = Fact {
+            kind: FactKind::Endpoint,
+            id: e.id.clone(),
+            allows: up,
+            says: format!("{} is {}", e.id, e.state),
+        };
+        if !step(&mut facts, fact) {
+            return Err(facts);
+        }
+    }
+    let eni_groups: &[String] = endpoint.map_or(&[], |e| e.security_groups.as_slice());
+    let prefix_list = a.endpoint.as_ref().and_then(|e| e.prefix_list.as_deref());
+    let out = groups(
+        vpc,
+        src.groups,
+        Side::Out,
+        Peer {
+            ip: a.ip,
+            groups: eni_groups,
+            prefix_list,
+        },
+        port,
+    );
+    if !step(&mut facts, out) {
+        return Err(facts);
+    }
+    let eni_subnet = endpoint.and_then(|e| {
+        e.enis
+            .iter()
+            .find(|n| n.ips.contains(&a.ip))
+            .and_then(|n| n.subnet_id.as_deref())
+    });
+    let same_subnet = eni_subnet.map_or_else(
+        || src.subnet_cidr.is_some_and(|c| c.contains(&a.ip)),
+        |s| s == src.subnet,
+    );
+    if !same_subnet {
+        if let Some(acl) = NetworkAcl::of_subnet(&vpc.network_acls, src.subnet) {
+            for fact in [
+                acl_allows(acl, true, a.ip, port, false),
+                acl_allows(acl, false, a.ip, EPHEMERAL, true),
+            ] {
+                if !step(&mut facts, fact) {
+                    return Err(facts);
+                }
+            }
+        }
+    }
+    if endpoint.is_some() {
+        let inbound = groups(
+            vpc,
+            eni_groups,
+            Side::In,
+            Peer {
+                ip: src.ip,
+                groups: src.groups,
+                prefix_list: None,
+            },
+            port,
+        );
+        if !step(&mut facts, inbound) {
+            return Err(facts);
+        }
+        if let Some(acl) = eni_subnet
+            .filter(|s| *s != src.subnet)
+            .and_then(|s| NetworkAcl::of_subnet(&vpc.network_acls, s))
+        {
+            for fact in [
+                acl_allows(acl, false, src.ip, port, false),
+                acl_allows(acl, true, src.ip, EPHEMERAL, true),
+            ] {
+                if !step(&mut facts, fact) {
+                    return Err(facts);
+                }
+            }
+        }
+    }
+    Ok((path, facts))
+}
+
+/// The route table entry that matches `a`: local inside the VPC, a gateway endpoint's prefix
+/// list, else the longest CIDR route.
+fn route(a: &AddressReport, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
+    let Some(table) = &vpc.route_table else {
+        return (
+            Path::Unreachable,
+            route_fact("", false, "no route table for the subnet".into()),
+        );
+    };
+    let fact = |allows, says| route_fact(&table.id, allows, says);
+    if src.vpc_cidrs.iter().any(|c| c.contains(&a.ip)) {
+        let path = if a.class == AddressClass::EndpointEni {
+            Path::InterfaceEndpoint
+        } else {
+            Path::Vpc
+        };
+        return (path, fact(true, format!("{}: {} is local", table.id, a.ip)));
+    }
+    if let Some(g) = vpc.gateway_route_for(a.ip) {
+        return (
+            Path::GatewayEndpoint,
+            fact(
+                true,
+                format!(
+                    "{}: {} -> {} ({})",
+                    table.id, g.prefix_list, g.endpoint_id, a.ip
+                ),
+            ),
+        );
+    }
+    let matching = table
+        .routes
+        .iter()
+        .filter_map(|r| Some((r.cidr?, r)))
+        .filter(|(c, _)| c.contains(&a.ip))
+        .max_by_key(|(c, _)| c.prefix_len());
+    let Some((cidr, r)) = matching else {
+        return (
+            Path::Unreachable,
+            fact(false, format!("{}: no route for {}", table.id, a.ip)),
+        );
+    };
+    let says = format!("{}: {cidr} -> {}", table.id, r.target);
+    if r.state == "blackhole" {
+        return (
+            Path::Unreachable,
+            fact(false, format!("{says} (blackhole: the target is gone)")),
+        );
+    }
+    match r.target.split('-').next().unwrap_or_default() {
+        "igw" if !src.public => (
+            Path::Unreachable,
+            fact(
+                false,
+                format!("{says}, but the instance has no public address"),
+            ),
+        ),
+        "igw" | "nat" => (Path::Public, fact(true, says)),
+        "pcx" | "tgw" | "vgw" | "eni" | "i" => (Path::Private, fact(true, says)),
+        _ => (Path::Unreachable, fact(false, says)),
+    }
+}
+
+fn route_fact(id: &str, allows: bool, says: String) -> Fact {
+    Fact {
+        kind: FactKind::Route,
+        id: id.to_string(),
+        allows,
+        says,
+    }
+}
+
+/// Which rules of a security group apply.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Egress, to the peer.
+    Out,
+    /// Ingress, from the peer.
+    In,
+}
+
+/// The other end of the traffic, as a security group rule can name it.
+#[derive(Clone, Copy)]
+struct Peer<'a> {
+    ip: IpAddr,
+    groups: &'a [String],
+    prefix_list: Option<&'a str>,
+}
+
+/// Whether any of `ids` has a rule admitting TCP `port` to or from `peer`.
+fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, port: u16) -> Fact {
+    let (word, dir) = match side {
+        Side::Out => ("to", "egress"),
+        Side::In => ("from", "ingress"),
+    };
+    for id in ids {
+        let Some(g) = vpc.security_groups.iter().find(|g| &g.id == id) else {
+            continue;
+        };
+        let rules = if side == Side::Out {
+            &g.egress
+        } else {
+            &g.ingress
+        };
+        if let Some(r) = rules.iter().find(|r| admits(r, &peer, port)) {
+            return Fact {
+                kind: FactKind::SecurityGroup,
+                id: g.id.clone(),
+                allows: true,
+                says: format!(
+                    "{} allows tcp {port} {word} {} ({dir}: {})",
+                    g.id,
+                    peer.ip,
+                    rule_text(r)
+                ),
+            };
+        }
+    }
+    Fact {
+        kind: FactKind::SecurityGroup,
+        id: ids.join(","),
+        allows: false,
+        says: format!(
+            "no rule of {} allows tcp {port} {word} {} ({dir}): add one",
+            if ids.is_empty() {
+                "its security groups".to_string()
+            } else {
+                ids.join(", ")
+            },
+            peer.ip
+        ),
+    }
+}
+
+fn admits(r: &SgRule, peer: &Peer<'_>, port: u16) -> bool {
+    tcp(&r.protocol)
+        && r.ports.is_none_or(|p| (p.from..=p.to).contains(&port))
+        && (r.cidrs.iter().any(|c| c.contains(&peer.ip))
+            || r.groups.iter().any(|g| peer.groups.contains(g))
+            || peer
+                .prefix_list
+                .is_some_and(|pl| r.prefix_lists.iter().any(|l| l == pl)))
+}
+
+fn tcp(p: &Protocol) -> bool {
+    matches!(p, Protocol::All | Protocol::Tcp)
+}
+
+fn rule_text(r: &SgRule) -> String {
+    let peers: Vec<String> = r
+        .cidrs
+        .iter()
+        .map(ToString::to_string)
+        .chain(r.groups.iter().cloned())
+        .chain(r.prefix_lists.iter().cloned())
+        .collect();
+    let ports = r.ports.map(|p| format!(" {p}")).unwrap_or_default();
+    format!("{}{ports} {}", r.protocol, peers.join(" "))
+}
+
+/// The first rule of `acl` (by number) matching TCP `port` to (`egress`) or from `peer`;
+/// `answer` when it is the way back, to an ephemeral port.
+fn acl_allows(acl: &NetworkAcl, egress: bool, peer: IpAddr, port: u16, answer: bool) -> Fact {
+    let dir = if egress { "egress" } else { "ingress" };
+    let word = if egress { "to" } else { "from" };
+    let first = acl.entries.iter().filter(|e| e.egress == egress).find(|e| {
+        tcp(&e.protocol)
+            && e.ports.is_none_or(|p| (p.from..=p.to).contains(&port))
+            && e.cidr.is_some_and(|c| c.contains(&peer))
+    });
+    let says = match first {
+        Some(e) => {
+            let rule = if e.rule == 32767 {
+                "*".to_string()
+            } else {
+                e.rule.to_string()
+            };
+            let ports = e.ports.map(|p| format!(" {p}")).unwrap_or_default();
+            format!(
+                "{} rule {rule}: {} {}{ports} {word} {} ({dir}{})",
+                acl.id,
+                if e.allow { "allow" } else { "deny" },
+                e.protocol,
+                e.cidr.map(|c| c.to_string()).unwrap_or_default(),
+                if answer {
+                    ", the answer's ephemeral port"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => format!(
+            "{}: no rule matches tcp {port} {word} {peer} ({dir})",
+            acl.id
+        ),
+    };
+    Fact {
+        kind: FactKind::NetworkAcl,
+        id: acl.id.clone(),
+        allows: first.is_some_and(|e| e.allow),
+        says,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        EndpointRef, HttpReport, IcmpReport, Scheme, StageReport, TlsReport, Verdict,
+    };
+    use serde_json::json;
+
+    /// The tutorial's VPC: the private subnet 10.10.1.0/24 with a gateway route to S3's
+    /// prefix list, a CloudFormation endpoint with ENIs in both subnets, security groups and
+    /// the private subnet's network ACL as `acl` gives it.
+    fn vpc(state: &str, endpoint_ingress: &str, acl: &serde_json::Value) -> VpcView {
+        serde_json::from_value(json!({
+            "vpc_id": "vpc-1", "subnet_id": "subnet-priv",
+            "route_table": {"id": "rtb-priv", "main": false, "default_route": null,
+                "gateway_routes": [{"prefix_list": "pl-s3", "endpoint_id": "vpce-s3",
+                                    "cidrs": ["52.219.60.0/24"]}],
+                "routes": [{"cidr": "10.10.0.0/16", "prefix_list": null, "target": "local", "state": "active"},
+                           {"cidr": null, "prefix_list": "pl-s3", "target": "vpce-s3", "state": "active"}]},
+            "endpoints": [{"id": "vpce-cf", "service": "com.amazonaws.ap-northeast-2.cloudformation",
+                "kind": "Interface", "state": state, "private_dns": true, "dns_names": [],
+                "security_groups": ["sg-ep"],
+                "enis": [{"id": "eni-a", "ips": ["10.10.0.100"], "availability_zone": null, "subnet_id": "subnet-pub"},
+                         {"id": "eni-c", "ips": ["10.10.1.100"], "availability_zone": null, "subnet_id": "subnet-priv"}]}],
+            "dns_support": true, "dns_hostnames": true,
+            "security_groups": [
+                {"id": "sg-inst", "name": "instances", "ingress": [],
+                 "egress": [{"protocol": "all", "ports": null, "cidrs": ["0.0.0.0/0"]}]},
+                {"id": "sg-ep", "name": "endpoints", "egress": [],
+                 "ingress": [{"protocol": "tcp", "ports": {"from": 443, "to": 443}, "cidrs": [endpoint_ingress]}]}],
+            "network_acls": [
+                {"id": "acl-pub", "default": true, "subnets": [], "entries": [
+                    {"rule": 100, "egress": false, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": true},
+                    {"rule": 100, "egress": true, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": true}]},
+                acl],
+            "firewalls": "ok"
+        }))
+        .unwrap()
+    }
+
+    fn open_acl() -> serde_json::Value {
+        json!({"id": "acl-priv", "default": false, "subnets": ["subnet-priv"], "entries": [
+            {"rule": 100, "egress": false, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": true},
+            {"rule": 100, "egress": true, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": true},
+            {"rule": 32767, "egress": false, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": false},
+            {"rule": 32767, "egress": true, "protocol": "all", "ports": null, "cidr": "0.0.0.0/0", "allow": false}]})
+    }
+
+    fn instance() -> Instance {
+        Instance {
+            local_ipv4: Some("10.10.1.10".parse().unwrap()),
+            subnet_id: Some("subnet-priv".into()),
+            subnet_cidr: Some("10.10.1.0/24".parse().unwrap()),
+            vpc_cidrs: vec!["10.10.0.0/16".parse().unwrap()],
+            security_groups: vec!["sg-inst".into()],
+            ..Instance::default()
+        }
+    }
+
+    fn target(ips: &[&str], v: &VpcView) -> TargetReport {
+        let mut addresses: Vec<AddressReport> = ips
+            .iter()
+            .map(|ip| AddressReport {
+                ip: ip.parse().unwrap(),
+                class: crate::verdict::classify(
+                    ip.parse().unwrap(),
+                    "cloudformation.ap-northeast-2.amazonaws.com",
+                    &["10.10.0.0/16".parse().unwrap()],
+                ),
+                icmp: IcmpReport::default(),
+                tcp: StageReport::default(),
+                tls: TlsReport::default(),
+                http: HttpReport::default(),
+                endpoint: None::<EndpointRef>,
+            })
+            .collect();
+        crate::verdict::enrich(&mut addresses, v);
+        TargetReport {
+            target: "t".into(),
+            host: "cloudformation.ap-northeast-2.amazonaws.com".into(),
+            port: 443,
+            scheme: Scheme::Https,
+            url: "https://t/".into(),
+            dns: crate::model::DnsReport::none(),
+            addresses,
+            verdict: Verdict::undecided(),
+        }
+    }
+
+    fn blocking(p: &Prediction) -> &str {
+        &p.because
+            .iter()
+            .find(|f| !f.allows)
+            .expect("a blocking fact")
+            .says
+    }
+
+    #[test]
+    fn an_open_interface_endpoint_is_predicted_reachable_through_it() {
+        let v = vpc("available", "10.10.0.0/16", &open_acl());
+        let p = predict(
+            &target(&["10.10.0.100", "10.10.1.100"], &v),
+            &v,
+            &instance(),
+        )
+        .unwrap();
+        assert!(p.reachable);
+        assert_eq!(p.path, Path::InterfaceEndpoint);
+        let kinds: Vec<FactKind> = p.because.iter().map(|f| f.kind).collect();
+        assert!(kinds.contains(&FactKind::Endpoint) && kinds.contains(&FactKind::SecurityGroup));
+        assert!(
+            p.because.iter().any(|f| f.says
+                == "sg-ep allows tcp 443 from 10.10.1.10 (ingress: tcp 443 10.10.0.0/16)"),
+            "{:#?}",
+            p.because
+        );
+    }
+
+    #[test]
+    fn an_endpoint_awaiting_acceptance_blocks_whatever_its_groups_say() {
+        let v = vpc("pendingAcceptance", "10.10.0.0/16", &open_acl());
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
+        assert!(!p.reachable);
+        assert_eq!(blocking(&p), "vpce-cf is pendingAcceptance");
+    }
+
+    #[test]
+    fn an_endpoint_group_for_the_public_subnet_only_blocks_the_private_instance() {
+        let v = vpc("available", "10.10.0.0/24", &open_acl());
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
+        assert!(!p.reachable);
+        assert_eq!(
+            blocking(&p),
+            "no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress): add one"
+        );
+    }
+
+    #[test]
+    fn a_network_acl_denying_https_to_s3_blocks_the_gateway_path() {
+        let mut acl = open_acl();
+        acl["entries"].as_array_mut().unwrap().insert(
+            0,
+            json!({"rule": 90, "egress": true, "protocol": "tcp", "ports": {"from": 443, "to": 443},
+                   "cidr": "52.219.60.0/24", "allow": false}),
+        );
+        let v = vpc("available", "10.10.0.0/16", &acl);
+        let p = predict(&target(&["52.219.60.10"], &v), &v, &instance()).unwrap();
+        assert!(!p.reachable);
+        assert_eq!(
+            blocking(&p),
+            "acl-priv rule 90: deny tcp 443 to 52.219.60.0/24 (egress)"
+        );
+        assert_eq!(
+            says(&p, false, Path::Unreachable),
+            "the configuration agrees: blocked by acl-priv rule 90: deny tcp 443 to 52.219.60.0/24 (egress)"
+        );
+    }
+
+    #[test]
+    fn a_stateless_acl_must_let_the_answer_back_in() {
+        let mut acl = open_acl();
+        acl["entries"].as_array_mut().unwrap().insert(
+            0,
+            json!({"rule": 50, "egress": false, "protocol": "tcp", "ports": {"from": 1024, "to": 65535},
+                   "cidr": "0.0.0.0/0", "allow": false}),
+        );
+        let v = vpc("available", "10.10.0.0/16", &acl);
+        let p = predict(&target(&["52.219.60.10"], &v), &v, &instance()).unwrap();
+        assert_eq!(
+            blocking(&p),
+            "acl-priv rule 50: deny tcp 1024-65535 from 0.0.0.0/0 (ingress, the answer's ephemeral port)"
+        );
+        // The ENI in the instance's own subnet crosses no ACL.
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
+        assert!(p.reachable, "{:#?}", p.because);
+    }
+
+    #[test]
+    fn a_public_address_without_a_route_is_predicted_unreachable() {
+        let v = vpc("available", "10.10.0.0/16", &open_acl());
+        let p = predict(&target(&["203.0.113.9"], &v), &v, &instance()).unwrap();
+        assert!(!p.reachable);
+        assert_eq!(blocking(&p), "rtb-priv: no route for 203.0.113.9");
+    }
+
+    #[test]
+    fn when_packets_and_configuration_part_the_line_says_where_to_look() {
+        let v = vpc("available", "10.10.0.0/16", &open_acl());
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
+        let line = says(&p, false, Path::Unreachable);
+        assert!(
+            line.starts_with("the configuration allows it (rtb-priv: 10.10.1.100 is local;"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(
+                "the packets did not get through: look at the endpoint policy or the service"
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn without_the_firewalls_or_the_instances_groups_nothing_is_predicted() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        let t = target(&["10.10.1.100"], &v);
+        let mut i = instance();
+        i.security_groups.clear();
+        assert!(predict(&t, &v, &i).is_none());
+        v.firewalls = "DescribeSecurityGroups: UnauthorizedOperation: no"
+            .to_string()
+            .into();
+        assert!(predict(&t, &v, &instance()).is_none());
+    }
+
+    #[test]
+    fn a_vpce_name_no_endpoint_carries_is_predicted_not_to_resolve() {
+        let v = vpc("available", "10.10.0.0/16", &open_acl());
+        let mut t = target(&[], &v);
+        t.host = "vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com".into();
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!((p.reachable, p.path), (false, Path::DnsFailed));
+        assert_eq!(
+            blocking(&p),
+            "no endpoint of vpc-1 has the name vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com"
+        );
+        t.host = "nowhere.example".into();
+        assert!(
+            predict(&t, &v, &instance()).is_none(),
+            "public DNS is not the VPC's to predict"
+        );
+    }
+}
