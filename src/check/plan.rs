@@ -52,7 +52,8 @@ pub struct Args {
     pub vpc_cidrs: Vec<String>,
 
     /// What a target should come to: a path (interface-endpoint, gateway-endpoint, vpc,
-    /// private, public, unreachable, dns-failed) or reachable (repeatable).
+    /// private, public, unreachable, dns-failed), reachable, or auto: what the VPC's
+    /// configuration predicts (repeatable; a bare --expect auto for every other target).
     #[arg(long = "expect", value_name = "TARGET=PATH")]
     pub expects: Vec<String>,
 
@@ -349,9 +350,16 @@ fn validate_every(value: &str) -> Result<Duration, String> {
 
 fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option<Expect>>, String> {
     let mut out = vec![None; targets.len()];
+    let mut auto = false;
     for e in expects {
+        if e == "auto" {
+            auto = true;
+            continue;
+        }
         let (name, path) = e.split_once('=').ok_or_else(|| {
-            format!("--expect {e:?}: write TARGET=PATH, as in --expect s3=gateway-endpoint")
+            format!(
+                "--expect {e:?}: write TARGET=PATH, as in --expect s3=gateway-endpoint, or auto"
+            )
         })?;
         let expect: Expect = path.parse().map_err(|m| format!("--expect {e:?}: {m}"))?;
         let index = targets
@@ -369,6 +377,12 @@ fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option
             return Err(format!(
                 "--expect names {name:?} twice: keep one expectation per target"
             ));
+        }
+    }
+    if auto {
+        // The targets named with their own expectation keep it.
+        for e in &mut out {
+            e.get_or_insert(Expect::Auto);
         }
     }
     Ok(out)
@@ -430,6 +444,24 @@ mod tests {
                 status: &SourceStatus::Off,
             },
         )
+    }
+
+    #[test]
+    fn a_bare_expect_auto_covers_every_target_not_named() {
+        let p = plan_of(
+            "s3 sts cloudformation --region ap-northeast-2 --expect auto --expect s3=gateway-endpoint --expect sts=auto",
+            &[],
+        )
+        .unwrap();
+        let expects: Vec<Option<Expect>> = p.targets.iter().map(|(_, e)| *e).collect();
+        assert_eq!(
+            expects,
+            vec![
+                Some(Expect::Path(Path::GatewayEndpoint)),
+                Some(Expect::Auto),
+                Some(Expect::Auto)
+            ]
+        );
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn render(v: &Views, now: u64) -> String {
         ".interface-endpoint{background:#c8f0c8}.gateway-endpoint{background:#bfe3ff}",
         ".vpc,.private{background:#e6f5d0}.public{background:#fff3bf}.special{background:#eee}",
         ".unreachable,.dns-failed{background:#ffc9c9}.fail{outline:2px solid #c00}",
+        ".parted{border:3px dashed #c60}.config{font-weight:400;color:#c60;font-size:12px}",
         "</style></head><body><h1>probe: the VPC at a glance</h1>",
     ));
     if total == 0 && v.bootstraps.is_empty() {
@@ -94,13 +95,19 @@ pub fn render(v: &Views, now: u64) -> String {
                     Some(c) => {
                         let _ = write!(
                             html,
-                            "<td class=\"cell {}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\">{}<div class=\"age\">{}</div></td>",
+                            "<td class=\"cell {}{}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\">{}{}<div class=\"age\">{}</div></td>",
                             esc(c.path.as_str()),
                             if c.pass { "" } else { " fail" },
+                            if c.parted.is_some() { " parted" } else { "" },
                             esc(label),
                             esc(t),
                             esc(c.path.as_str()),
                             esc(c.path.as_str()),
+                            // Packets and configuration part: the finding to look at first.
+                            c.parted.map_or(String::new(), |p| format!(
+                                "<div class=\"config\">config says {}</div>",
+                                esc(p.as_str())
+                            )),
                             age(&c.at, now)
                         );
                     }
@@ -226,6 +233,8 @@ mod tests {
                     reachable: true,
                     pass: true,
                     at,
+                    // Every seventh cell: packets through where the configuration blocks.
+                    parted: (i % 7 == 0).then_some(crate::model::Path::Unreachable),
                 },
             );
         }
@@ -248,6 +257,21 @@ mod tests {
         assert!(page.contains("Showing the 200 instances that reported last of 50000"));
         // The newest are the ones shown.
         assert!(page.contains("web-49999 (i-00049999)"));
+    }
+
+    #[test]
+    fn a_cell_where_packets_and_configuration_part_is_marked() {
+        let page = render(&views(8), 0);
+        assert_eq!(
+            page.matches("cell public parted").count(),
+            2,
+            "cells 0 and 7"
+        );
+        assert_eq!(
+            page.matches("<div class=\"config\">config says unreachable</div>")
+                .count(),
+            2
+        );
     }
 
     #[test]

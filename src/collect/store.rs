@@ -76,6 +76,8 @@ pub struct Cell {
     pub pass: bool,
     /// When the report was made (RFC 3339).
     pub at: String,
+    /// The path the configuration predicted, when it and the packets part.
+    pub parted: Option<crate::model::Path>,
 }
 
 /// A verdict that changed between two reports.
@@ -190,6 +192,12 @@ impl Views {
         for t in &report.targets {
             let cell = Cell {
                 path: t.verdict.path,
+                parted: t
+                    .verdict
+                    .predicted
+                    .as_ref()
+                    .filter(|_| t.verdict.agrees == Some(false))
+                    .map(|p| p.path),
                 reachable: t.verdict.reachable,
                 pass: t.verdict.pass,
                 at: report.started_at.clone(),

@@ -136,6 +136,9 @@ pub enum Expect {
     Unreachable,
     /// Exactly this path.
     Path(Path),
+    /// What the VPC's configuration predicts: the target passes when packets and
+    /// configuration agree.
+    Auto,
 }
 
 impl FromStr for Expect {
@@ -144,6 +147,7 @@ impl FromStr for Expect {
         match s {
             "reachable" => Ok(Self::Reachable),
             "unreachable" => Ok(Self::Unreachable),
+            "auto" => Ok(Self::Auto),
             _ => Path::ALL
                 .into_iter()
                 .find(|p| p.as_str() == s)
@@ -151,7 +155,7 @@ impl FromStr for Expect {
                 .ok_or_else(|| {
                     let all: Vec<_> = Path::ALL.iter().map(|p| p.as_str()).collect();
                     format!(
-                        "unknown expectation {s:?}; use reachable, {}",
+                        "unknown expectation {s:?}; use reachable, auto, {}",
                         all.join(", ")
                     )
                 }),
@@ -177,6 +181,7 @@ impl fmt::Display for Expect {
         match self {
             Self::Reachable => f.write_str("reachable"),
             Self::Unreachable => f.write_str("unreachable"),
+            Self::Auto => f.write_str("auto"),
             Self::Path(p) => p.fmt(f),
         }
     }

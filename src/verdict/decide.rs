@@ -30,11 +30,12 @@ pub fn verdict(
     let reachable = !reached.is_empty();
     let mut reason = describe(dns, addresses, &reached, path, scheme_label, vpc);
     let pass = match expect {
-        None | Some(Expect::Reachable) => reachable,
+        // Auto is decided once the prediction is known (`super::judge`).
+        None | Some(Expect::Reachable | Expect::Auto) => reachable,
         Some(Expect::Unreachable) => !reachable,
         Some(Expect::Path(p)) => p == path,
     };
-    if let Some(e) = expect.filter(|_| !pass) {
+    if let Some(e) = expect.filter(|e| !pass && *e != Expect::Auto) {
         let mut why = format!("expected {e}, got {path}");
         if e == Expect::Path(Path::GatewayEndpoint) && path == Path::Public && vpc.is_none() {
             why.push_str(

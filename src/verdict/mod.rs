@@ -40,6 +40,31 @@ pub fn judge(
         t.verdict.agrees = Some(p.reachable == reachable && (!reachable || p.path == path));
         t.verdict.predicted = Some(p);
     }
+    if expect == Some(Expect::Auto) {
+        expect_auto(&mut t.verdict);
+    }
+}
+
+/// `--expect auto`: the prediction is the expectation. Without one (no EC2 API, or no
+/// firewalls) the target must be reachable, and the reason says why that was asked.
+fn expect_auto(v: &mut crate::model::Verdict) {
+    if let (Some(p), Some(agrees)) = (&v.predicted, v.agrees) {
+        v.pass = agrees;
+        if !agrees {
+            v.reason = format!(
+                "the configuration predicts {}, the packets found {}: {}",
+                p.path, v.path, v.reason
+            );
+        }
+    } else {
+        v.pass = v.reachable;
+        if !v.pass {
+            v.reason = format!(
+                "expected reachable (auto, with no prediction from the configuration), got {}: {}",
+                v.path, v.reason
+            );
+        }
+    }
 }
 
 /// A verdict changed when its path moved: the one rule for what the agent logs under

@@ -534,7 +534,11 @@ mod tests {
             port: 443,
             scheme: Scheme::Https,
             url: "https://t/".into(),
-            dns: crate::model::DnsReport::none(),
+            dns: crate::model::DnsReport {
+                ok: !addresses.is_empty(),
+                addresses: addresses.iter().map(|a| a.ip).collect(),
+                ..crate::model::DnsReport::none()
+            },
             addresses,
             verdict: Verdict::undecided(),
         }
@@ -681,6 +685,51 @@ mod tests {
         assert!(
             predict(&t, &v, &instance()).is_none(),
             "public DNS is not the VPC's to predict"
+        );
+    }
+
+    #[test]
+    fn expect_auto_passes_exactly_where_packets_and_configuration_agree() {
+        use crate::model::Expect;
+        let v = vpc("pendingAcceptance", "10.10.0.0/16", &open_acl());
+        let judged = |up: bool| {
+            let mut t = target(&["10.10.1.100"], &v);
+            if up {
+                t.addresses[0].tcp.status = crate::model::Status::Ok;
+                t.addresses[0].tls.status = crate::model::Status::Ok;
+                t.addresses[0].http.status = crate::model::Status::Ok;
+            }
+            crate::verdict::judge(&mut t, Some(Expect::Auto), Some(&v), Some(&instance()));
+            t.verdict
+        };
+        // Blocked by the pending endpoint, and the packets did not pass either: as predicted.
+        let v1 = judged(false);
+        assert_eq!(
+            (v1.reachable, v1.agrees, v1.pass),
+            (false, Some(true), true)
+        );
+        assert_eq!(v1.expected, Some(Expect::Auto));
+        // Through all the same: the packets and the configuration part, and that fails.
+        let v2 = judged(true);
+        assert_eq!(
+            (v2.reachable, v2.agrees, v2.pass),
+            (true, Some(false), false)
+        );
+        assert!(
+            v2.reason.starts_with(
+                "the configuration predicts unreachable, the packets found interface-endpoint: "
+            ),
+            "{}",
+            v2.reason
+        );
+        // No prediction without the EC2 API: auto asks for reachable.
+        let mut t = target(&["10.10.1.100"], &v);
+        crate::verdict::judge(&mut t, Some(Expect::Auto), None, Some(&instance()));
+        assert_eq!((t.verdict.agrees, t.verdict.pass), (None, false));
+        assert!(
+            t.verdict.reason.starts_with("expected reachable (auto"),
+            "{}",
+            t.verdict.reason
         );
     }
 }
