@@ -195,6 +195,10 @@ fn expected_diagnoses(step: &str, role: &str, target: &str) -> Vec<&'static str>
     match (target, step, role) {
         ("s3", "base", "priv") => vec!["no-gateway-route"],
         ("cloudformation", "private-dns-off" | "privatelink", _) => vec!["private-dns-disabled"],
+        // Issue 11: the private subnet's route table, which the configuration shows, has no
+        // route to a public address.
+        ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
+        (t, _, "priv") if t.contains("cloudneta") => vec!["no-route"],
         // The PrivateLink endpoint has its only ENI in the public subnet's zone.
         (t, "privatelink", "priv") if t.contains("vpce-svc-") => vec!["endpoint-no-eni-in-zone"],
         _ => vec![],

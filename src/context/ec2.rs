@@ -197,12 +197,10 @@ impl SdkEc2 {
                 .vpc_id(vpc_id)
                 .attribute(VpcAttributeName::EnableDnsHostnames)
                 .send(),
+            // Without MaxResults the API returns every group in one answer.
             c.describe_security_groups()
                 .filters(filter("vpc-id", vpc_id))
-                .into_paginator()
-                .items()
-                .send()
-                .collect::<Result<Vec<_>, _>>(),
+                .send(),
             c.describe_network_acls()
                 .filters(filter("vpc-id", vpc_id))
                 .send(),
@@ -219,7 +217,7 @@ impl SdkEc2 {
             }
         };
         let security_groups = groups
-            .map(|g| g.iter().map(security_group).collect())
+            .map(|g| g.security_groups().iter().map(security_group).collect())
             .unwrap_or_default();
         let network_acls = acls
             .map(|a| a.network_acls().iter().map(network_acl).collect())

@@ -1,7 +1,7 @@
 //! What the VPC's configuration predicts for a target, before any packet: the route, the
 //! security groups, the network ACLs and the endpoint, each as a fact that allows or blocks.
 
-use super::Path;
+use super::{Diagnosis, Path};
 use serde::{Deserialize, Serialize};
 
 /// The configuration's prediction for one target.
@@ -29,6 +29,10 @@ pub struct Fact {
     pub allows: bool,
     /// What it says, as one line: "acl-0abc rule 90: deny tcp 443 to 52.219.60.0/24 (egress)".
     pub says: String,
+    /// For a fact that blocks: the change that would let the traffic through, as the
+    /// diagnosis it becomes when the packets were blocked too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Diagnosis>,
 }
 
 /// The kinds of configuration a prediction reads.

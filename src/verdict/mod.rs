@@ -37,7 +37,20 @@ pub fn judge(
     {
         let (reachable, path) = (t.verdict.reachable, t.verdict.path);
         p.says = predict::says(&p, reachable, path);
-        t.verdict.agrees = Some(p.reachable == reachable && (!reachable || p.path == path));
+        let agrees = p.reachable == reachable && (!reachable || p.path == path);
+        // A cause is named only where the configuration shows it and the packets agree, and
+        // when no diagnosis of the tutorial's patterns (with its own fix) explains it already.
+        let cause = p
+            .because
+            .iter()
+            .find(|f| !f.allows)
+            .and_then(|f| f.fix.clone());
+        if let Some(d) = cause.filter(|_| agrees && !reachable) {
+            if t.verdict.diagnoses.is_empty() {
+                t.verdict.diagnoses.push(d);
+            }
+        }
+        t.verdict.agrees = Some(agrees);
         t.verdict.predicted = Some(p);
     }
     if expect == Some(Expect::Auto) {

@@ -5,8 +5,8 @@
 //! groups are stateful: the answer needs no rule of its own.
 
 use crate::model::{
-    AddressClass, AddressReport, EndpointState, Fact, FactKind, Instance, NetworkAcl, Path,
-    Prediction, Protocol, SgRule, TargetReport, VpcView,
+    AddressClass, AddressReport, Diagnosis, EndpointState, Fact, FactKind, Instance, NetworkAcl,
+    Path, Prediction, Protocol, SgRule, TargetReport, VpcView,
 };
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -93,6 +93,7 @@ fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
             id: String::new(),
             allows: false,
             says: format!("no endpoint of {} has the name {host}", vpc.vpc_id),
+            fix: None,
         },
         Some(e) if vpc.dns_support == Some(false) => Fact {
             kind: FactKind::Endpoint,
@@ -102,6 +103,7 @@ fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
                 "{} has the name, but {}'s enableDnsSupport is off",
                 e.id, vpc.vpc_id
             ),
+            fix: None,
         },
         Some(_) => return None,
     };
@@ -172,6 +174,16 @@ fn address(
             id: e.id.clone(),
             allows: up,
             says: format!("{} is {}", e.id, e.state),
+            // Waiting for acceptance has a diagnosis of its own (`endpoint-pending-acceptance`).
+            fix: (!up && e.state != EndpointState::PendingAcceptance).then(|| {
+                fix(
+                    "endpoint-not-available",
+                    format!(
+                        "{} is {}: it carries no traffic until it is available; re-create it, or ask the service's owner",
+                        e.id, e.state
+                    ),
+                )
+            }),
         };
         if !step(&mut facts, fact) {
             return Err(facts);
@@ -284,30 +296,60 @@ fn route(a: &AddressReport, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
         .filter(|(c, _)| c.contains(&a.ip))
         .max_by_key(|(c, _)| c.prefix_len());
     let Some((cidr, r)) = matching else {
+        let says = format!("{}: no route for {}", table.id, a.ip);
         return (
             Path::Unreachable,
-            fact(false, format!("{}: no route for {}", table.id, a.ip)),
+            with_fix(
+                fact(false, says.clone()),
+                "no-route",
+                format!(
+                    "{says}: add an interface endpoint for the service, a NAT gateway, or a route to where it lives"
+                ),
+            ),
         );
     };
     let says = format!("{}: {cidr} -> {}", table.id, r.target);
     if r.state == "blackhole" {
+        let says = format!("{says} (blackhole: the target is gone)");
         return (
             Path::Unreachable,
-            fact(false, format!("{says} (blackhole: the target is gone)")),
+            with_fix(
+                fact(false, says.clone()),
+                "route-blackhole",
+                format!("{says}: point the route at a live target, or delete it"),
+            ),
         );
     }
     match r.target.split('-').next().unwrap_or_default() {
-        "igw" if !src.public => (
-            Path::Unreachable,
-            fact(
-                false,
-                format!("{says}, but the instance has no public address"),
-            ),
-        ),
+        "igw" if !src.public => {
+            let says = format!("{says}, but the instance has no public address");
+            (
+                Path::Unreachable,
+                with_fix(
+                    fact(false, says.clone()),
+                    "no-public-address",
+                    format!(
+                        "{says}: route through a NAT gateway or an endpoint, or give the instance a public address"
+                    ),
+                ),
+            )
+        }
         "igw" | "nat" => (Path::Public, fact(true, says)),
         "pcx" | "tgw" | "vgw" | "eni" | "i" => (Path::Private, fact(true, says)),
         _ => (Path::Unreachable, fact(false, says)),
     }
+}
+
+fn fix(code: &str, message: String) -> Diagnosis {
+    Diagnosis {
+        code: code.into(),
+        message,
+    }
+}
+
+fn with_fix(mut fact: Fact, code: &str, message: String) -> Fact {
+    fact.fix = Some(fix(code, message));
+    fact
 }
 
 fn route_fact(id: &str, allows: bool, says: String) -> Fact {
@@ -316,6 +358,7 @@ fn route_fact(id: &str, allows: bool, says: String) -> Fact {
         id: id.to_string(),
         allows,
         says,
+        fix: None,
     }
 }
 
@@ -362,22 +405,45 @@ fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, port: u16) 
                     peer.ip,
                     rule_text(r)
                 ),
+                fix: None,
             };
         }
     }
+    let says = format!(
+        "no rule of {} allows tcp {port} {word} {} ({dir})",
+        if ids.is_empty() {
+            "its security groups".to_string()
+        } else {
+            ids.join(", ")
+        },
+        peer.ip
+    );
+    let target = ids.first().map_or("a security group", String::as_str);
+    let (code, rule) = match side {
+        Side::Out => (
+            "security-group-egress",
+            format!("an outbound rule to {target}: tcp {port} to {}/32", peer.ip),
+        ),
+        Side::In => (
+            "security-group-ingress",
+            match peer.groups.first() {
+                Some(g) => format!(
+                    "an inbound rule to {target}: tcp {port} from {}/32, or from the group {g}",
+                    peer.ip
+                ),
+                None => format!(
+                    "an inbound rule to {target}: tcp {port} from {}/32",
+                    peer.ip
+                ),
+            },
+        ),
+    };
     Fact {
         kind: FactKind::SecurityGroup,
         id: ids.join(","),
         allows: false,
-        says: format!(
-            "no rule of {} allows tcp {port} {word} {} ({dir}): add one",
-            if ids.is_empty() {
-                "its security groups".to_string()
-            } else {
-                ids.join(", ")
-            },
-            peer.ip
-        ),
+        fix: Some(fix(code, format!("{says}: add {rule}"))),
+        says,
     }
 }
 
@@ -443,10 +509,32 @@ fn acl_allows(acl: &NetworkAcl, egress: bool, peer: IpAddr, port: u16, answer: b
             acl.id
         ),
     };
+    let allows = first.is_some_and(|e| e.allow);
+    let below = first.map_or_else(String::new, |e| {
+        if e.rule == 32767 {
+            String::new()
+        } else {
+            format!(" numbered below {}", e.rule)
+        }
+    });
+    let what = if answer {
+        format!("tcp 1024-65535 {word} {peer} (the answers: network ACLs are stateless)")
+    } else {
+        format!("tcp {port} {word} {peer}")
+    };
     Fact {
         kind: FactKind::NetworkAcl,
         id: acl.id.clone(),
-        allows: first.is_some_and(|e| e.allow),
+        allows,
+        fix: (!allows).then(|| {
+            fix(
+                "network-acl-denies",
+                format!(
+                    "{says}: add an {dir} allow rule{below} to {}: {what}",
+                    acl.id
+                ),
+            )
+        }),
         says,
     }
 }
@@ -588,7 +676,7 @@ mod tests {
         assert!(!p.reachable);
         assert_eq!(
             blocking(&p),
-            "no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress): add one"
+            "no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress)"
         );
     }
 
@@ -730,6 +818,26 @@ mod tests {
             t.verdict.reason.starts_with("expected reachable (auto"),
             "{}",
             t.verdict.reason
+        );
+    }
+
+    #[test]
+    fn a_failure_the_configuration_explains_gets_the_rule_that_would_admit_it() {
+        let v = vpc("available", "10.10.0.0/24", &open_acl());
+        let mut t = target(&["10.10.1.100"], &v);
+        crate::verdict::judge(&mut t, None, Some(&v), Some(&instance()));
+        assert_eq!(t.verdict.agrees, Some(true));
+        let d: Vec<String> = t
+            .verdict
+            .diagnoses
+            .iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect();
+        assert_eq!(
+            d,
+            vec![
+                "security-group-ingress: no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress): add an inbound rule to sg-ep: tcp 443 from 10.10.1.10/32, or from the group sg-inst"
+            ]
         );
     }
 }
