@@ -29,7 +29,7 @@ trap '"$root/lab/lab.sh" down "$id"' EXIT
 "$root/lab/lab.sh" up "$id"
 ca=/tmp/probe-lab-$id/ca.pem
 token=/tmp/probe-lab-$id/collector.token
-head -c 32 /dev/urandom | base64 >"$token"
+(umask 077 && head -c 32 /dev/urandom | base64 >"$token")
 "$root/lab/lab.sh" start "$id" inet operator "$probe" collect --listen "$OPERATOR_IP:7878" \
   --token-file "$token" --data "/tmp/probe-lab-$id/operator" --ec2 off
 "$root/lab/lab.sh" start "$id" pub relay "$probe" collect --listen "$PUB_IP:7878" \

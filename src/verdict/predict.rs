@@ -125,9 +125,15 @@ pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
         .find(|f| !f.allows)
         .map(|f| f.says.as_str());
     match (p.reachable, reachable) {
-        (true, true) if p.path == path => {
-            format!("the configuration agrees: {}", allowing.join("; "))
-        }
+        // Agreeing on a way through: the route decides the path; the rest is in `because`.
+        (true, true) if p.path == path => match allowing.split_first() {
+            Some((route, [])) => format!("the configuration agrees: {route}"),
+            Some((route, rest)) => format!(
+                "the configuration agrees: {route}, and {} more rules allow it",
+                rest.len()
+            ),
+            None => "the configuration agrees".to_string(),
+        },
         (true, true) => format!(
             "the configuration predicts {} but the packets took {path}: {}",
             p.path,
@@ -653,6 +659,13 @@ mod tests {
         assert_eq!(p.path, Path::InterfaceEndpoint);
         let kinds: Vec<FactKind> = p.because.iter().map(|f| f.kind).collect();
         assert!(kinds.contains(&FactKind::Endpoint) && kinds.contains(&FactKind::SecurityGroup));
+        assert_eq!(
+            says(&p, true, Path::InterfaceEndpoint),
+            format!(
+                "the configuration agrees: rtb-priv: 10.10.0.100 is local, and {} more rules allow it",
+                p.because.len() - 1
+            )
+        );
         assert!(
             p.because.iter().any(|f| f.says
                 == "sg-ep allows tcp 443 from 10.10.1.10 (ingress: tcp 443 10.10.0.0/16)"),

@@ -180,6 +180,9 @@ impl Lab {
 pub fn token(lab: &Lab) -> String {
     let token = lab.dir().join("collector.token");
     std::fs::write(&token, "lab-collector-token-0123456789\n").unwrap();
+    // As an operator keeps it: probe warns about a token others can read.
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&token, private).unwrap();
     token.to_str().unwrap().to_string()
 }
 
