@@ -255,19 +255,8 @@ fn render_firewalls(out: &mut String, v: &VpcView, instance_groups: &[String]) {
                 line(out, "", &format!("  {dir}: nothing"));
             }
             for r in rules {
-                let peers: Vec<String> = r
-                    .cidrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(r.groups.iter().cloned())
-                    .chain(r.prefix_lists.iter().cloned())
-                    .collect();
-                let ports = r.ports.map(|p| format!(" {p}")).unwrap_or_default();
-                line(
-                    out,
-                    "",
-                    &format!("  {dir}: {}{ports} {peer} {}", r.protocol, peers.join(" ")),
-                );
+                let (traffic, peers) = (r.traffic(), r.peers());
+                line(out, "", &format!("  {dir}: {traffic} {peer} {peers}"));
             }
         }
     }

@@ -109,6 +109,28 @@ pub struct SgRule {
     pub prefix_lists: Vec<String>,
 }
 
+impl SgRule {
+    /// The traffic it admits: `tcp 443`, `all`.
+    #[must_use]
+    pub fn traffic(&self) -> String {
+        let ports = self.ports.map(|p| format!(" {p}")).unwrap_or_default();
+        format!("{}{ports}", self.protocol)
+    }
+
+    /// Its peers, space-separated: blocks, then groups, then prefix lists.
+    #[must_use]
+    pub fn peers(&self) -> String {
+        let peers: Vec<String> = self
+            .cidrs
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.groups.iter().cloned())
+            .chain(self.prefix_lists.iter().cloned())
+            .collect();
+        peers.join(" ")
+    }
+}
+
 /// A network ACL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAcl {

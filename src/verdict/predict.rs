@@ -406,10 +406,11 @@ fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, port: u16) 
                 id: g.id.clone(),
                 allows: true,
                 says: format!(
-                    "{} allows tcp {port} {word} {} ({dir}: {})",
+                    "{} allows tcp {port} {word} {} ({dir}: {} {})",
                     g.id,
                     peer.ip,
-                    rule_text(r)
+                    r.traffic(),
+                    r.peers()
                 ),
                 fix: None,
             };
@@ -465,18 +466,6 @@ fn admits(r: &SgRule, peer: &Peer<'_>, port: u16) -> bool {
 
 fn tcp(p: &Protocol) -> bool {
     matches!(p, Protocol::All | Protocol::Tcp)
-}
-
-fn rule_text(r: &SgRule) -> String {
-    let peers: Vec<String> = r
-        .cidrs
-        .iter()
-        .map(ToString::to_string)
-        .chain(r.groups.iter().cloned())
-        .chain(r.prefix_lists.iter().cloned())
-        .collect();
-    let ports = r.ports.map(|p| format!(" {p}")).unwrap_or_default();
-    format!("{}{ports} {}", r.protocol, peers.join(" "))
 }
 
 /// The first rule of `acl` (by number) matching TCP `port` to (`egress`) or from `peer`;
