@@ -100,7 +100,7 @@ echo
 PROBE_ARGS="--ec2 off" measure pub "2. public instance, interface endpoint step (everything answers)"
 echo "  target: probe <= slowest curl + 50 ms: $( ((LAST_PROBE <= LAST_CURL + 50)) && echo met || echo MISSED)"
 with=$(probe_median pub)
-echo "  with the metadata and the EC2 API (moto) read as well: $with ms; context cost $((with - LAST_PROBE)) ms (metadata: 3 round trips; EC2: 5 calls at once, alongside the checks)"
+echo "  with the metadata and the EC2 API (moto) read as well: $with ms; context cost $((with - LAST_PROBE)) ms (metadata: 3 round trips; EC2: 7 calls at once, alongside the checks)"
 echo
 peak=$(( rss1 > LAST_RSS ? rss1 : LAST_RSS ))
 size=$(stat -c %s "$probe")
