@@ -183,6 +183,16 @@ impl Ec2Lab {
         }
     }
 
+    /// `probe context -o json` against this lab's moto, which must exit 0.
+    fn context_json(&self) -> Value {
+        let out = run_within(
+            &mut self.probe(&self.moto.url(), &["context", "-o", "json"]),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        json_of(&out)
+    }
+
     fn probe(&self, ec2_url: &str, args: &[&str]) -> Command {
         let mut cmd = with_imds(&self.imds.url(), args);
         cmd.env("AWS_ENDPOINT_URL_EC2", ec2_url)
@@ -195,12 +205,7 @@ impl Ec2Lab {
 #[test]
 fn the_ec2_api_gives_route_table_gateway_routes_and_endpoints() {
     let lab = Ec2Lab::start("interface");
-    let out = run_within(
-        &mut lab.probe(&lab.moto.url(), &["context", "-o", "json"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r = json_of(&out);
+    let r = lab.context_json();
     assert_eq!(r["ec2"], "ok", "{r:#}");
     let vpc = &r["vpc"];
     assert_eq!(vpc["vpc_id"], lab.state["vpc"]);
@@ -242,12 +247,7 @@ fn the_ec2_api_gives_route_table_gateway_routes_and_endpoints() {
 #[test]
 fn the_ec2_api_gives_the_security_groups_and_network_acls_of_the_instance_and_endpoints() {
     let lab = Ec2Lab::start("interface");
-    let out = run_within(
-        &mut lab.probe(&lab.moto.url(), &["context", "-o", "json"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let r = json_of(&out);
+    let r = lab.context_json();
     assert_eq!(
         r["instance"]["security_groups"],
         json!([lab.state["instance_sg"]]),
