@@ -13,7 +13,10 @@ moto gets some things wrong; each is worked around here, never in probe:
 - interface endpoint ENIs get addresses outside their subnet and an empty description: the
   seed creates endpoint-like ENIs with CreateNetworkInterface, at the lab's ENI addresses and
   with the description AWS gives them ("VPC Endpoint Interface vpce-...");
-- ModifyVpcEndpoint ignores PrivateDnsEnabled: the seed deletes and re-creates the endpoint.
+- ModifyVpcEndpoint ignores PrivateDnsEnabled: the seed deletes and re-creates the endpoint;
+- every endpoint is "available" (moto has no acceptance): the server gives an endpoint
+  created with the tag lab:state the state it names, and the seed re-creates the endpoint to
+  change it.
 """
 import json
 import os
@@ -39,7 +42,7 @@ STEPS = N["STEPS"].split()
 
 
 def serve(host, port):
-    from moto.ec2.models import managed_prefixes
+    from moto.ec2.models import managed_prefixes, vpcs
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -55,6 +58,14 @@ def serve(host, port):
         return original(self, name, address_family, entries)
 
     managed_prefixes.ManagedPrefixListBackend._create_aws_managed_prefix_list = lab_prefix_lists
+
+    endpoint_init = vpcs.VPCEndPoint.__init__
+
+    def lab_endpoint_state(self, *args, **kwargs):
+        endpoint_init(self, *args, **kwargs)
+        self.state = (kwargs.get("tags") or {}).get("lab:state", self.state)
+
+    vpcs.VPCEndPoint.__init__ = lab_endpoint_state
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(host, int(port), app, True, request_handler=MotoRequestHandler)
     print(f"listening {server.server_address[1]}", flush=True)
@@ -80,8 +91,8 @@ def base(ec2, state):
     vpc = ec2.create_vpc(CidrBlock=N["VPC_CIDR"])["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    pub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.10.0.0/24", AvailabilityZone=N["REGION"] + "a")
-    priv = ec2.create_subnet(VpcId=vpc, CidrBlock="10.10.1.0/24", AvailabilityZone=N["REGION"] + "c")
+    pub = ec2.create_subnet(VpcId=vpc, CidrBlock=N["PUB_SUBNET"], AvailabilityZone=N["REGION"] + "a")
+    priv = ec2.create_subnet(VpcId=vpc, CidrBlock=N["PRIV_SUBNET"], AvailabilityZone=N["REGION"] + "c")
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     pub_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
@@ -91,11 +102,8 @@ def base(ec2, state):
     ec2.associate_route_table(RouteTableId=priv_rt, SubnetId=priv["Subnet"]["SubnetId"])
     # The groups of the tutorial's stacks: the endpoints take HTTPS from the VPC, the
     # instances take the relay's port from the VPC and send anything anywhere.
+    # (The endpoints' rules follow the step: endpoint_ingress.)
     sg = ec2.create_security_group(GroupName="endpoints", Description="endpoint ENIs", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
-    )
     web_sg = ec2.create_security_group(GroupName="web", Description="endpoint service ENIs", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(
         GroupId=web_sg,
@@ -139,11 +147,11 @@ def base(ec2, state):
     )
 
 
-def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg"):
-    """Creates (or re-creates, when Private DNS differs) an interface endpoint and its ENIs,
-    in the security group state[group]."""
+def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg", status="available"):
+    """Creates (or re-creates, when Private DNS or the state differs) an interface endpoint and
+    its ENIs, in the security group state[group]."""
     current = state.get(key)
-    if current and current["private_dns"] == private_dns:
+    if current and current["private_dns"] == private_dns and current.get("state", "available") == status:
         return
     if current:
         remove(ec2, state, key)
@@ -155,6 +163,7 @@ def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg"):
         SubnetIds=subnets,
         SecurityGroupIds=[state[group]],
         PrivateDnsEnabled=private_dns,
+        TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": [{"Key": "lab:state", "Value": status}]}],
     )["VpcEndpoint"]["VpcEndpointId"]
     ids = []
     for subnet, ip in enis:
@@ -166,7 +175,7 @@ def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg"):
                 Description=f"VPC Endpoint Interface {vpce}",
             )["NetworkInterface"]["NetworkInterfaceId"]
         )
-    state[key] = {"id": vpce, "enis": ids, "private_dns": private_dns}
+    state[key] = {"id": vpce, "enis": ids, "private_dns": private_dns, "state": status}
 
 
 def remove(ec2, state, key):
@@ -176,6 +185,48 @@ def remove(ec2, state, key):
     ec2.delete_vpc_endpoints(VpcEndpointIds=[current["id"]])
     for eni in current.get("enis", []):
         ec2.delete_network_interface(NetworkInterfaceId=eni)
+
+
+def endpoint_ingress(ec2, state, cidr):
+    """The endpoints' group admits HTTPS from `cidr` and nothing else."""
+    group = ec2.describe_security_groups(GroupIds=[state["sg"]])["SecurityGroups"][0]
+    if [r["CidrIp"] for p in group["IpPermissions"] for r in p["IpRanges"]] == [cidr]:
+        return
+    if group["IpPermissions"]:
+        ec2.revoke_security_group_ingress(GroupId=state["sg"], IpPermissions=group["IpPermissions"])
+    ec2.authorize_security_group_ingress(
+        GroupId=state["sg"],
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": cidr}]}],
+    )
+
+
+def private_acl(ec2, state, deny_s3):
+    """The private subnet's network ACL: the VPC's default (allow all), or one whose egress
+    rule NACL_DENY_RULE denies HTTPS to the S3 prefix, above rule 100 allowing the rest."""
+    if "nacl" not in state:
+        acl = ec2.create_network_acl(VpcId=state["vpc"])["NetworkAcl"]["NetworkAclId"]
+        entries = [
+            (int(N["NACL_DENY_RULE"]), True, "6", "deny", N["S3_PREFIX"], {"From": 443, "To": 443}),
+            (100, True, "-1", "allow", "0.0.0.0/0", None),
+            (100, False, "-1", "allow", "0.0.0.0/0", None),
+        ]
+        for rule, egress, protocol, action, cidr, ports in entries:
+            entry = dict(
+                NetworkAclId=acl, RuleNumber=rule, Egress=egress, Protocol=protocol, RuleAction=action, CidrBlock=cidr
+            )
+            if ports:
+                entry["PortRange"] = ports
+            ec2.create_network_acl_entry(**entry)
+        default = ec2.describe_network_acls(
+            Filters=[{"Name": "vpc-id", "Values": [state["vpc"]]}, {"Name": "default", "Values": ["true"]}]
+        )["NetworkAcls"][0]["NetworkAclId"]
+        state.update(nacl=acl, default_nacl=default)
+    want = state["nacl"] if deny_s3 else state["default_nacl"]
+    current = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [state["priv_subnet"]]}])
+    for acl in current["NetworkAcls"]:
+        for a in acl["Associations"]:
+            if a["SubnetId"] == state["priv_subnet"] and acl["NetworkAclId"] != want:
+                ec2.replace_network_acl_association(AssociationId=a["NetworkAclAssociationId"], NetworkAclId=want)
 
 
 def nlb(url, ec2):
@@ -219,7 +270,7 @@ def seed(url, step, state_dir):
         )
     else:
         remove(ec2, state, "cloudformation")
-    if step == "privatelink":
+    if at >= STEPS.index("privatelink"):
         if "service" not in state:
             arn = nlb(url, ec2)
             config = ec2.create_vpc_endpoint_service_configuration(
@@ -234,14 +285,17 @@ def seed(url, step, state_dir):
             False,
             [(state["pub_subnet"], N["SVC_ENI_IP"])],
             group="web_sg",
+            status="pendingAcceptance" if step == "pending-acceptance" else "available",
         )
     else:
         remove(ec2, state, "privatelink")
+    endpoint_ingress(ec2, state, N["PUB_SUBNET"] if step == "endpoint-sg" else N["VPC_CIDR"])
+    private_acl(ec2, state, step == "network-acl")
     with open(path, "w") as f:
         json.dump(state, f, indent=2)
     for role, ip, subnet, cidr, zone, public in [
-        ("pub", N["PUB_IP"], state["pub_subnet"], "10.10.0.0/24", "a", N["PUB_PUBLIC_IP"]),
-        ("priv", N["PRIV_IP"], state["priv_subnet"], "10.10.1.0/24", "c", None),
+        ("pub", N["PUB_IP"], state["pub_subnet"], N["PUB_SUBNET"], "a", N["PUB_PUBLIC_IP"]),
+        ("priv", N["PRIV_IP"], state["priv_subnet"], N["PRIV_SUBNET"], "c", None),
     ]:
         mac = "02:10:10:00:00:0a" if role == "pub" else "02:10:10:01:00:0a"
         net = f"network/interfaces/macs/{mac}"

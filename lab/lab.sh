@@ -3,7 +3,9 @@
 # host namespace. Needs root, iproute2, dnsmasq, openssl, python3 and dig.
 #
 #   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
-#   lab.sh step ID STEP   switch to a tutorial step: base gateway interface private-dns-off privatelink
+#   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
+#                         private-dns-off privatelink), then faults on top of privatelink
+#                         (endpoint-sg network-acl pending-acceptance service-down)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
 #                         recorded (ended by down), its output goes to /tmp/probe-lab-ID/log/NAME.log
@@ -22,6 +24,12 @@
 #   inet    the internet: public S3 and CloudFormation front ends, and the operator's laptop
 #           (203.0.113.50), where probe collect runs
 #   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50)
+#
+# Firewalls are enforced as AWS does, by silent drops: policy routing rules of type blackhole
+# at preference FAULT (a network ACL's rule number works the same way: ordered, first match).
+# The endpoints' security group is on the vpce host, the private subnet's network ACL on the
+# router; the hosts that drop traffic to their own addresses look up the local table after
+# those rules (at LOCAL), not before them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +48,7 @@ EC2_URL=http://$EC2_API_IP:$EC2_API_PORT
 # The project's own Python environment (pinned moto): never the system's packages.
 py=$("$here/../scripts/python-env.sh")
 
+FAULT=90 LOCAL=1000
 ns() { echo "pl$ID-$1"; }
 on() { local role=$1; shift; ip netns exec "$(ns "$role")" "$@"; }
 R() { ip -n "$(ns router)" "$@"; }
@@ -130,8 +139,8 @@ up() {
   # Public subnet's route table: local + 0.0.0.0/0 -> IGW.
   R route add default via 100.64.0.2
   # Private subnet's route table: local only; everything else is dropped without a word.
-  R route add 10.10.0.0/24 dev br-pub table 101
-  R route add 10.10.1.0/24 dev br-priv table 101
+  R route add "$PUB_SUBNET" dev br-pub table 101
+  R route add "$PRIV_SUBNET" dev br-priv table 101
   R route add blackhole default table 101
   R rule add iif br-priv lookup 101 pref 100
 
@@ -171,6 +180,10 @@ up() {
   ip -n "$(ns vpc2)" addr add 100.64.2.2/30 dev to-inet
   ip -n "$(ns vpc2)" addr add 100.64.1.2/30 dev to-vpce
   ip -n "$(ns vpc2)" route add default via 100.64.2.1
+  for t in vpce vpc2; do
+    ip -n "$(ns "$t")" rule add pref "$LOCAL" lookup local
+    ip -n "$(ns "$t")" rule del pref 0 lookup local
+  done
 
   # A test CA and the certificates AWS front ends would present.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
@@ -213,6 +226,44 @@ up() {
   step base
 }
 
+# The place of a step in STEPS, and whether step $1 is $2 or comes after it.
+place() {
+  local i=0 s
+  for s in $STEPS; do [[ $s == "$1" ]] && echo "$i" && return; i=$((i + 1)); done
+  echo -1
+}
+after() { (($(place "$1") >= $(place "$2"))); }
+
+# The step's fault, in the packets (the EC2 API says the same: ec2_fixture.py).
+faults() {
+  local step=$1 t eni
+  for t in router vpce vpc2; do
+    while ip -n "$(ns "$t")" rule del pref "$FAULT" 2>/dev/null; do :; done
+    while ip -n "$(ns "$t")" rule del pref "$((FAULT - 1))" 2>/dev/null; do :; done
+  done
+  case $step in
+    endpoint-sg)
+      # The endpoints' group admits HTTPS from the public subnet only; the rest is dropped.
+      for eni in "$ENI_A_IP" "$ENI_C_IP"; do
+        ip -n "$(ns vpce)" rule add pref "$((FAULT - 1))" from "$PUB_SUBNET" to "$eni" ipproto tcp dport 443 lookup local
+        ip -n "$(ns vpce)" rule add pref "$FAULT" to "$eni" ipproto tcp dport 443 blackhole
+      done
+      ;;
+    network-acl)
+      # The private subnet's network ACL, egress rule 90: deny tcp 443 to the S3 prefix.
+      R rule add pref "$FAULT" iif br-priv to "$S3_PREFIX" ipproto tcp dport 443 blackhole
+      ;;
+    pending-acceptance)
+      # The endpoint's ENI and names exist, but it carries nothing until it is accepted.
+      ip -n "$(ns vpce)" rule add pref "$FAULT" to "$SVC_ENI_IP" blackhole
+      ;;
+    service-down)
+      # The NLB behind the endpoint service stops answering what comes over the private link.
+      ip -n "$(ns vpc2)" rule add pref "$FAULT" iif to-vpce blackhole
+      ;;
+  esac
+}
+
 # The VPC resolver's records for a step: what Route 53 Resolver would answer.
 dns_records() {
   local step=$1
@@ -226,15 +277,13 @@ dns_records() {
   else
     echo "--host-record=$CF_NAME,$CF_PUBLIC_IP"
   fi
-  case $step in
-    interface | private-dns-off | privatelink)
-      echo "--host-record=$CF_VPCE_NAME,$ENI_A_IP"
-      echo "--host-record=$CF_VPCE_NAME,$ENI_C_IP"
-      echo "--host-record=$CF_VPCE_A_NAME,$ENI_A_IP"
-      echo "--host-record=$CF_VPCE_C_NAME,$ENI_C_IP"
-      ;;
-  esac
-  if [[ $step == privatelink ]]; then
+  if after "$step" interface; then
+    echo "--host-record=$CF_VPCE_NAME,$ENI_A_IP"
+    echo "--host-record=$CF_VPCE_NAME,$ENI_C_IP"
+    echo "--host-record=$CF_VPCE_A_NAME,$ENI_A_IP"
+    echo "--host-record=$CF_VPCE_C_NAME,$ENI_C_IP"
+  fi
+  if after "$step" privatelink; then
     echo "--host-record=$SVC_VPCE_NAME,$SVC_ENI_IP"
   fi
 }
@@ -245,6 +294,7 @@ step() {
   # The gateway endpoint: a prefix-list route to the vpce in the private route table.
   R route del "$S3_PREFIX" table 101 2>/dev/null || true
   [[ $name == base ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
+  faults "$name"
   # What the EC2 API says follows the step too.
   on pub "$py" "$here/ec2_fixture.py" seed "$EC2_URL" "$name" "$DIR" || die "seeding the EC2 API for step $name failed"
 

@@ -1,7 +1,9 @@
 //! The tutorial's VPCs, emulated in network namespaces by lab/lab.sh. In every step and from
-//! both instances, probe's verdicts must be the tutorial's, and what it observed must agree
-//! with dig, ping and curl run in the same namespace. Needs root; every command against a
-//! lab address runs inside a lab namespace, and the lab is torn down even when a test fails.
+//! both instances, probe's verdicts must be the tutorial's, what it observed must agree with
+//! dig, ping and curl run in the same namespace, and the configuration's prediction (from the
+//! lab's EC2 API, seeded as the packets are filtered) must agree with both, each fault
+//! explained by the rule that causes it. Needs root; every command against a lab address
+//! runs inside a lab namespace, and the lab is torn down even when a test fails.
 
 mod support;
 
@@ -11,21 +13,42 @@ use std::process::Output;
 use std::thread;
 use support::lab::{Lab, names, start_collectors};
 
-/// Each step's expected path per target, from the public and the private instance.
+/// Whether `step` is `which` or comes after it in the lab's steps.
+fn after(n: &HashMap<String, String>, step: &str, which: &str) -> bool {
+    let place = |s: &str| n["STEPS"].split_whitespace().position(|x| x == s).unwrap();
+    place(step) >= place(which)
+}
+
+/// Each step's expected path per target, from the public and the private instance. The
+/// steps after privatelink each add a fault: the endpoints' security group admitting the
+/// public subnet only, the private subnet's network ACL denying HTTPS to S3, the PrivateLink
+/// endpoint awaiting acceptance, its service not answering.
 fn expectations(
     step: &str,
     n: &HashMap<String, String>,
 ) -> Vec<(String, &'static str, &'static str)> {
     let (ie, public, unreachable, nodns) =
         ("interface-endpoint", "public", "unreachable", "dns-failed");
-    let gateway = step != "base";
+    let gateway = after(n, step, "gateway");
     let s3 = if gateway { "gateway-endpoint" } else { public };
-    let endpoint = matches!(step, "interface" | "private-dns-off" | "privatelink");
+    let s3_private = if gateway && step != "network-acl" {
+        s3
+    } else {
+        unreachable
+    };
     let private_dns = step == "interface";
-    let service = step == "privatelink";
-    let vpce = if endpoint { (ie, ie) } else { (nodns, nodns) };
+    let vpce = match step {
+        _ if !after(n, step, "interface") => (nodns, nodns),
+        "endpoint-sg" => (ie, unreachable),
+        _ => (ie, ie),
+    };
+    let service = match step {
+        _ if !after(n, step, "privatelink") => nodns,
+        "pending-acceptance" | "service-down" => unreachable,
+        _ => ie,
+    };
     vec![
-        ("s3".to_string(), s3, if gateway { s3 } else { unreachable }),
+        ("s3".to_string(), s3, s3_private),
         (
             "cloudformation".to_string(),
             if private_dns { ie } else { public },
@@ -35,11 +58,7 @@ fn expectations(
         (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
         (format!("http://{}/", n["NLB_NAME"]), public, unreachable),
         (format!("http://{}/", n["WWW_NAME"]), public, unreachable),
-        (
-            format!("http://{}/", n["SVC_VPCE_NAME"]),
-            if service { ie } else { nodns },
-            if service { ie } else { nodns },
-        ),
+        (format!("http://{}/", n["SVC_VPCE_NAME"]), service, service),
     ]
 }
 
@@ -190,19 +209,106 @@ fn check_instance(lab: &Lab, step: &str, role: &str, n: &HashMap<String, String>
     problems
 }
 
-/// The diagnoses each step should give for a target: the tutorial's failure patterns.
-fn expected_diagnoses(step: &str, role: &str, target: &str) -> Vec<&'static str> {
-    match (target, step, role) {
+/// The diagnoses each step should give for a target: the tutorial's failure patterns, and
+/// the rule behind each fault.
+fn expected_diagnoses(
+    n: &HashMap<String, String>,
+    step: &str,
+    role: &str,
+    target: &str,
+) -> Vec<&'static str> {
+    let service = target.contains("vpce-svc-");
+    let mut want = match (target, step, role) {
         ("s3", "base", "priv") => vec!["no-gateway-route"],
-        ("cloudformation", "private-dns-off" | "privatelink", _) => vec!["private-dns-disabled"],
+        ("s3", "network-acl", "priv") => vec!["network-acl-denies"],
+        ("cloudformation", _, _) if after(n, step, "private-dns-off") => {
+            vec!["private-dns-disabled"]
+        }
         // Issue 11: the private subnet's route table, which the configuration shows, has no
         // route to a public address.
         ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
         (t, _, "priv") if t.contains("cloudneta") => vec!["no-route"],
-        // The PrivateLink endpoint has its only ENI in the public subnet's zone.
-        (t, "privatelink", "priv") if t.contains("vpce-svc-") => vec!["endpoint-no-eni-in-zone"],
+        (t, "endpoint-sg", "priv") if t.starts_with("vpce-") => vec!["security-group-ingress"],
         _ => vec![],
+    };
+    if service && step == "pending-acceptance" {
+        want.push("endpoint-pending-acceptance");
     }
+    // The PrivateLink endpoint has its only ENI in the public subnet's zone.
+    if service && role == "priv" && after(n, step, "privatelink") {
+        want.push("endpoint-no-eni-in-zone");
+    }
+    want
+}
+
+/// The configuration's line for a target a fault blocks, and the id of the rule (or
+/// endpoint) that blocks it; None for a target no fault touches.
+fn expected_cause(
+    step: &str,
+    role: &str,
+    target: &str,
+    state: &Value,
+    n: &HashMap<String, String>,
+) -> Option<(String, String)> {
+    let id = |key: &str| state[key].as_str().unwrap().to_string();
+    let blocked = |id: String, rule: String| {
+        Some((
+            format!("the configuration agrees: blocked by {id}{rule}"),
+            id,
+        ))
+    };
+    match (step, role) {
+        ("endpoint-sg", "priv") if target.starts_with("vpce-") => blocked(
+            id("sg"),
+            format!(" (ingress): no rule allows tcp 443 from {}", n["PRIV_IP"]),
+        ),
+        ("network-acl", "priv") if target == "s3" => blocked(
+            id("nacl"),
+            format!(
+                " rule {}: deny tcp 443 to {} (egress)",
+                n["NACL_DENY_RULE"], n["S3_PREFIX"]
+            ),
+        ),
+        ("pending-acceptance", _) if target.contains("vpce-svc-") => blocked(
+            state["privatelink"]["id"].as_str().unwrap().to_string(),
+            ": pendingAcceptance".into(),
+        ),
+        _ => None,
+    }
+}
+
+/// In the step where the service behind the PrivateLink endpoint stops answering, the
+/// configuration still allows everything: the verdict must part from it and say so, naming
+/// what allows it.
+fn disagreement_problems(
+    name: &str,
+    v: &Value,
+    role: &str,
+    state: &Value,
+    n: &HashMap<String, String>,
+) -> Vec<String> {
+    let says = v["predicted"]["says"].as_str().unwrap_or_default();
+    let ip = &n[if role == "pub" { "PUB_IP" } else { "PRIV_IP" }];
+    let endpoint = state["privatelink"]["id"].as_str().unwrap();
+    let group = state["web_sg"].as_str().unwrap();
+    let mut problems = Vec::new();
+    if v["agrees"] != false || v["predicted"]["reachable"] != true {
+        problems.push(format!(
+            "{name}: the service does not answer, yet prediction and packets agree: {v}"
+        ));
+    }
+    for part in [
+        "the configuration allows it (".to_string(),
+        format!("{endpoint}: available"),
+        format!("{group} allows tcp 80 from {ip}"),
+        "), the packets did not get through: look at the endpoint policy or the service"
+            .to_string(),
+    ] {
+        if !says.contains(&part) {
+            problems.push(format!("{name}: \"{part}\" not in the headline: {says}"));
+        }
+    }
+    problems
 }
 
 /// What the metadata and the EC2 API should have added: the agent's place, the endpoint
@@ -243,14 +349,42 @@ fn context_problems(
                 ));
             }
         }
-        // The configuration seeded in the lab's EC2 API is the one its packets follow.
-        if t["verdict"]["agrees"] != true {
+        // The configuration seeded in the lab's EC2 API is the one its packets follow, except
+        // where the service behind the endpoint stops answering.
+        let label = format!("{step}/{role} {name}");
+        if step == "service-down" && name.contains("vpce-svc-") {
+            problems.extend(disagreement_problems(&label, &t["verdict"], role, state, n));
+        } else if t["verdict"]["agrees"] != true {
             problems.push(format!(
-                "{step}/{role} {name}: the configuration's prediction ({}) and the packets ({}) part: {}",
+                "{label}: the configuration's prediction ({}) and the packets ({}) part: {}",
                 t["verdict"]["predicted"]["path"],
                 t["verdict"]["path"],
                 t["verdict"]["predicted"]["says"]
             ));
+        }
+        // Each fault is explained by the rule that causes it, in the configuration's line, in
+        // the blocking fact and in the diagnosis.
+        if let Some((line, id)) = expected_cause(step, role, name, state, n) {
+            let p = &t["verdict"]["predicted"];
+            let blocking = p["because"]
+                .as_array()
+                .and_then(|b| b.iter().find(|f| f["allows"] == false));
+            if p["says"] != line.as_str() || blocking.is_none_or(|f| f["id"] != id.as_str()) {
+                problems.push(format!(
+                    "{label}: expected \"{line}\" (blocked by {id}), got {p}"
+                ));
+            }
+            let explained = t["verdict"]["diagnoses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["message"].as_str().unwrap().contains(&id));
+            if !explained {
+                problems.push(format!(
+                    "{label}: no diagnosis names {id}: {}",
+                    t["verdict"]["diagnoses"]
+                ));
+            }
         }
         let codes: Vec<&str> = t["verdict"]["diagnoses"]
             .as_array()
@@ -258,7 +392,7 @@ fn context_problems(
             .iter()
             .map(|d| d["code"].as_str().unwrap())
             .collect();
-        let want = expected_diagnoses(step, role, name);
+        let want = expected_diagnoses(n, step, role, name);
         if codes != want {
             problems.push(format!(
                 "{step}/{role} {name}: diagnoses {codes:?}, expected {want:?}: {}",
@@ -326,7 +460,7 @@ fn disagreements(name: &str, t: &Value, seen: Tools) -> Vec<String> {
 }
 
 #[test]
-fn every_tutorial_step_from_both_instances_agrees_with_dig_ping_and_curl() {
+fn every_step_from_both_instances_agrees_with_dig_ping_curl_and_the_configuration() {
     if !Lab::available("lab-tutorial-steps") {
         return;
     }

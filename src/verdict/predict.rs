@@ -92,7 +92,7 @@ fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
             kind: FactKind::Endpoint,
             id: String::new(),
             allows: false,
-            says: format!("no endpoint of {} has the name {host}", vpc.vpc_id),
+            says: format!("{}: no endpoint has the name {host}", vpc.vpc_id),
             fix: None,
         },
         Some(e) if vpc.dns_support == Some(false) => Fact {
@@ -100,8 +100,8 @@ fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
             id: e.id.clone(),
             allows: false,
             says: format!(
-                "{} has the name, but {}'s enableDnsSupport is off",
-                e.id, vpc.vpc_id
+                "{}: enableDnsSupport is off, so {}'s name does not resolve",
+                vpc.vpc_id, e.id
             ),
             fix: None,
         },
@@ -179,7 +179,7 @@ fn address(
             kind: FactKind::Endpoint,
             id: e.id.clone(),
             allows: up,
-            says: format!("{} is {}", e.id, e.state),
+            says: format!("{}: {}", e.id, e.state),
             // Waiting for acceptance has a diagnosis of its own (`endpoint-pending-acceptance`).
             fix: (!up && e.state != EndpointState::PendingAcceptance).then(|| {
                 fix(
@@ -417,7 +417,7 @@ fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, port: u16) 
         }
     }
     let says = format!(
-        "no rule of {} allows tcp {port} {word} {} ({dir})",
+        "{} ({dir}): no rule allows tcp {port} {word} {}",
         if ids.is_empty() {
             "its security groups".to_string()
         } else {
@@ -668,7 +668,7 @@ mod tests {
         let v = vpc("pendingAcceptance", "10.10.0.0/16", &open_acl());
         let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
         assert!(!p.reachable);
-        assert_eq!(blocking(&p), "vpce-cf is pendingAcceptance");
+        assert_eq!(blocking(&p), "vpce-cf: pendingAcceptance");
     }
 
     #[test]
@@ -678,7 +678,7 @@ mod tests {
         assert!(!p.reachable);
         assert_eq!(
             blocking(&p),
-            "no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress)"
+            "sg-ep (ingress): no rule allows tcp 443 from 10.10.1.10"
         );
     }
 
@@ -769,7 +769,7 @@ mod tests {
         assert_eq!((p.reachable, p.path), (false, Path::DnsFailed));
         assert_eq!(
             blocking(&p),
-            "no endpoint of vpc-1 has the name vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com"
+            "vpc-1: no endpoint has the name vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com"
         );
         t.host = "nowhere.example".into();
         assert!(
@@ -838,7 +838,7 @@ mod tests {
         assert_eq!(
             d,
             vec![
-                "security-group-ingress: no rule of sg-ep allows tcp 443 from 10.10.1.10 (ingress): add an inbound rule to sg-ep: tcp 443 from 10.10.1.10/32, or from the group sg-inst"
+                "security-group-ingress: sg-ep (ingress): no rule allows tcp 443 from 10.10.1.10: add an inbound rule to sg-ep: tcp 443 from 10.10.1.10/32, or from the group sg-inst"
             ]
         );
     }
