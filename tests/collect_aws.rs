@@ -318,6 +318,18 @@ fn a_collector_with_credentials_labels_what_an_agent_without_the_ec2_api_could_n
     assert_eq!(t["verdict"]["pass"], true);
     assert_eq!(t["verdict"]["endpoint_id"], *cf);
     assert_eq!(r["pass"], true);
+    // The report came without security groups (an agent older than the prediction): the
+    // collector's DescribeInstances gives them, and the configuration's prediction follows.
+    assert_eq!(
+        r["agent"]["instance"]["security_groups"],
+        json!([state["instance_sg"]]),
+        "{r:#}"
+    );
+    assert_eq!(
+        t["verdict"]["predicted"]["path"], "interface-endpoint",
+        "{t:#}"
+    );
+    assert_eq!(t["verdict"]["agrees"], true, "{t:#}");
     assert_eq!(
         r["agent"]["instance"]["name"], "private-ec2",
         "the Name tag from the collector's DescribeInstances"
@@ -343,6 +355,7 @@ fn a_collector_with_credentials_labels_what_an_agent_without_the_ec2_api_could_n
     assert_eq!(r["agent"]["context"].get("collector_ec2"), None);
     assert_eq!(r["targets"][0]["verdict"], own["targets"][0]["verdict"]);
     assert_eq!(r["agent"]["instance"]["name"], "private-ec2");
+    assert_eq!(r["agent"]["instance"].get("security_groups"), None);
 }
 
 fn body_ec2(body: &[u8]) -> Value {

@@ -605,6 +605,12 @@ fn the_operators_matrix_fills_in_through_a_relay_as_endpoints_are_created() {
         "only the route table tells: {newest_private:#}"
     );
     assert_eq!(path(1), "interface-endpoint");
+    for t in newest_private["targets"].as_array().unwrap() {
+        assert_eq!(
+            t["verdict"]["agrees"], true,
+            "the relay's EC2 API predicts what the private instance saw: {t:#}"
+        );
+    }
     assert_eq!(
         newest_private["targets"][1]["verdict"]["endpoint_id"],
         state["cloudformation"]["id"]

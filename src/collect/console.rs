@@ -150,6 +150,7 @@ async fn instances(ec2: &SdkEc2, s: &Sources) -> Vec<InstanceInfo> {
         name: None,
         subnet_id: None,
         state: String::new(),
+        security_groups: Vec::new(),
     };
     let mut list = Vec::new();
     if !s.ids.is_empty() {
@@ -276,6 +277,7 @@ mod tests {
             name: Some("private-ec2".into()),
             subnet_id: Some("subnet-0456".into()),
             state: "running".into(),
+            security_groups: vec!["sg-0789".into()],
         }
     }
 

@@ -1,11 +1,13 @@
 //! The collector labels the reports of agents that could not reach the EC2 API (a private
 //! subnet with no ec2 endpoint, an instance without a role) with its own credentials: the
 //! agent's own discovery, then the same judgement, so a verdict reads the same whichever
-//! side had the API. Answers are cached per VPC and subnet, and per instance for names.
+//! side had the API. An instance's Name tag, and its security groups when the agent did not
+//! send them (an agent older than the prediction), come from DescribeInstances. Answers are
+//! cached per VPC and subnet, and per instance.
 
 use super::cache::Cache;
 use super::entry::Entry;
-use crate::context::ec2::{self, Ec2Error, SdkEc2};
+use crate::context::ec2::{self, Ec2Error, InstanceInfo, SdkEc2};
 use crate::model::{Instance, SourceStatus, VpcView};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +24,7 @@ pub struct Enricher {
     on: AtomicBool,
     clients: Cache<String, Result<Arc<SdkEc2>, Ec2Error>>,
     views: Cache<Key, Result<Arc<VpcView>, String>>,
-    names: Cache<String, Option<String>>,
+    instances: Cache<String, Option<InstanceInfo>>,
 }
 
 impl Enricher {
@@ -33,7 +35,7 @@ impl Enricher {
             on: AtomicBool::new(true),
             clients: Cache::new(Duration::from_secs(3600)),
             views: Cache::new(max_age),
-            names: Cache::new(Duration::from_secs(600)),
+            instances: Cache::new(Duration::from_secs(600)),
         }
     }
 
@@ -53,7 +55,8 @@ impl Enricher {
     }
 
     /// Labels `entry` when its agent had no EC2 API, and says how it went in
-    /// `agent.context.collector_ec2`; fills in the instance's Name tag when it is missing.
+    /// `agent.context.collector_ec2`; fills in the instance's Name tag when it is missing, and
+    /// its security groups when the report is labelled without them.
     pub async fn label(&self, entry: &mut Entry) {
         let r = &entry.report;
         let Some(known) = &r.agent.instance else {
@@ -64,8 +67,9 @@ impl Enricher {
         if !self.on.load(Ordering::Relaxed) || r.via.is_some() || !(relabel || rename) {
             return;
         }
+        let regroup = relabel && known.security_groups.is_empty();
         // Only reports that need the EC2 API pay for this copy, not every post.
-        let instance = known.clone();
+        let mut instance = known.clone();
         let region = instance.region.clone().or_else(|| r.agent.region.clone());
         let client = match &region {
             Some(region) => Box::pin(self.client(region))
@@ -73,21 +77,36 @@ impl Enricher {
                 .map_err(|e| e.to_string()),
             None => Err("no region in the report to look up".into()),
         };
-        let (view, name) = match &client {
+        let (view, described) = match &client {
             Ok(client) => {
                 tokio::join!(
                     Box::pin(self.view(client, region.as_deref(), &instance, relabel)),
-                    Box::pin(self.name(client, &instance, rename))
+                    Box::pin(self.describe(client, &instance, rename || regroup))
                 )
             }
             Err(why) => (relabel.then(|| Err(why.clone())), None),
         };
-        if name.is_none() && view.is_none() {
+        let name = described
+            .as_ref()
+            .and_then(|d| d.name.clone())
+            .filter(|_| rename);
+        let groups = described
+            .map(|d| d.security_groups)
+            .filter(|g| regroup && !g.is_empty());
+        if name.is_none() && groups.is_none() && view.is_none() {
             return;
         }
+        if let Some(groups) = &groups {
+            instance.security_groups.clone_from(groups);
+        }
         let report = &mut entry.report;
-        if let (Some(name), Some(i)) = (name, report.agent.instance.as_mut()) {
-            i.name = Some(name);
+        if let Some(i) = report.agent.instance.as_mut() {
+            if let Some(name) = name {
+                i.name = Some(name);
+            }
+            if let Some(groups) = groups {
+                i.security_groups = groups;
+            }
         }
         if let Some(view) = view {
             let status = match view {
@@ -148,18 +167,24 @@ impl Enricher {
         Some(found)
     }
 
-    /// The Name tag, when `wanted` (the agent's metadata did not give it).
-    async fn name(&self, client: &SdkEc2, instance: &Instance, wanted: bool) -> Option<String> {
+    /// The instance as DescribeInstances lists it, when `wanted` (the agent's metadata did
+    /// not give its Name tag, or the report lacks its security groups).
+    async fn describe(
+        &self,
+        client: &SdkEc2,
+        instance: &Instance,
+        wanted: bool,
+    ) -> Option<InstanceInfo> {
         if !wanted {
             return None;
         }
         let id = instance.instance_id.clone()?;
-        self.names
+        self.instances
             .get(&id, async {
                 let ids = [id.clone()];
                 let found =
                     tokio::time::timeout(LIMIT, Box::pin(client.instances(&ids, None))).await;
-                found.ok()?.ok()?.into_iter().next()?.name
+                found.ok()?.ok()?.into_iter().next()
             })
             .await
     }

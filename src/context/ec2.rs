@@ -68,6 +68,8 @@ pub struct InstanceInfo {
     pub subnet_id: Option<String>,
     /// `running`, `stopped`...
     pub state: String,
+    /// The security groups of its primary network interface.
+    pub security_groups: Vec<String>,
 }
 
 /// aws-sdk-ec2 with the default credential chain, rustls on ring, short timeouts.
@@ -135,6 +137,27 @@ pub async fn credentials(limit: Duration) -> Result<(), Ec2Error> {
         }
         Err(_) => Err(Ec2Error::CredentialsTimeout),
     }
+}
+
+/// The groups of the instance's primary interface (device 0), which the metadata gives an
+/// agent; the instance's own list when the interfaces are not described.
+fn primary_groups(i: &types::Instance) -> Vec<String> {
+    let ids = |groups: &[types::GroupIdentifier]| -> Vec<String> {
+        groups
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect()
+    };
+    i.network_interfaces()
+        .iter()
+        .find(|n| {
+            n.attachment()
+                .and_then(types::InstanceNetworkInterfaceAttachment::device_index)
+                == Some(0)
+        })
+        .map(|n| ids(n.groups()))
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| ids(i.security_groups()))
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -292,6 +315,7 @@ impl SdkEc2 {
                     .and_then(|s| s.name())
                     .map(|n| n.as_str().to_string())
                     .unwrap_or_default(),
+                security_groups: primary_groups(i),
             })
             .collect())
     }
