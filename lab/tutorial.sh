@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Walks the tutorial "AWS - VPC (2): Endpoint" in the emulated VPCs: builds probe, builds the
 # lab, and at every step runs `probe check` on the public and the private instance, with the
-# verdicts the tutorial observed as expectations. Every report goes through a relay on the
+# verdicts the tutorial observed as expectations; then four faults, where the VPC's
+# configuration (read from the lab's EC2 API) is the expectation. Every report goes through a relay on the
 # public instance to `probe collect` on the operator's laptop (on the lab's internet), whose
 # view of the changes is printed at the end. Needs root (network namespaces): from a user
 # account it asks sudo.
@@ -72,6 +73,17 @@ run priv cloudformation "$CF_VPCE_NAME" --expect cloudformation=unreachable --ex
 step privatelink "endpoint service (PrivateLink) for the NLB in the second VPC, accepted"
 run pub "$nlb" "$svc" --expect "$nlb=public" --expect "$svc=interface-endpoint"
 run priv "$nlb" "$svc" --expect "$nlb=unreachable" --expect "$svc=interface-endpoint"
+
+# Faults on top of the last step, each in the packets and in the EC2 API alike. With
+# --expect auto the configuration's prediction is the expectation.
+step endpoint-sg "the endpoints' security group admits HTTPS from the public subnet only"
+run priv "$CF_VPCE_NAME" --expect auto
+step network-acl "the private subnet's network ACL denies HTTPS to the S3 prefix (rule $NACL_DENY_RULE)"
+run priv s3 --expect auto
+step pending-acceptance "the PrivateLink endpoint awaits the service owner's acceptance"
+run pub "$svc" --expect auto
+step service-down "the NLB behind the endpoint service stops answering: the configuration cannot show it"
+run pub "$svc" --expect auto
 
 echo
 echo "================================================================================"
