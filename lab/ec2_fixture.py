@@ -16,7 +16,9 @@ moto gets some things wrong; each is worked around here, never in probe:
 - ModifyVpcEndpoint ignores PrivateDnsEnabled: the seed deletes and re-creates the endpoint;
 - every endpoint is "available" (moto has no acceptance): the server gives an endpoint
   created with the tag lab:state the state it names, and the seed re-creates the endpoint to
-  change it.
+  change it;
+- an interface endpoint's DNS names are moto's own making, which no resolver answers: the
+  server gives the lab's endpoints the names the lab's resolver answers (names.env).
 """
 import json
 import os
@@ -60,12 +62,20 @@ def serve(host, port):
     managed_prefixes.ManagedPrefixListBackend._create_aws_managed_prefix_list = lab_prefix_lists
 
     endpoint_init = vpcs.VPCEndPoint.__init__
+    lab_names = {
+        ".cloudformation": [N["CF_VPCE_NAME"], N["CF_VPCE_A_NAME"], N["CF_VPCE_C_NAME"]],
+        ".vpce-svc-": [N["SVC_VPCE_NAME"]],
+    }
 
-    def lab_endpoint_state(self, *args, **kwargs):
+    def lab_endpoint(self, *args, **kwargs):
         endpoint_init(self, *args, **kwargs)
         self.state = (kwargs.get("tags") or {}).get("lab:state", self.state)
+        if self.vpc_endpoint_type == "Interface":
+            for part, dns_names in lab_names.items():
+                if part in self.service_name:
+                    self.dns_entries = [{"dns_name": n, "hosted_zone_id": "Z0LABLABLAB0"} for n in dns_names]
 
-    vpcs.VPCEndPoint.__init__ = lab_endpoint_state
+    vpcs.VPCEndPoint.__init__ = lab_endpoint
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server(host, int(port), app, True, request_handler=MotoRequestHandler)
     print(f"listening {server.server_address[1]}", flush=True)

@@ -348,6 +348,16 @@ fn context_problems(
                     t["verdict"]["endpoint_id"], state[key]["id"]
                 ));
             }
+            // An endpoint path starts from the DNS answer the configuration expects: the
+            // endpoint's own name, or its service's name under Private DNS.
+            let dns = &t["verdict"]["predicted"]["because"][0];
+            let interface = key != "s3";
+            if interface && (dns["kind"] != "dns" || dns["id"] != state[key]["id"]) {
+                problems.push(format!(
+                    "{step}/{role} {name}: the prediction starts from {dns}, not from {}'s DNS",
+                    state[key]["id"]
+                ));
+            }
         }
         // The configuration seeded in the lab's EC2 API is the one its packets follow, except
         // where the service behind the endpoint stops answering.

@@ -23,7 +23,7 @@ pub struct Prediction {
 pub struct Fact {
     /// What kind of configuration.
     pub kind: FactKind,
-    /// Its id: `rtb-...`, `sg-...`, `acl-...`, `vpce-...`.
+    /// Its id: `rtb-...`, `sg-...`, `acl-...`, `vpce-...`, or `vpc-...` for the VPC's DNS.
     pub id: String,
     /// It lets the traffic through.
     pub allows: bool,
@@ -39,6 +39,9 @@ pub struct Fact {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FactKind {
+    /// What the name should resolve to: an endpoint's ENIs (its own name, or its service's
+    /// under Private DNS and the VPC's DNS attributes), outside the VPC, or nothing.
+    Dns,
     /// The route table entry that matches the address.
     Route,
     /// A security group, on the instance (egress) or on the endpoint's interfaces (ingress).

@@ -2,6 +2,7 @@
 //! in the VPC. Pure functions of the model; the check engine and the collector both call
 //! [`judge`].
 
+mod answer;
 mod class;
 mod decide;
 mod diagnose;

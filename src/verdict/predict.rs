@@ -4,6 +4,7 @@
 //! port must get back in) and the endpoint interface's security groups inbound. Security
 //! groups are stateful: the answer needs no rule of its own.
 
+use super::answer::{self, Answer, Expected};
 use crate::model::{
     AddressClass, AddressReport, Diagnosis, EndpointState, Fact, FactKind, Instance, NetworkAcl,
     Path, Prediction, Protocol, SgRule, TargetReport, VpcView,
@@ -26,14 +27,45 @@ struct Source<'a> {
 }
 
 /// The prediction for `t`, when the configuration is known well enough: the EC2 API read the
-/// firewalls, the metadata gave the instance's address, subnet and security groups, and DNS
-/// gave addresses (what a name should resolve to is the diagnoses' business).
+/// firewalls and the metadata gave the instance's address, subnet and security groups. The
+/// addresses followed are the ones DNS gave, unless the configuration expects an endpoint's
+/// ENIs and DNS gave none of them: then the ENIs, and the prediction parts from the packets.
 #[must_use]
 pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<Prediction> {
-    if t.addresses.is_empty() {
-        return unresolved(&t.host, vpc);
-    }
-    if !vpc.firewalls.is_ok() || instance.security_groups.is_empty() {
+    let (dns, enis) = match answer::expected(&t.host, vpc) {
+        Some(Expected {
+            fact,
+            answer: Answer::Nothing,
+        }) if t.addresses.is_empty() => {
+            return Some(Prediction {
+                reachable: false,
+                path: Path::DnsFailed,
+                because: vec![fact],
+                says: String::new(),
+            });
+        }
+        // It resolved all the same (another VPC's endpoint, a stale view): follow the answer.
+        Some(Expected {
+            answer: Answer::Nothing,
+            ..
+        })
+        | None => (None, None),
+        Some(Expected {
+            fact,
+            answer: Answer::Enis(ips),
+        }) => (Some(fact), Some(ips)),
+        Some(Expected {
+            fact,
+            answer: Answer::Outside,
+        }) => (Some(fact), None),
+    };
+    let dests: Vec<Dest<'_>> = match enis {
+        Some(ips) if !t.addresses.iter().any(|a| ips.contains(&a.ip)) => {
+            ips.into_iter().map(Dest::eni).collect()
+        }
+        _ => t.addresses.iter().map(Dest::of).collect(),
+    };
+    if dests.is_empty() || !vpc.firewalls.is_ok() || instance.security_groups.is_empty() {
         return None;
     }
     let src = Source {
@@ -46,8 +78,8 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
     };
     let mut best: Option<(Path, Vec<Fact>)> = None;
     let mut blocked: Option<Vec<Fact>> = None;
-    for a in &t.addresses {
-        match address(a, t.port, &src, vpc) {
+    for d in &dests {
+        match address(d, t.port, &src, vpc) {
             Ok((path, facts)) => {
                 if best.as_ref().is_none_or(|(p, _)| path < *p) {
                     best = Some((path, facts));
@@ -58,61 +90,42 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
             }
         }
     }
-    Some(match best {
-        Some((path, because)) => Prediction {
-            reachable: true,
-            path,
-            because,
-            says: String::new(),
-        },
-        None => Prediction {
-            reachable: false,
-            path: Path::Unreachable,
-            because: blocked.unwrap_or_default(),
-            says: String::new(),
-        },
+    let (reachable, path, facts) = match best {
+        Some((path, facts)) => (true, path, facts),
+        None => (false, Path::Unreachable, blocked.unwrap_or_default()),
+    };
+    Some(Prediction {
+        reachable,
+        path,
+        because: dns.into_iter().chain(facts).collect(),
+        says: String::new(),
     })
 }
 
-/// A name that did not resolve: the configuration speaks only of endpoint names. A vpce name
-/// no endpoint of the VPC carries cannot resolve; one that an endpoint carries cannot either
-/// when the VPC's DNS support is off. Of other names it says nothing.
-fn unresolved(host: &str, vpc: &VpcView) -> Option<Prediction> {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if !(host.ends_with(".vpce.amazonaws.com") || host.ends_with(".vpce.amazonaws.com.cn")) {
-        return None;
+/// Where the traffic goes: an address DNS gave, or an ENI the configuration expects.
+struct Dest<'a> {
+    ip: IpAddr,
+    eni: bool,
+    /// The gateway endpoint's prefix list that holds the address.
+    prefix_list: Option<&'a str>,
+}
+
+impl<'a> Dest<'a> {
+    fn of(a: &'a AddressReport) -> Self {
+        Self {
+            ip: a.ip,
+            eni: a.class == AddressClass::EndpointEni,
+            prefix_list: a.endpoint.as_ref().and_then(|e| e.prefix_list.as_deref()),
+        }
     }
-    let owner = vpc.endpoints.iter().find(|e| {
-        e.dns_names
-            .iter()
-            .any(|n| n.trim_start_matches("*.").eq_ignore_ascii_case(&host))
-    });
-    let fact = match owner {
-        None => Fact {
-            kind: FactKind::Endpoint,
-            id: String::new(),
-            allows: false,
-            says: format!("{}: no endpoint has the name {host}", vpc.vpc_id),
-            fix: None,
-        },
-        Some(e) if vpc.dns_support == Some(false) => Fact {
-            kind: FactKind::Endpoint,
-            id: e.id.clone(),
-            allows: false,
-            says: format!(
-                "{}: enableDnsSupport is off, so {}'s name does not resolve",
-                vpc.vpc_id, e.id
-            ),
-            fix: None,
-        },
-        Some(_) => return None,
-    };
-    Some(Prediction {
-        reachable: false,
-        path: Path::DnsFailed,
-        because: vec![fact],
-        says: String::new(),
-    })
+
+    fn eni(ip: IpAddr) -> Self {
+        Self {
+            ip,
+            eni: true,
+            prefix_list: None,
+        }
+    }
 }
 
 /// The line that puts the prediction beside what the packets did.
@@ -126,14 +139,22 @@ pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
         .map(|f| f.says.as_str());
     match (p.reachable, reachable) {
         // Agreeing on a way through: the route decides the path; the rest is in `because`.
-        (true, true) if p.path == path => match allowing.split_first() {
-            Some((route, [])) => format!("the configuration agrees: {route}"),
-            Some((route, rest)) => format!(
-                "the configuration agrees: {route}, and {} more rules allow it",
-                rest.len()
-            ),
-            None => "the configuration agrees".to_string(),
-        },
+        (true, true) if p.path == path => {
+            let route = p.because.iter().find(|f| f.kind == FactKind::Route);
+            let rules = p
+                .because
+                .iter()
+                .filter(|f| !matches!(f.kind, FactKind::Route | FactKind::Dns))
+                .count();
+            match (route, rules) {
+                (Some(r), 0) => format!("the configuration agrees: {}", r.says),
+                (Some(r), n) => format!(
+                    "the configuration agrees: {}, and {n} more rules allow it",
+                    r.says
+                ),
+                (None, _) => "the configuration agrees".to_string(),
+            }
+        }
         (true, true) => format!(
             "the configuration predicts {} but the packets took {path}: {}",
             p.path,
@@ -142,6 +163,13 @@ pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
         (false, false) => format!(
             "the configuration agrees: blocked by {}",
             blocking.unwrap_or("no route")
+        ),
+        (true, false) if path == Path::DnsFailed => format!(
+            "the configuration expects an answer ({}), DNS gave none: check that this host asks the VPC resolver (the VPC's base + 2)",
+            p.because
+                .iter()
+                .find(|f| f.kind == FactKind::Dns)
+                .map_or("", |f| f.says.as_str())
         ),
         (true, false) => format!(
             "the configuration allows it ({}), the packets did not get through: look at the endpoint policy or the service",
@@ -157,7 +185,7 @@ pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
 /// The path an address would take and the facts on the way, or the facts up to the one that
 /// blocks it.
 fn address(
-    a: &AddressReport,
+    a: &Dest<'_>,
     port: u16,
     src: &Source<'_>,
     vpc: &VpcView,
@@ -196,7 +224,7 @@ fn address(
         }
     }
     let eni_groups: &[String] = endpoint.map_or(&[], |e| e.security_groups.as_slice());
-    let prefix_list = a.endpoint.as_ref().and_then(|e| e.prefix_list.as_deref());
+    let prefix_list = a.prefix_list;
     let out = groups(
         vpc,
         src.groups,
@@ -267,7 +295,7 @@ fn address(
 
 /// The route table entry that matches `a`: local inside the VPC, a gateway endpoint's prefix
 /// list, else the longest CIDR route.
-fn route(a: &AddressReport, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
+fn route(a: &Dest<'_>, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
     let Some(table) = &vpc.route_table else {
         return (
             Path::Unreachable,
@@ -276,7 +304,7 @@ fn route(a: &AddressReport, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
     };
     let fact = |allows, says| route_fact(&table.id, allows, says);
     if src.vpc_cidrs.iter().any(|c| c.contains(&a.ip)) {
-        let path = if a.class == AddressClass::EndpointEni {
+        let path = if a.eni {
             Path::InterfaceEndpoint
         } else {
             Path::Vpc
@@ -593,14 +621,21 @@ mod tests {
         }
     }
 
+    /// A target resolved to `ips`: CloudFormation's name for the VPC's addresses, S3's for
+    /// its prefix, a name the configuration says nothing of for the rest.
     fn target(ips: &[&str], v: &VpcView) -> TargetReport {
+        let host = match ips.first() {
+            Some(ip) if ip.starts_with("52.219.") => "s3.ap-northeast-2.amazonaws.com",
+            Some(ip) if !ip.starts_with("10.") => "www.example.com",
+            _ => "cloudformation.ap-northeast-2.amazonaws.com",
+        };
         let mut addresses: Vec<AddressReport> = ips
             .iter()
             .map(|ip| AddressReport {
                 ip: ip.parse().unwrap(),
                 class: crate::verdict::classify(
                     ip.parse().unwrap(),
-                    "cloudformation.ap-northeast-2.amazonaws.com",
+                    host,
                     &["10.10.0.0/16".parse().unwrap()],
                 ),
                 icmp: IcmpReport::default(),
@@ -613,7 +648,7 @@ mod tests {
         crate::verdict::enrich(&mut addresses, v);
         TargetReport {
             target: "t".into(),
-            host: "cloudformation.ap-northeast-2.amazonaws.com".into(),
+            host: host.into(),
             port: 443,
             scheme: Scheme::Https,
             url: "https://t/".into(),
@@ -652,8 +687,12 @@ mod tests {
             says(&p, true, Path::InterfaceEndpoint),
             format!(
                 "the configuration agrees: rtb-priv: 10.10.0.100 is local, and {} more rules allow it",
-                p.because.len() - 1
+                p.because.len() - 2
             )
+        );
+        assert_eq!(
+            p.because[0].says,
+            "vpce-cf has Private DNS on: cloudformation.ap-northeast-2.amazonaws.com resolves to its ENIs 10.10.0.100, 10.10.1.100"
         );
         assert!(
             p.because.iter().any(|f| f.says
@@ -736,7 +775,7 @@ mod tests {
         let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
         let line = says(&p, false, Path::Unreachable);
         assert!(
-            line.starts_with("the configuration allows it (rtb-priv: 10.10.1.100 is local;"),
+            line.starts_with("the configuration allows it (vpce-cf has Private DNS on: cloudformation.ap-northeast-2.amazonaws.com resolves to its ENIs 10.10.0.100, 10.10.1.100; rtb-priv: 10.10.1.100 is local;"),
             "{line}"
         );
         assert!(
@@ -767,6 +806,7 @@ mod tests {
         t.host = "vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com".into();
         let p = predict(&t, &v, &instance()).unwrap();
         assert_eq!((p.reachable, p.path), (false, Path::DnsFailed));
+        assert_eq!(p.because[0].kind, FactKind::Dns);
         assert_eq!(
             blocking(&p),
             "vpc-1: no endpoint has the name vpce-0abc-123.vpce-svc-0def.ap-northeast-2.vpce.amazonaws.com"
@@ -775,6 +815,51 @@ mod tests {
         assert!(
             predict(&t, &v, &instance()).is_none(),
             "public DNS is not the VPC's to predict"
+        );
+    }
+
+    #[test]
+    fn private_dns_on_and_a_public_answer_part_from_the_configuration() {
+        let v = vpc("available", "10.10.0.0/16", &open_acl());
+        let mut t = target(&["203.0.113.9"], &v);
+        t.host = "cloudformation.ap-northeast-2.amazonaws.com".into();
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!((p.reachable, p.path), (true, Path::InterfaceEndpoint));
+        assert_eq!(p.because[0].kind, FactKind::Dns);
+        let line = says(&p, true, Path::Public);
+        assert!(
+            line.starts_with(
+                "the configuration predicts interface-endpoint but the packets took public: vpce-cf has Private DNS on: cloudformation.ap-northeast-2.amazonaws.com resolves to its ENIs 10.10.0.100, 10.10.1.100; "
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_endpoints_own_name_that_does_not_resolve_is_a_dns_finding() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        let name = "vpce-cf-abc.cloudformation.ap-northeast-2.vpce.amazonaws.com";
+        v.endpoints[0].dns_names = vec![name.into()];
+        let mut t = target(&[], &v);
+        t.host = name.into();
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!((p.reachable, p.path), (true, Path::InterfaceEndpoint));
+        assert_eq!(
+            says(&p, false, Path::DnsFailed),
+            format!(
+                "the configuration expects an answer ({name} is vpce-cf's name: its ENIs 10.10.0.100, 10.10.1.100), DNS gave none: check that this host asks the VPC resolver (the VPC's base + 2)"
+            )
+        );
+    }
+
+    #[test]
+    fn private_dns_needs_the_vpcs_dns_hostnames() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        v.dns_hostnames = Some(false);
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &instance()).unwrap();
+        assert_eq!(
+            p.because[0].says,
+            "vpc-1: enableDnsHostnames is off, so vpce-cf's Private DNS does not answer: cloudformation.ap-northeast-2.amazonaws.com resolves outside the VPC"
         );
     }
 
