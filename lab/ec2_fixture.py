@@ -3,6 +3,9 @@
 
   ec2_fixture.py serve HOST PORT
       moto (PyPI moto[server] 5.2.5) in the foreground until SIGTERM; prints "listening PORT".
+      While the file $LAB_EC2_DELAY_FILE holds a number N, every answer waits N ms first
+      (each on its own thread, so calls made at once wait at once): the benchmark's stand-in
+      for AWS's latency.
   ec2_fixture.py seed URL STEP STATE_DIR
       makes moto's VPC match a tutorial step (idempotent), then writes STATE_DIR/ec2.json
       (the ids moto chose) and STATE_DIR/imds-pub.json, imds-priv.json (metadata per instance).
@@ -24,6 +27,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -76,7 +80,17 @@ def serve(host, port):
                     self.dns_entries = [{"dns_name": n, "hosted_zone_id": "Z0LABLABLAB0"} for n in dns_names]
 
     vpcs.VPCEndPoint.__init__ = lab_endpoint
-    app = DomainDispatcherApplication(create_backend_app)
+    moto = DomainDispatcherApplication(create_backend_app)
+    delay_file = os.environ.get("LAB_EC2_DELAY_FILE")
+
+    def app(environ, start_response):
+        try:
+            with open(delay_file) as f:
+                time.sleep(int(f.read().strip()) / 1000)
+        except (TypeError, OSError, ValueError):
+            pass
+        return moto(environ, start_response)
+
     server = make_server(host, int(port), app, True, request_handler=MotoRequestHandler)
     print(f"listening {server.server_address[1]}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -206,7 +206,7 @@ up() {
   start vpc2 nlb "$py" "$here/servers.py" tcpfwd --listen "$NLB_PUBLIC_IP:80" --listen "$NLB_PRIVATE_IP:80" \
     --to "$WEB1_IP:80" --to "$WEB2_IP:80"
   # The EC2 API, seeded before the metadata servers start: they serve the ids moto chose.
-  start vpce ec2-api "$py" "$here/ec2_fixture.py" serve "$EC2_API_IP" "$EC2_API_PORT"
+  start vpce ec2-api env LAB_EC2_DELAY_FILE="$DIR/ec2-delay-ms" "$py" "$here/ec2_fixture.py" serve "$EC2_API_IP" "$EC2_API_PORT"
   wait_tcp vpce "$EC2_API_IP" "$EC2_API_PORT"
   on pub "$py" "$here/ec2_fixture.py" seed "$EC2_URL" base "$DIR"
   local role
