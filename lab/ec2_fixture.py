@@ -14,8 +14,9 @@ moto gets some things wrong; each is worked around here, never in probe:
 - its AWS-managed S3 prefix list holds real AWS ranges and cannot be modified: the server
   patches the list it creates so it holds the lab's S3 prefix (S3_PREFIX in names.env);
 - interface endpoint ENIs get addresses outside their subnet and an empty description: the
-  seed creates endpoint-like ENIs with CreateNetworkInterface, at the lab's ENI addresses and
-  with the description AWS gives them ("VPC Endpoint Interface vpce-...");
+  server deletes them, and the seed creates endpoint-like ENIs with CreateNetworkInterface, at
+  the lab's ENI addresses and with the description AWS gives them ("VPC Endpoint Interface
+  vpce-...");
 - ModifyVpcEndpoint ignores PrivateDnsEnabled: the seed deletes and re-creates the endpoint;
 - every endpoint is "available" (moto has no acceptance): the server gives an endpoint
   created with the tag lab:state the state it names, and the seed re-creates the endpoint to
@@ -75,6 +76,11 @@ def serve(host, port):
         endpoint_init(self, *args, **kwargs)
         self.state = (kwargs.get("tags") or {}).get("lab:state", self.state)
         if self.vpc_endpoint_type == "Interface":
+            # The seed makes the ENIs, at the lab's addresses; moto's own sit outside their
+            # subnets, where no packet of the lab goes.
+            for eni in self.network_interface_ids:
+                self.ec2_backend.delete_network_interface(eni)
+            self.network_interface_ids = []
             for part, dns_names in lab_names.items():
                 if part in self.service_name:
                     self.dns_entries = [{"dns_name": n, "hosted_zone_id": "Z0LABLABLAB0"} for n in dns_names]

@@ -62,7 +62,7 @@ fn endpoint_name(host: &str, vpc: &VpcView) -> Expected {
             expect(
                 &e.id,
                 true,
-                format!("{host} is {}'s name: its ENIs {}", e.id, list(&ips)),
+                format!("{}'s own name: its ENIs {}", e.id, list(&ips)),
                 Answer::Enis(ips),
             )
         }

@@ -847,7 +847,7 @@ mod tests {
         assert_eq!(
             says(&p, false, Path::DnsFailed),
             format!(
-                "the configuration expects an answer ({name} is vpce-cf's name: its ENIs 10.10.0.100, 10.10.1.100), DNS gave none: check that this host asks the VPC resolver (the VPC's base + 2)"
+                "the configuration expects an answer (vpce-cf's own name: its ENIs 10.10.0.100, 10.10.1.100), DNS gave none: check that this host asks the VPC resolver (the VPC's base + 2)"
             )
         );
     }
