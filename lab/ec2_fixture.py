@@ -232,11 +232,13 @@ def endpoint_ingress(ec2, state, cidr):
 
 def private_acl(ec2, state, deny_s3):
     """The private subnet's network ACL: the VPC's default (allow all), or one whose egress
-    rule NACL_DENY_RULE denies HTTPS to the S3 prefix, above rule 100 allowing the rest."""
+    rule NACL_DENY_RULE denies HTTPS to the S3 prefix and whose ingress rule NACL_ANSWER_RULE
+    denies the PrivateLink ENI's answers, above rules 100 allowing the rest."""
     if "nacl" not in state:
         acl = ec2.create_network_acl(VpcId=state["vpc"])["NetworkAcl"]["NetworkAclId"]
         entries = [
             (int(N["NACL_DENY_RULE"]), True, "6", "deny", N["S3_PREFIX"], {"From": 443, "To": 443}),
+            (int(N["NACL_ANSWER_RULE"]), False, "6", "deny", N["SVC_ENI_IP"] + "/32", {"From": 1024, "To": 65535}),
             (100, True, "-1", "allow", "0.0.0.0/0", None),
             (100, False, "-1", "allow", "0.0.0.0/0", None),
         ]

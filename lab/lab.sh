@@ -156,6 +156,16 @@ up() {
   ip -n "$(ns vpce)" addr add "$ENI_C_IP/24" dev eth1
   ip -n "$(ns vpce)" addr add "$EC2_API_IP/24" dev eth0
   on vpce sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+  # Each ENI answers through its own subnet's router, as an ENI does: never straight across
+  # to the other subnet, which would skip the private subnet's network ACL.
+  local dev subnet gw table=200
+  for dev in "eth0 $PUB_SUBNET 10.10.0.1" "eth1 $PRIV_SUBNET 10.10.1.1"; do
+    read -r dev subnet gw <<<"$dev"
+    ip -n "$(ns vpce)" route add "$subnet" dev "$dev" table "$table"
+    ip -n "$(ns vpce)" route add default via "$gw" dev "$dev" table "$table"
+    ip -n "$(ns vpce)" rule add pref $((LOCAL + table)) from "$subnet" lookup "$table"
+    table=$((table + 1))
+  done
   link vpce to-vpc2 vpc2 to-vpce
   ip -n "$(ns vpce)" addr add 100.64.1.1/30 dev to-vpc2
   ip -n "$(ns vpce)" route add 20.20.0.0/16 via 100.64.1.2
@@ -236,10 +246,11 @@ after() { (($(place "$1") >= $(place "$2"))); }
 
 # The step's fault, in the packets (the EC2 API says the same: ec2_fixture.py).
 faults() {
-  local step=$1 t eni
+  local step=$1 t eni pref
   for t in router vpce vpc2; do
-    while ip -n "$(ns "$t")" rule del pref "$FAULT" 2>/dev/null; do :; done
-    while ip -n "$(ns "$t")" rule del pref "$((FAULT - 1))" 2>/dev/null; do :; done
+    for pref in "$NACL_ANSWER_RULE" "$((FAULT - 1))" "$FAULT"; do
+      while ip -n "$(ns "$t")" rule del pref "$pref" 2>/dev/null; do :; done
+    done
   done
   case $step in
     endpoint-sg)
@@ -250,8 +261,11 @@ faults() {
       done
       ;;
     network-acl)
-      # The private subnet's network ACL, egress rule 90: deny tcp 443 to the S3 prefix.
+      # The private subnet's network ACL: egress rule 90 denies tcp 443 to the S3 prefix, and
+      # ingress rule 80 the PrivateLink ENI's answers, whichever connection they belong to.
       R rule add pref "$FAULT" iif br-priv to "$S3_PREFIX" ipproto tcp dport 443 blackhole
+      # (ip rule cannot name port 65535; Linux's ephemeral ports end at 60999.)
+      R rule add pref "$NACL_ANSWER_RULE" iif br-pub from "$SVC_ENI_IP" to "$PRIV_SUBNET" ipproto tcp dport 1024-65534 blackhole
       ;;
     pending-acceptance)
       # The endpoint's ENI and names exist, but it carries nothing until it is accepted.

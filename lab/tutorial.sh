@@ -78,8 +78,8 @@ run priv "$nlb" "$svc" --expect "$nlb=unreachable" --expect "$svc=interface-endp
 # --expect auto the configuration's prediction is the expectation.
 step endpoint-sg "the endpoints' security group admits HTTPS from the public subnet only"
 run priv "$CF_VPCE_NAME" --expect auto
-step network-acl "the private subnet's network ACL denies HTTPS to the S3 prefix (rule $NACL_DENY_RULE)"
-run priv s3 --expect auto
+step network-acl "the private subnet's network ACL denies HTTPS to the S3 prefix (rule $NACL_DENY_RULE) and the PrivateLink ENI's answers (rule $NACL_ANSWER_RULE)"
+run priv s3 "$svc" --expect auto
 step pending-acceptance "the PrivateLink endpoint awaits the service owner's acceptance"
 run pub "$svc" --expect auto
 step service-down "the NLB behind the endpoint service stops answering: the configuration cannot show it"

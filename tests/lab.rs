@@ -21,8 +21,9 @@ fn after(n: &HashMap<String, String>, step: &str, which: &str) -> bool {
 
 /// Each step's expected path per target, from the public and the private instance. The
 /// steps after privatelink each add a fault: the endpoints' security group admitting the
-/// public subnet only, the private subnet's network ACL denying HTTPS to S3, the PrivateLink
-/// endpoint awaiting acceptance, its service not answering.
+/// public subnet only, the private subnet's network ACL denying HTTPS to S3 and the
+/// PrivateLink ENI's answers, the PrivateLink endpoint awaiting acceptance, its service not
+/// answering.
 fn expectations(
     step: &str,
     n: &HashMap<String, String>,
@@ -43,9 +44,11 @@ fn expectations(
         _ => (ie, ie),
     };
     let service = match step {
-        _ if !after(n, step, "privatelink") => nodns,
-        "pending-acceptance" | "service-down" => unreachable,
-        _ => ie,
+        _ if !after(n, step, "privatelink") => (nodns, nodns),
+        "pending-acceptance" | "service-down" => (unreachable, unreachable),
+        // The private subnet's ACL denies the answers of the PrivateLink ENI.
+        "network-acl" => (ie, unreachable),
+        _ => (ie, ie),
     };
     vec![
         ("s3".to_string(), s3, s3_private),
@@ -58,7 +61,11 @@ fn expectations(
         (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
         (format!("http://{}/", n["NLB_NAME"]), public, unreachable),
         (format!("http://{}/", n["WWW_NAME"]), public, unreachable),
-        (format!("http://{}/", n["SVC_VPCE_NAME"]), service, service),
+        (
+            format!("http://{}/", n["SVC_VPCE_NAME"]),
+            service.0,
+            service.1,
+        ),
     ]
 }
 
@@ -238,6 +245,10 @@ fn expected_diagnoses(
     if service && role == "priv" && after(n, step, "privatelink") {
         want.push("endpoint-no-eni-in-zone");
     }
+    // That advice explains no failure: the network ACL's rule still comes after it.
+    if service && role == "priv" && step == "network-acl" {
+        want.push("network-acl-denies");
+    }
     want
 }
 
@@ -267,6 +278,14 @@ fn expected_cause(
             format!(
                 " rule {}: deny tcp 443 to {} (egress)",
                 n["NACL_DENY_RULE"], n["S3_PREFIX"]
+            ),
+        ),
+        // Stateless: the request goes out, its answer is what the ACL stops.
+        ("network-acl", "priv") if target.contains("vpce-svc-") => blocked(
+            id("nacl"),
+            format!(
+                " rule {}: deny tcp 1024-65535 from {}/32 (ingress, the answer's ephemeral port)",
+                n["NACL_ANSWER_RULE"], n["SVC_ENI_IP"]
             ),
         ),
         ("pending-acceptance", _) if target.contains("vpce-svc-") => blocked(

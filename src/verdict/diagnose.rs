@@ -130,6 +130,16 @@ fn pending(e: &Endpoint) -> Option<Diagnosis> {
     ))
 }
 
+/// The code of the one diagnosis that explains no failure: traffic crossing zones costs
+/// money and latency, but it gets through.
+const CROSS_ZONE: &str = "endpoint-no-eni-in-zone";
+
+/// Whether `d` may explain why a target failed (every pattern but the cross-zone advice).
+#[must_use]
+pub fn explains_failure(d: &Diagnosis) -> bool {
+    d.code != CROSS_ZONE
+}
+
 /// An endpoint with ENIs, none of them in this instance's zone.
 fn other_zone(e: &Endpoint, instance: Option<&Instance>) -> Option<Diagnosis> {
     let zone = instance?.availability_zone.as_deref()?;
@@ -142,7 +152,7 @@ fn other_zone(e: &Endpoint, instance: Option<&Instance>) -> Option<Diagnosis> {
         return None;
     }
     Some(diagnosis(
-        "endpoint-no-eni-in-zone",
+        CROSS_ZONE,
         format!(
             "{} has no ENI in {zone}, this instance's zone: traffic crosses zones; add a subnet in {zone} to the endpoint",
             e.id

@@ -47,7 +47,7 @@ pub fn judge(
             .find(|f| !f.allows)
             .and_then(|f| f.fix.clone());
         if let Some(d) = cause.filter(|_| agrees && !reachable) {
-            if t.verdict.diagnoses.is_empty() {
+            if !t.verdict.diagnoses.iter().any(diagnose::explains_failure) {
                 t.verdict.diagnoses.push(d);
             }
         }
