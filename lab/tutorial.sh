@@ -2,10 +2,11 @@
 # Walks the tutorial "AWS - VPC (2): Endpoint" in the emulated VPCs: builds probe, builds the
 # lab, and at every step runs `probe check` on the public and the private instance, with the
 # verdicts the tutorial observed as expectations; then four faults, where the VPC's
-# configuration (read from the lab's EC2 API) is the expectation. Every report goes through a relay on the
-# public instance to `probe collect` on the operator's laptop (on the lab's internet), whose
-# view of the changes is printed at the end. Needs root (network namespaces): from a user
-# account it asks sudo.
+# configuration (read from the lab's EC2 API) is the expectation. Every report goes through a
+# relay on the public instance to `probe collect` on the operator's laptop (on the lab's
+# internet), whose view of the changes is printed at the end. Exits 1 when any check ends
+# otherwise than the tutorial says. Needs root (network namespaces): from a user account it
+# asks sudo. PROBE=path runs that binary instead of building one (the tests do).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "tutorial.sh: $*" >&2; exit 1; }
@@ -13,17 +14,24 @@ if [[ $(id -u) != 0 ]]; then
   command -v sudo >/dev/null || die "the lab builds network namespaces and needs root: run this as root"
   # root's HOME is not the user's: name the user's Rust toolchain for root to use.
   export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
-  exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CARGO_TARGET_DIR,PROBE_VENV "$0" "$@"
+  exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CARGO_TARGET_DIR,PROBE_VENV,PROBE "$0" "$@"
 fi
+probe=${PROBE:-}
 # Everything it needs, before the long build.
-command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
+if [[ -n $probe ]]; then
+  [[ -x $probe ]] || die "PROBE=$probe is not an executable: build probe, or leave PROBE unset"
+else
+  command -v cargo >/dev/null || die "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again"
+fi
 "$root/lab/packages.sh"
 # shellcheck source=names.env
 source "$root/lab/names.env"
 
-echo "Building probe (the first build takes a few minutes)..." >&2
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-probe="${CARGO_TARGET_DIR:-$root/target}/release/probe"
+if [[ -z $probe ]]; then
+  echo "Building probe (the first build takes a few minutes)..." >&2
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  probe="${CARGO_TARGET_DIR:-$root/target}/release/probe"
+fi
 
 id=demo$((RANDOM % 1000))
 trap '"$root/lab/lab.sh" down "$id"' EXIT
@@ -36,14 +44,21 @@ token=/tmp/probe-lab-$id/collector.token
 "$root/lab/lab.sh" start "$id" pub relay "$probe" collect --listen "$PUB_IP:7878" \
   --token-file "$token" --data "/tmp/probe-lab-$id/relay" --forward "http://$OPERATOR_IP:7878"
 
-run() { # step role expectations...
-  local role=$1; shift
+surprises=0
+run() { # role [--fails] targets and expectations...
+  local role=$1 want=0 got=0; shift
+  # --fails: a verdict must fail (exit 1), where the packets part from the configuration.
+  [[ $1 == --fails ]] && want=1 && shift
   echo
   echo "--- on the $role instance ($([[ $role == pub ]] && echo "$PUB_IP" || echo "$PRIV_IP")):"
   # No --region or --vpc-cidr: probe reads them from the instance metadata, and the route
   # table and endpoints from the lab's EC2 API.
   "$root/lab/lab.sh" exec "$id" "$role" "$probe" check --ca-file "$ca" --timeout 1s -o table \
-    --report-to "http://$PUB_IP:7878" --token-file "$token" --spool "/tmp/probe-lab-$id/spool-$role" "$@" || true
+    --report-to "http://$PUB_IP:7878" --token-file "$token" --spool "/tmp/probe-lab-$id/spool-$role" "$@" || got=$?
+  if ((got != want)); then
+    echo "tutorial.sh: this check exited $got, the tutorial expects $want" >&2
+    surprises=$((surprises + 1))
+  fi
 }
 
 nlb="http://$NLB_NAME/"
@@ -83,7 +98,7 @@ run priv s3 "$svc" --expect auto
 step pending-acceptance "the PrivateLink endpoint awaits the service owner's acceptance"
 run pub "$svc" --expect auto
 step service-down "the NLB behind the endpoint service stops answering: the configuration cannot show it"
-run pub "$svc" --expect auto
+run pub --fails "$svc" --expect auto
 
 echo
 echo "================================================================================"
@@ -91,3 +106,8 @@ echo "The operator's collector ($OPERATOR_IP:7878, reports relayed by the public
 echo "================================================================================"
 sleep 1
 cat "/tmp/probe-lab-$id/log/operator.log"
+if ((surprises)); then
+  die "$surprises check(s) ended otherwise than the tutorial says (see above)"
+fi
+echo
+echo "Every check ended as the tutorial says."
