@@ -179,11 +179,7 @@ fn render_vpc(out: &mut String, v: &VpcView) {
         None => line(out, "route table", "none found for the subnet"),
     }
     for e in &v.endpoints {
-        let ips: Vec<String> = e
-            .enis
-            .iter()
-            .flat_map(|n| n.ips.iter().map(ToString::to_string))
-            .collect();
+        let ips: Vec<String> = e.ips().iter().map(ToString::to_string).collect();
         line(
             out,
             "endpoint",

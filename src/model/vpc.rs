@@ -234,6 +234,25 @@ pub struct Eni {
     pub subnet_id: Option<String>,
 }
 
+impl Endpoint {
+    /// The addresses of its network interfaces.
+    #[must_use]
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.enis
+            .iter()
+            .flat_map(|n| n.ips.iter().copied())
+            .collect()
+    }
+
+    /// Whether `host` is one of its DNS names (a wildcard name counts as its base).
+    #[must_use]
+    pub fn has_name(&self, host: &str) -> bool {
+        self.dns_names
+            .iter()
+            .any(|n| n.trim_start_matches("*.").eq_ignore_ascii_case(host))
+    }
+}
+
 impl VpcView {
     /// The interface endpoint owning `ip`, with the ENI.
     #[must_use]
@@ -265,5 +284,14 @@ impl VpcView {
         service: &'a str,
     ) -> impl Iterator<Item = &'a Endpoint> + 'a {
         self.endpoints.iter().filter(move |e| e.service == service)
+    }
+
+    /// The interface endpoints for an AWS service.
+    #[must_use]
+    pub fn interface_endpoints_for(&self, service: &str) -> Vec<&Endpoint> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.service == service && e.kind == EndpointKind::Interface)
+            .collect()
     }
 }

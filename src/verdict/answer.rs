@@ -5,7 +5,7 @@
 //! not resolve. Of any other name the configuration says nothing.
 
 use super::aws_service;
-use crate::model::{EndpointKind, EndpointState, Fact, FactKind, VpcView};
+use crate::model::{EndpointState, Fact, FactKind, VpcView};
 use std::net::IpAddr;
 
 /// The answer the configuration expects, and the fact that says so.
@@ -36,11 +36,7 @@ pub(super) fn expected(host: &str, vpc: &VpcView) -> Option<Expected> {
 
 /// An endpoint's own name: its ENIs, whatever Private DNS says.
 fn endpoint_name(host: &str, vpc: &VpcView) -> Expected {
-    let owner = vpc.endpoints.iter().find(|e| {
-        e.dns_names
-            .iter()
-            .any(|n| n.trim_start_matches("*.").eq_ignore_ascii_case(host))
-    });
+    let owner = vpc.endpoints.iter().find(|e| e.has_name(host));
     match owner {
         None => expect(
             &vpc.vpc_id,
@@ -58,7 +54,7 @@ fn endpoint_name(host: &str, vpc: &VpcView) -> Expected {
             Answer::Nothing,
         ),
         Some(e) => {
-            let ips: Vec<IpAddr> = e.enis.iter().flat_map(|n| n.ips.iter().copied()).collect();
+            let ips = e.ips();
             expect(
                 &e.id,
                 true,
@@ -72,10 +68,7 @@ fn endpoint_name(host: &str, vpc: &VpcView) -> Expected {
 /// An AWS service's own name: the ENIs of an interface endpoint with Private DNS, else
 /// outside the VPC.
 fn service_name(host: &str, service: &str, vpc: &VpcView) -> Expected {
-    let interfaces: Vec<_> = vpc
-        .endpoints_for_service(service)
-        .filter(|e| e.kind == EndpointKind::Interface)
-        .collect();
+    let interfaces = vpc.interface_endpoints_for(service);
     let Some(e) = interfaces
         .iter()
         .find(|e| e.private_dns && e.state == EndpointState::Available)
@@ -122,7 +115,7 @@ fn service_name(host: &str, service: &str, vpc: &VpcView) -> Expected {
             ),
         );
     }
-    let ips: Vec<IpAddr> = e.enis.iter().flat_map(|n| n.ips.iter().copied()).collect();
+    let ips = e.ips();
     expect(
         &e.id,
         true,

@@ -12,11 +12,7 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
     let service = aws_service(&t.host);
     let interfaces: Vec<&Endpoint> = service
         .as_deref()
-        .map(|s| {
-            vpc.endpoints_for_service(s)
-                .filter(|e| e.kind == EndpointKind::Interface)
-                .collect()
-        })
+        .map(|s| vpc.interface_endpoints_for(s))
         .unwrap_or_default();
     let mut out = Vec::new();
     out.extend(private_dns(t, vpc, &interfaces));
@@ -175,10 +171,7 @@ fn matching_endpoints<'a>(
                 .addresses
                 .iter()
                 .any(|a| a.endpoint.as_ref().is_some_and(|r| r.id == e.id));
-            let by_name = host.starts_with(&format!("{}-", e.id))
-                || e.dns_names
-                    .iter()
-                    .any(|d| d.trim_start_matches("*.") == host);
+            let by_name = host.starts_with(&format!("{}-", e.id)) || e.has_name(&host);
             by_address || by_name || interfaces.iter().any(|i| i.id == e.id)
         })
         .collect()
