@@ -184,5 +184,6 @@ async fn check_address<R: Resolve, P: Ping>(
         tls: conn.tls,
         http: conn.http,
         endpoint: None,
+        route: None,
     }
 }

@@ -1,7 +1,10 @@
 //! `probe context`: what probe knows about where it stands, as a table or JSON.
 
 use crate::error::{Error, exit};
-use crate::model::{EndpointKind, Instance, NetworkAcl, SourceStatus, VpcView, region};
+use crate::model::{
+    EndpointKind, Instance, NetworkAcl, Route, RouteState, RouteTable, RouteTarget, SourceStatus,
+    VpcView, region,
+};
 use crate::output::{self, Form, Output};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -156,24 +159,10 @@ fn render_vpc(out: &mut String, v: &VpcView) {
             line(
                 out,
                 "route table",
-                &format!(
-                    "{}{}, 0.0.0.0/0 -> {}",
-                    t.id,
-                    if t.main { " (main)" } else { "" },
-                    t.default_route.as_deref().unwrap_or("none")
-                ),
+                &format!("{}{}", t.id, if t.main { " (main)" } else { "" }),
             );
-            for g in &t.gateway_routes {
-                line(
-                    out,
-                    "  gateway route",
-                    &format!(
-                        "{} -> {} ({})",
-                        g.prefix_list,
-                        g.endpoint_id,
-                        join(&g.cidrs)
-                    ),
-                );
+            for r in &t.routes {
+                line(out, "  route", &route_line(r, t, v));
             }
         }
         None => line(out, "route table", "none found for the subnet"),
@@ -291,6 +280,63 @@ fn render_firewalls(out: &mut String, v: &VpcView, instance_groups: &[String]) {
         }
         None => line(out, "network ACL", "none found for the subnet"),
     }
+}
+
+/// One route: its destination, target, what the target is, and what lies beyond it (a
+/// gateway endpoint's prefix list, a NAT gateway's state and public address, a peering's
+/// status and the peer's blocks).
+fn route_line(r: &Route, t: &RouteTable, v: &VpcView) -> String {
+    let dest = r.cidr.map_or_else(
+        || r.prefix_list.clone().unwrap_or_default(),
+        |c| c.to_string(),
+    );
+    let beyond = match &r.target {
+        RouteTarget::VpcEndpoint(id) => t
+            .gateway_routes
+            .iter()
+            .find(|g| &g.endpoint_id == id)
+            .map(|g| format!(" ({})", join(&g.cidrs))),
+        RouteTarget::NatGateway(id) => v.nat_gateway(id).map(|n| {
+            format!(
+                " ({}{}{}, public {})",
+                if n.public { "" } else { "private, " },
+                n.state,
+                n.subnet_id
+                    .as_ref()
+                    .map(|s| format!(" in {s}"))
+                    .unwrap_or_default(),
+                if n.public_ips.is_empty() {
+                    "none".into()
+                } else {
+                    join(&n.public_ips)
+                }
+            )
+        }),
+        RouteTarget::Peering(id) => v.peering(id).map(|p| {
+            format!(
+                " ({}, to {} {})",
+                p.status,
+                p.peer_vpc_id.as_deref().unwrap_or("?"),
+                join(&p.peer_cidrs)
+            )
+        }),
+        _ => None,
+    };
+    let what = if r.target == RouteTarget::Local {
+        String::new()
+    } else {
+        format!(" {}", r.target.what())
+    };
+    let blackhole = if r.state == RouteState::Blackhole {
+        ", blackhole"
+    } else {
+        ""
+    };
+    format!(
+        "{dest} -> {}{what}{}{blackhole}",
+        r.target,
+        beyond.unwrap_or_default()
+    )
 }
 
 fn join(v: &[impl ToString]) -> String {

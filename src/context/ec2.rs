@@ -4,8 +4,9 @@
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
 use crate::model::{
-    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, NetworkAcl, Ports,
-    Protocol, Route, RouteTable, SecurityGroup, SgRule, SourceStatus, VpcView,
+    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, NatGateway, NetworkAcl,
+    Peering, Ports, Protocol, Route, RouteState, RouteTable, RouteTarget, SecurityGroup, SgRule,
+    SourceStatus, VpcView,
 };
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -202,7 +203,7 @@ impl SdkEc2 {
     /// The first call that failed.
     pub async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, Ec2Error> {
         let c = &self.client;
-        let (tables, endpoints, enis, support, hostnames, groups, acls) = tokio::join!(
+        let (tables, endpoints, enis, support, hostnames, groups, acls, nats, peerings) = tokio::join!(
             c.describe_route_tables()
                 .filters(filter("vpc-id", vpc_id))
                 .send(),
@@ -227,6 +228,20 @@ impl SdkEc2 {
             c.describe_network_acls()
                 .filters(filter("vpc-id", vpc_id))
                 .send(),
+            c.describe_nat_gateways()
+                .filter(filter("vpc-id", vpc_id))
+                .send(),
+            // Either end may be this VPC: the two filters of one call would both have to hold.
+            async {
+                tokio::try_join!(
+                    c.describe_vpc_peering_connections()
+                        .filters(filter("requester-vpc-info.vpc-id", vpc_id))
+                        .send(),
+                    c.describe_vpc_peering_connections()
+                        .filters(filter("accepter-vpc-info.vpc-id", vpc_id))
+                        .send(),
+                )
+            },
         );
         // The firewalls are read alongside; an instance profile from before they were asked
         // for lacks the permissions, and the routes and endpoints stand without them.
@@ -252,6 +267,7 @@ impl SdkEc2 {
             Some((table, main)) => Some(self.route_table(table, main).await?),
             None => None,
         };
+        let (nat_gateways, peerings) = beyond(nats, peerings, tables.route_tables(), vpc_id);
         Ok(VpcView {
             vpc_id: vpc_id.to_string(),
             subnet_id: subnet_id.to_string(),
@@ -272,6 +288,8 @@ impl SdkEc2 {
             security_groups,
             network_acls,
             firewalls,
+            nat_gateways,
+            peerings,
         })
     }
 
@@ -348,32 +366,32 @@ impl SdkEc2 {
         let mut default_route = None;
         let mut routes = Vec::new();
         for r in t.routes() {
-            let target = r
-                .gateway_id()
-                .or(r.nat_gateway_id())
-                .or(r.transit_gateway_id());
-            let any_target = target
-                .or(r.vpc_peering_connection_id())
-                .or(r.network_interface_id())
-                .or(r.instance_id());
-            routes.push(Route {
-                cidr: r.destination_cidr_block().and_then(|c| c.parse().ok()),
-                prefix_list: r.destination_prefix_list_id().map(str::to_string),
-                target: any_target.unwrap_or_default().to_string(),
-                state: r.state().map_or("active", |s| s.as_str()).to_string(),
-            });
-            if let (Some(pl), Some(vpce)) = (r.destination_prefix_list_id(), target) {
-                if vpce.starts_with("vpce-") {
-                    gateway_routes.push(GatewayRoute {
-                        prefix_list: pl.to_string(),
-                        endpoint_id: vpce.to_string(),
-                        cidrs: Vec::new(),
-                    });
-                }
+            let target = route_target(r);
+            let cidr = r
+                .destination_cidr_block()
+                .or(r.destination_ipv6_cidr_block())
+                .and_then(|c| c.parse().ok());
+            if let (Some(pl), RouteTarget::VpcEndpoint(vpce)) =
+                (r.destination_prefix_list_id(), &target)
+            {
+                gateway_routes.push(GatewayRoute {
+                    prefix_list: pl.to_string(),
+                    endpoint_id: vpce.clone(),
+                    cidrs: Vec::new(),
+                });
             }
             if r.destination_cidr_block() == Some("0.0.0.0/0") {
-                default_route = target.map(str::to_string);
+                default_route = Some(target.clone());
             }
+            routes.push(Route {
+                cidr,
+                prefix_list: r.destination_prefix_list_id().map(str::to_string),
+                target,
+                state: match r.state() {
+                    Some(types::RouteState::Blackhole) => RouteState::Blackhole,
+                    _ => RouteState::Active,
+                },
+            });
         }
         let handles: Vec<_> = gateway_routes
             .iter()
@@ -409,6 +427,144 @@ impl SdkEc2 {
             default_route,
             routes,
         })
+    }
+}
+
+type NatAnswer = Result<
+    aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput,
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysError,
+        aws_sdk_ec2::config::http::HttpResponse,
+    >,
+>;
+type PeeringAnswer = Result<
+    (
+        aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsOutput,
+        aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsOutput,
+    ),
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsError,
+        aws_sdk_ec2::config::http::HttpResponse,
+    >,
+>;
+
+/// The NAT gateways and peerings, which say what a route's target does beyond it. The
+/// routes stand without them (an instance profile from before they were asked for).
+fn beyond(
+    nats: NatAnswer,
+    peerings: PeeringAnswer,
+    tables: &[types::RouteTable],
+    vpc_id: &str,
+) -> (Vec<NatGateway>, Vec<Peering>) {
+    let nats = nats.map_or_else(
+        |e| {
+            tracing::debug!("{}", describe("DescribeNatGateways", &e));
+            Vec::new()
+        },
+        |o| {
+            o.nat_gateways()
+                .iter()
+                .map(|n| nat_gateway(n, tables))
+                .collect()
+        },
+    );
+    let peerings = peerings.map_or_else(
+        |e| {
+            tracing::debug!("{}", describe("DescribeVpcPeeringConnections", &e));
+            Vec::new()
+        },
+        |(requested, accepted)| {
+            requested
+                .vpc_peering_connections()
+                .iter()
+                .chain(accepted.vpc_peering_connections())
+                .map(|p| peering(p, vpc_id))
+                .collect()
+        },
+    );
+    (nats, peerings)
+}
+
+/// Where a route goes: the one target field the API filled in (an instance route carries its
+/// network interface too; the instance is what the route names).
+fn route_target(r: &types::Route) -> RouteTarget {
+    r.gateway_id()
+        .or(r.egress_only_internet_gateway_id())
+        .or(r.nat_gateway_id())
+        .or(r.transit_gateway_id())
+        .or(r.vpc_peering_connection_id())
+        .or(r.carrier_gateway_id())
+        .or(r.local_gateway_id())
+        .or(r.core_network_arn())
+        .or(r.instance_id())
+        .or(r.network_interface_id())
+        .unwrap_or_default()
+        .into()
+}
+
+/// A NAT gateway, with its subnet's default route: a public NAT gateway reaches the internet
+/// only through its subnet's internet gateway.
+fn nat_gateway(n: &types::NatGateway, tables: &[types::RouteTable]) -> NatGateway {
+    let subnet_id = n.subnet_id().map(str::to_string);
+    let subnet_default_route = subnet_id
+        .as_deref()
+        .and_then(|s| subnet_table(tables, s))
+        .and_then(|(t, _)| {
+            t.routes()
+                .iter()
+                .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        })
+        .map(route_target);
+    NatGateway {
+        id: n.nat_gateway_id().unwrap_or_default().to_string(),
+        subnet_id,
+        state: n.state().map_or("", |s| s.as_str()).to_string(),
+        public: n.connectivity_type() != Some(&types::ConnectivityType::Private),
+        public_ips: n
+            .nat_gateway_addresses()
+            .iter()
+            .filter_map(|a| a.public_ip()?.parse().ok())
+            .collect(),
+        subnet_default_route,
+    }
+}
+
+/// A peering connection seen from `vpc_id`: the other end's VPC and blocks.
+fn peering(p: &types::VpcPeeringConnection, vpc_id: &str) -> Peering {
+    let requester = p.requester_vpc_info();
+    let peer = if requester.and_then(|v| v.vpc_id()) == Some(vpc_id) {
+        p.accepter_vpc_info()
+    } else {
+        requester
+    };
+    let peer_cidrs = peer.map_or_else(Vec::new, |v| {
+        let mut cidrs: Vec<IpNet> = v
+            .cidr_block_set()
+            .iter()
+            .filter_map(|c| c.cidr_block()?.parse().ok())
+            .chain(
+                v.ipv6_cidr_block_set()
+                    .iter()
+                    .filter_map(|c| c.ipv6_cidr_block()?.parse().ok()),
+            )
+            .collect();
+        if cidrs.is_empty() {
+            cidrs.extend(v.cidr_block().and_then(|c| c.parse::<IpNet>().ok()));
+        }
+        cidrs
+    });
+    Peering {
+        id: p
+            .vpc_peering_connection_id()
+            .unwrap_or_default()
+            .to_string(),
+        status: p
+            .status()
+            .and_then(|s| s.code())
+            .map_or("", |c| c.as_str())
+            .to_string(),
+        peer_vpc_id: peer.and_then(|v| v.vpc_id()).map(str::to_string),
+        peer_cidrs,
     }
 }
 

@@ -8,6 +8,7 @@ mod path;
 mod prediction;
 pub mod region;
 mod report;
+mod route;
 mod scheme;
 mod status;
 mod vpc;
@@ -18,8 +19,10 @@ pub use firewall::{AclEntry, NetworkAcl, Ports, Protocol, SecurityGroup, SgRule}
 pub use path::{AddressClass, Expect, Path};
 pub use prediction::{Fact, FactKind, Prediction};
 pub use report::*;
+pub use route::{
+    GatewayRoute, Matched, NatGateway, Peering, Route, RouteMatch, RouteState, RouteTable,
+    RouteTarget,
+};
 pub use scheme::Scheme;
 pub use status::SourceStatus;
-pub use vpc::{
-    Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Route, RouteTable, VpcView,
-};
+pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, VpcView};

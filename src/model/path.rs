@@ -1,7 +1,7 @@
 //! What an address is, the path a target was reached by, and what the operator expects.
 
-use super::EndpointKind;
 use super::report::AddressReport;
+use super::{EndpointKind, RouteTarget};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -53,8 +53,16 @@ pub enum Path {
     GatewayEndpoint,
     /// An address inside the VPC that is not an endpoint.
     Vpc,
-    /// A private address outside the VPC.
+    /// Another VPC, over a peering connection (`pcx-...`), whatever its addresses look like.
+    Peering,
+    /// Through a transit gateway (`tgw-...`).
+    TransitGateway,
+    /// A private address outside the VPC, or any address a route sends to a private network
+    /// or an appliance (a virtual private gateway, a local gateway, a core network, an
+    /// instance or network interface).
     Private,
+    /// The internet through a NAT gateway (`nat-...`), which shows its public address.
+    NatGateway,
     /// A public address.
     Public,
     /// A loopback or link-local address.
@@ -73,7 +81,10 @@ impl Path {
             Self::InterfaceEndpoint => "interface-endpoint",
             Self::GatewayEndpoint => "gateway-endpoint",
             Self::Vpc => "vpc",
+            Self::Peering => "peering",
+            Self::TransitGateway => "transit-gateway",
             Self::Private => "private",
+            Self::NatGateway => "nat-gateway",
             Self::Public => "public",
             Self::Special => "special",
             Self::Unreachable => "unreachable",
@@ -82,18 +93,22 @@ impl Path {
     }
 
     /// Every path, in order of preference.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::InterfaceEndpoint,
         Self::GatewayEndpoint,
         Self::Vpc,
+        Self::Peering,
+        Self::TransitGateway,
         Self::Private,
+        Self::NatGateway,
         Self::Public,
         Self::Special,
         Self::Unreachable,
         Self::DnsFailed,
     ];
 
-    /// The path an address that completed its checks stands for.
+    /// The path an address that completed its checks stands for: a gateway endpoint, else
+    /// the route the EC2 API says an address outside the VPC takes, else its class.
     #[must_use]
     pub fn of(address: &AddressReport) -> Self {
         if address
@@ -103,12 +118,37 @@ impl Path {
         {
             return Self::GatewayEndpoint;
         }
-        match address.class {
-            AddressClass::EndpointEni => Self::InterfaceEndpoint,
-            AddressClass::Vpc => Self::Vpc,
+        let by_class = match address.class {
+            AddressClass::EndpointEni => return Self::InterfaceEndpoint,
+            AddressClass::Vpc => return Self::Vpc,
+            AddressClass::Special => return Self::Special,
             AddressClass::Private => Self::Private,
             AddressClass::Public => Self::Public,
-            AddressClass::Special => Self::Special,
+        };
+        address
+            .route
+            .as_ref()
+            .and_then(|r| Self::of_target(&r.target))
+            .unwrap_or(by_class)
+    }
+
+    /// The path a route target stands for, for an address outside the VPC; `None` where the
+    /// address itself tells (the VPC, a Gateway Load Balancer endpoint, an unknown target).
+    #[must_use]
+    pub fn of_target(target: &RouteTarget) -> Option<Self> {
+        match target {
+            RouteTarget::NatGateway(_) => Some(Self::NatGateway),
+            RouteTarget::Peering(_) => Some(Self::Peering),
+            RouteTarget::TransitGateway(_) => Some(Self::TransitGateway),
+            RouteTarget::InternetGateway(_)
+            | RouteTarget::EgressOnlyInternetGateway(_)
+            | RouteTarget::CarrierGateway(_) => Some(Self::Public),
+            RouteTarget::VirtualPrivateGateway(_)
+            | RouteTarget::LocalGateway(_)
+            | RouteTarget::CoreNetwork(_)
+            | RouteTarget::NetworkInterface(_)
+            | RouteTarget::Instance(_) => Some(Self::Private),
+            RouteTarget::Local | RouteTarget::VpcEndpoint(_) | RouteTarget::Unknown(_) => None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! read it; the collector reads these very types back.
 
 use super::{
-    AddressClass, CheckError, EndpointKind, Expect, Path, Phase, Prediction, Scheme, SourceStatus,
+    AddressClass, CheckError, EndpointKind, Expect, Path, Phase, Prediction, RouteTarget, Scheme,
+    SourceStatus,
 };
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,26 @@ pub struct AddressReport {
     /// The VPC endpoint this address belongs to or is routed through, when the EC2 API told.
     #[serde(default)]
     pub endpoint: Option<EndpointRef>,
+    /// The route an address outside the VPC takes, when the EC2 API gave the route table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteRef>,
+}
+
+/// The route table entry an address outside the VPC takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRef {
+    /// `rtb-...`.
+    pub route_table: String,
+    /// The route's destination: a CIDR block, or a gateway endpoint's prefix list.
+    pub destination: String,
+    /// Where it sends the traffic.
+    pub target: RouteTarget,
+    /// For a NAT gateway: its public address, the source the far end sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<IpAddr>,
+    /// A broader route that matched too and lost to this one (`0.0.0.0/0 -> nat-...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<String>,
 }
 
 /// A VPC endpoint an address belongs to (interface) or is routed through (gateway).

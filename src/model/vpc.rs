@@ -1,8 +1,7 @@
 //! What the EC2 API says about the agent's VPC, as plain data: the model every verdict and
 //! diagnosis reads, whoever fetched it (the SDK, or a fake in tests).
 
-use super::{NetworkAcl, SecurityGroup, SourceStatus};
-use ipnet::IpNet;
+use super::{NatGateway, NetworkAcl, Peering, RouteTable, SecurityGroup, SourceStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -33,46 +32,12 @@ pub struct VpcView {
     /// endpoints stand without them.
     #[serde(default)]
     pub firewalls: SourceStatus,
-}
-
-/// A route table, reduced to what reachability depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteTable {
-    /// `rtb-...`.
-    pub id: String,
-    /// The subnet has no explicit association and uses the VPC's main table.
-    pub main: bool,
-    /// Routes whose destination is a prefix list and whose target is a gateway endpoint.
-    pub gateway_routes: Vec<GatewayRoute>,
-    /// The target of 0.0.0.0/0 (`igw-...`, `nat-...`), if any.
-    pub default_route: Option<String>,
-    /// Every route of the table.
+    /// The VPC's NAT gateways.
     #[serde(default)]
-    pub routes: Vec<Route>,
-}
-
-/// One route: a destination and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Route {
-    /// The destination block, for a CIDR route.
-    pub cidr: Option<IpNet>,
-    /// The destination prefix list (`pl-...`), for a gateway endpoint's route.
-    pub prefix_list: Option<String>,
-    /// The target: `local`, `igw-...`, `nat-...`, `vpce-...`, `pcx-...`, `tgw-...`, `eni-...`.
-    pub target: String,
-    /// `active`, or `blackhole` when the target is gone.
-    pub state: String,
-}
-
-/// A prefix-list route to a gateway endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GatewayRoute {
-    /// `pl-...`.
-    pub prefix_list: String,
-    /// `vpce-...`.
-    pub endpoint_id: String,
-    /// The prefix list's CIDR blocks.
-    pub cidrs: Vec<IpNet>,
+    pub nat_gateways: Vec<NatGateway>,
+    /// The VPC's peering connections, in either direction.
+    #[serde(default)]
+    pub peerings: Vec<Peering>,
 }
 
 /// A VPC endpoint.
@@ -262,14 +227,16 @@ impl VpcView {
             .find(|e| e.enis.iter().any(|n| n.ips.contains(&ip)))
     }
 
-    /// The gateway route of this subnet's route table whose prefix list holds `ip`.
+    /// The NAT gateway `id`.
     #[must_use]
-    pub fn gateway_route_for(&self, ip: IpAddr) -> Option<&GatewayRoute> {
-        self.route_table
-            .as_ref()?
-            .gateway_routes
-            .iter()
-            .find(|r| r.cidrs.iter().any(|c| c.contains(&ip)))
+    pub fn nat_gateway(&self, id: &str) -> Option<&NatGateway> {
+        self.nat_gateways.iter().find(|n| n.id == id)
+    }
+
+    /// The peering connection `id`.
+    #[must_use]
+    pub fn peering(&self, id: &str) -> Option<&Peering> {
+        self.peerings.iter().find(|p| p.id == id)
     }
 
     /// The endpoint named `id`.

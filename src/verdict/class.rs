@@ -1,7 +1,10 @@
 //! What an address is, seen from inside the VPC: by its number and name, then by what the
 //! EC2 API says owns or routes it.
 
-use crate::model::{AddressClass, AddressReport, EndpointKind, EndpointRef, VpcView, region};
+use crate::model::{
+    AddressClass, AddressReport, EndpointKind, EndpointRef, Matched, RouteRef, RouteTarget,
+    VpcView, region,
+};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -51,7 +54,7 @@ fn is_special(ip: IpAddr) -> bool {
     }
 }
 
-fn is_private(ip: IpAddr) -> bool {
+pub(super) fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
@@ -89,8 +92,9 @@ pub fn aws_service(host: &str) -> Option<String> {
         .then(|| format!("com.amazonaws.{region}.{service}"))
 }
 
-/// Marks addresses the EC2 API explains: interface endpoint ENIs, and public addresses this
-/// subnet's route table sends to a gateway endpoint.
+/// Marks addresses the EC2 API explains: interface endpoint ENIs, public addresses this
+/// subnet's route table sends to a gateway endpoint, and the route every other address
+/// outside the VPC takes (a NAT gateway with its public address, a peering connection...).
 pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
     for a in addresses {
         if let Some(e) = vpc.endpoint_of(a.ip) {
@@ -102,19 +106,59 @@ pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
                 prefix_list: None,
                 route_table: None,
             });
-        } else if a.class == AddressClass::Public {
-            if let Some(g) = vpc.gateway_route_for(a.ip) {
-                a.endpoint = Some(EndpointRef {
-                    id: g.endpoint_id.clone(),
-                    service: vpc
-                        .endpoint(&g.endpoint_id)
-                        .map(|e| e.service.clone())
-                        .unwrap_or_default(),
-                    kind: EndpointKind::Gateway,
-                    prefix_list: Some(g.prefix_list.clone()),
-                    route_table: vpc.route_table.as_ref().map(|t| t.id.clone()),
+            continue;
+        }
+        if !matches!(a.class, AddressClass::Public | AddressClass::Private) {
+            continue;
+        }
+        let Some(table) = &vpc.route_table else {
+            continue;
+        };
+        let Some(m) = table.lookup(a.ip) else {
+            continue;
+        };
+        let over = m.over.map(|r| {
+            let dest = r.cidr.map_or_else(String::new, |c| c.to_string());
+            format!("{dest} -> {}", r.target)
+        });
+        match m.route {
+            Matched::Gateway(g) => {
+                if a.class == AddressClass::Public {
+                    a.endpoint = Some(EndpointRef {
+                        id: g.endpoint_id.clone(),
+                        service: vpc
+                            .endpoint(&g.endpoint_id)
+                            .map(|e| e.service.clone())
+                            .unwrap_or_default(),
+                        kind: EndpointKind::Gateway,
+                        prefix_list: Some(g.prefix_list.clone()),
+                        route_table: Some(table.id.clone()),
+                    });
+                }
+                a.route = Some(RouteRef {
+                    route_table: table.id.clone(),
+                    destination: g.prefix_list.clone(),
+                    target: RouteTarget::VpcEndpoint(g.endpoint_id.clone()),
+                    public_ip: None,
+                    over,
                 });
             }
+            Matched::Cidr(cidr, r) if r.target != RouteTarget::Local => {
+                let public_ip = match &r.target {
+                    RouteTarget::NatGateway(id) => vpc
+                        .nat_gateway(id)
+                        .and_then(|n| n.public_ips.first().copied()),
+                    _ => None,
+                };
+                a.route = Some(RouteRef {
+                    route_table: table.id.clone(),
+                    destination: cidr.to_string(),
+                    target: r.target.clone(),
+                    public_ip,
+                    over,
+                });
+            }
+            Matched::Cidr(..) => {}
         }
     }
 }

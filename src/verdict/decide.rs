@@ -88,7 +88,7 @@ fn describe(
     let ips: Vec<String> = on_path.iter().map(|a| a.ip.to_string()).collect();
     let what = match path {
         Path::InterfaceEndpoint => "interface endpoint ENI",
-        Path::GatewayEndpoint | Path::Public => "public address",
+        Path::GatewayEndpoint | Path::Public | Path::NatGateway => "public address",
         Path::Vpc => "VPC address",
         Path::Private => "private address outside the VPC",
         _ => "address",
@@ -113,19 +113,24 @@ fn describe(
             if let (Some(pl), Some(rt)) = (&e.prefix_list, &e.route_table) {
                 let _ = write!(s, ": route table {rt} sends prefix list {pl} there");
             }
+            if let Some(over) = on_path.iter().find_map(|a| a.route.as_ref()?.over.as_ref()) {
+                let _ = write!(s, ", over {over}: the prefix list's entry is more specific");
+            }
         }
         (Path::Public, _, None) => s.push_str("; route unknown without EC2 access"),
-        (Path::Public, _, Some(v)) => match v
-            .route_table
-            .as_ref()
-            .and_then(|t| t.default_route.as_ref().map(|d| (t, d)))
-        {
-            Some((t, d)) => {
-                let _ = write!(s, " via {d} (route table {})", t.id);
+        _ => match on_path.iter().find_map(|a| a.route.as_ref()) {
+            Some(r) => {
+                let _ = write!(s, " via {} ({}", r.target, r.target.what());
+                if let Some(ip) = r.public_ip {
+                    let _ = write!(s, ", public {ip}");
+                }
+                let _ = write!(s, "; route {} of {})", r.destination, r.route_table);
             }
-            None => s.push_str(", in no gateway endpoint prefix list"),
+            None if path == Path::Public && vpc.is_some() => {
+                s.push_str(", in no route of the subnet's table");
+            }
+            None => {}
         },
-        _ => {}
     }
     s
 }

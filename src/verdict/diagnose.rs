@@ -3,7 +3,7 @@
 
 use super::aws_service;
 use crate::model::{
-    Diagnosis, Endpoint, EndpointKind, EndpointState, Instance, TargetReport, VpcView,
+    Diagnosis, Endpoint, EndpointKind, EndpointState, Instance, RouteTarget, TargetReport, VpcView,
 };
 
 /// What looks wrong for one target, given its results and the VPC.
@@ -17,6 +17,7 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
     let mut out = Vec::new();
     out.extend(private_dns(t, vpc, &interfaces));
     out.extend(gateway_route(t, vpc, service.as_deref()));
+    out.extend(gateway_across(t, service.as_deref()));
     for e in matching_endpoints(t, vpc, &interfaces) {
         out.extend(pending(e));
         out.extend(other_zone(e, instance));
@@ -111,6 +112,33 @@ fn gateway_route(t: &TargetReport, vpc: &VpcView, service: Option<&str>) -> Opti
     ))
 }
 
+/// S3 or DynamoDB sent across a transit gateway or a core network: whatever gateway endpoint
+/// the other side has, it serves only its own VPC. (A peering connection's route says the
+/// same in the prediction: it carries nothing beyond the peer VPC.)
+fn gateway_across(t: &TargetReport, service: Option<&str>) -> Option<Diagnosis> {
+    let svc = service.filter(|s| matches!(s.rsplit('.').next(), Some("s3" | "dynamodb")))?;
+    let r = t.addresses.iter().find_map(|a| {
+        a.route.as_ref().filter(|r| {
+            matches!(
+                r.target,
+                RouteTarget::TransitGateway(_) | RouteTarget::CoreNetwork(_)
+            )
+        })
+    })?;
+    Some(diagnosis(
+        ACROSS,
+        format!(
+            "{}'s addresses go to {} ({}) by route {} of {}: a gateway endpoint serves only its own VPC, so one on the other side is never used: add a gateway endpoint for {svc} to {}, or use an interface endpoint",
+            t.host,
+            r.target,
+            r.target.what(),
+            r.destination,
+            r.route_table,
+            r.route_table
+        ),
+    ))
+}
+
 /// An endpoint service connection the service's owner has not accepted.
 fn pending(e: &Endpoint) -> Option<Diagnosis> {
     if e.state != EndpointState::PendingAcceptance {
@@ -126,14 +154,17 @@ fn pending(e: &Endpoint) -> Option<Diagnosis> {
     ))
 }
 
-/// The code of the one diagnosis that explains no failure: traffic crossing zones costs
-/// money and latency, but it gets through.
+/// The code of a diagnosis that explains no failure: traffic crossing zones costs money and
+/// latency, but it gets through.
 const CROSS_ZONE: &str = "endpoint-no-eni-in-zone";
 
-/// Whether `d` may explain why a target failed (every pattern but the cross-zone advice).
+/// Advice too: S3 across a transit gateway may still get through another VPC's NAT.
+const ACROSS: &str = "gateway-endpoint-not-transitive";
+
+/// Whether `d` may explain why a target failed (every pattern but the advice).
 #[must_use]
 pub fn explains_failure(d: &Diagnosis) -> bool {
-    d.code != CROSS_ZONE
+    d.code != CROSS_ZONE && d.code != ACROSS
 }
 
 /// An endpoint with ENIs, none of them in this instance's zone.
@@ -281,6 +312,7 @@ mod tests {
                         ..Default::default()
                     },
                     endpoint: None,
+                    route: None,
                 }
             })
             .collect();
@@ -367,6 +399,35 @@ mod tests {
                 && found[0].contains("use vpce-cf-abcd."),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn s3_across_a_transit_gateway_is_told_that_gateway_endpoints_do_not_carry_over() {
+        let s3 = "s3.ap-northeast-2.amazonaws.com";
+        let mut v = vpc(vec![], None);
+        v.route_table.as_mut().unwrap().routes = vec![crate::model::Route {
+            cidr: Some("0.0.0.0/0".parse().unwrap()),
+            prefix_list: None,
+            target: "tgw-1".into(),
+            state: crate::model::RouteState::Active,
+        }];
+        let t = target(s3, &["52.219.1.1"], true, &v);
+        assert_eq!(t.verdict.path.as_str(), "transit-gateway");
+        assert!(
+            t.verdict.reason.ends_with(
+                "; address 52.219.1.1 via tgw-1 (transit gateway; route 0.0.0.0/0 of rtb-priv)"
+            ),
+            "{}",
+            t.verdict.reason
+        );
+        assert_eq!(
+            codes(&t, &v, None),
+            vec![
+                "gateway-endpoint-not-transitive: s3.ap-northeast-2.amazonaws.com's addresses go to tgw-1 (transit gateway) by route 0.0.0.0/0 of rtb-priv: a gateway endpoint serves only its own VPC, so one on the other side is never used: add a gateway endpoint for com.amazonaws.ap-northeast-2.s3 to rtb-priv, or use an interface endpoint"
+            ]
+        );
+        let d = diagnose(&t, &v, None);
+        assert!(!explains_failure(&d[0]), "advice, not a cause");
     }
 
     #[test]

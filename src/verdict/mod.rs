@@ -7,6 +7,7 @@ mod class;
 mod decide;
 mod diagnose;
 mod predict;
+mod route;
 
 pub use class::{aws_service, classify, enrich};
 pub use decide::verdict;

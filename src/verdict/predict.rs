@@ -79,7 +79,7 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
     let mut best: Option<(Path, Vec<Fact>)> = None;
     let mut blocked: Option<Vec<Fact>> = None;
     for d in &dests {
-        match address(d, t.port, &src, vpc) {
+        match address(d, t.port, &src, vpc)? {
             Ok((path, facts)) => {
                 if best.as_ref().is_none_or(|(p, _)| path < *p) {
                     best = Some((path, facts));
@@ -182,22 +182,32 @@ pub fn says(p: &Prediction, reachable: bool, path: Path) -> String {
     }
 }
 
+/// The path and the facts on the way, or the facts up to the one that blocks it.
+type Followed = Result<(Path, Vec<Fact>), Vec<Fact>>;
+
 /// The path an address would take and the facts on the way, or the facts up to the one that
-/// blocks it.
-fn address(
+/// blocks it; `None` when its route goes to a target probe does not know.
+fn address(a: &Dest<'_>, port: u16, src: &Source<'_>, vpc: &VpcView) -> Option<Followed> {
+    let hop = super::route::route(a.ip, a.eni, src.vpc_cidrs, src.public, vpc)?;
+    Some(follow(a, hop, port, src, vpc))
+}
+
+/// The facts after the route: the endpoint's state, the security groups and network ACLs.
+fn follow(
     a: &Dest<'_>,
+    hop: super::route::Hop,
     port: u16,
     src: &Source<'_>,
     vpc: &VpcView,
-) -> Result<(Path, Vec<Fact>), Vec<Fact>> {
+) -> Followed {
     let mut facts = Vec::new();
     let step = |facts: &mut Vec<Fact>, fact: Fact| {
         let allows = fact.allows;
         facts.push(fact);
         allows
     };
-    let (path, fact) = route(a, src, vpc);
-    if !step(&mut facts, fact) {
+    let path = hop.path;
+    if !step(&mut facts, hop.fact) {
         return Err(facts);
     }
     let endpoint = vpc.endpoint_of(a.ip);
@@ -293,100 +303,19 @@ fn address(
     Ok((path, facts))
 }
 
-/// The route table entry that matches `a`: local inside the VPC, a gateway endpoint's prefix
-/// list, else the longest CIDR route.
-fn route(a: &Dest<'_>, src: &Source<'_>, vpc: &VpcView) -> (Path, Fact) {
-    let Some(table) = &vpc.route_table else {
-        return (
-            Path::Unreachable,
-            route_fact("", false, "no route table for the subnet".into()),
-        );
-    };
-    let fact = |allows, says| route_fact(&table.id, allows, says);
-    if src.vpc_cidrs.iter().any(|c| c.contains(&a.ip)) {
-        let path = if a.eni {
-            Path::InterfaceEndpoint
-        } else {
-            Path::Vpc
-        };
-        return (path, fact(true, format!("{}: {} is local", table.id, a.ip)));
-    }
-    if let Some(g) = vpc.gateway_route_for(a.ip) {
-        return (
-            Path::GatewayEndpoint,
-            fact(
-                true,
-                format!(
-                    "{}: {} -> {} ({})",
-                    table.id, g.prefix_list, g.endpoint_id, a.ip
-                ),
-            ),
-        );
-    }
-    let matching = table
-        .routes
-        .iter()
-        .filter_map(|r| Some((r.cidr?, r)))
-        .filter(|(c, _)| c.contains(&a.ip))
-        .max_by_key(|(c, _)| c.prefix_len());
-    let Some((cidr, r)) = matching else {
-        let says = format!("{}: no route for {}", table.id, a.ip);
-        return (
-            Path::Unreachable,
-            with_fix(
-                fact(false, says.clone()),
-                "no-route",
-                format!(
-                    "{says}: add an interface endpoint for the service, a NAT gateway, or a route to where it lives"
-                ),
-            ),
-        );
-    };
-    let says = format!("{}: {cidr} -> {}", table.id, r.target);
-    if r.state == "blackhole" {
-        let says = format!("{says} (blackhole: the target is gone)");
-        return (
-            Path::Unreachable,
-            with_fix(
-                fact(false, says.clone()),
-                "route-blackhole",
-                format!("{says}: point the route at a live target, or delete it"),
-            ),
-        );
-    }
-    match r.target.split('-').next().unwrap_or_default() {
-        "igw" if !src.public => {
-            let says = format!("{says}, but the instance has no public address");
-            (
-                Path::Unreachable,
-                with_fix(
-                    fact(false, says.clone()),
-                    "no-public-address",
-                    format!(
-                        "{says}: route through a NAT gateway or an endpoint, or give the instance a public address"
-                    ),
-                ),
-            )
-        }
-        "igw" | "nat" => (Path::Public, fact(true, says)),
-        "pcx" | "tgw" | "vgw" | "eni" | "i" => (Path::Private, fact(true, says)),
-        _ => (Path::Unreachable, fact(false, says)),
-    }
-}
-
-fn fix(code: &str, message: String) -> Diagnosis {
+pub(super) fn fix(code: &str, message: String) -> Diagnosis {
     Diagnosis {
         code: code.into(),
         message,
     }
 }
 
-fn with_fix(mut fact: Fact, code: &str, message: String) -> Fact {
+pub(super) fn with_fix(mut fact: Fact, code: &str, message: String) -> Fact {
     fact.fix = Some(fix(code, message));
     fact
 }
 
-fn route_fact(id: &str, allows: bool, says: String) -> Fact {
+pub(super) fn route_fact(id: &str, allows: bool, says: String) -> Fact {
     Fact {
         kind: FactKind::Route,
         id: id.to_string(),
@@ -643,6 +572,7 @@ mod tests {
                 tls: TlsReport::default(),
                 http: HttpReport::default(),
                 endpoint: None::<EndpointRef>,
+                route: None,
             })
             .collect();
         crate::verdict::enrich(&mut addresses, v);
