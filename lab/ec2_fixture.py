@@ -22,7 +22,9 @@ moto gets some things wrong; each is worked around here, never in probe:
   created with the tag lab:state the state it names, and the seed re-creates the endpoint to
   change it;
 - an interface endpoint's DNS names are moto's own making, which no resolver answers: the
-  server gives the lab's endpoints the names the lab's resolver answers (names.env).
+  server gives the lab's endpoints the names the lab's resolver answers (names.env);
+- DescribeVpcPeeringConnections ignores its filters and lists every peering: probe keeps only
+  those of its own VPC, so nothing is worked around here.
 """
 import json
 import os
@@ -261,14 +263,56 @@ def private_acl(ec2, state, deny_s3):
                 ec2.replace_network_acl_association(AssociationId=a["NetworkAclAssociationId"], NetworkAclId=want)
 
 
-def nlb(url, ec2):
-    """The second VPC and its internet-facing NLB, which the endpoint service fronts."""
-    vpc = ec2.create_vpc(CidrBlock="20.20.0.0/16")["Vpc"]["VpcId"]
+def nlb(url, ec2, state):
+    """The second VPC (jhCustomVPC) and its internet-facing NLB, which the endpoint service
+    fronts."""
+    vpc = ec2.create_vpc(CidrBlock=N["VPC2_CIDR"])["Vpc"]["VpcId"]
+    state["vpc2"] = vpc
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="20.20.1.0/24", AvailabilityZone=N["REGION"] + "a")
     lb = client(url, "elbv2").create_load_balancer(
         Name="cloudneta-nlb", Subnets=[subnet["Subnet"]["SubnetId"]], Type="network", Scheme="internet-facing"
     )
     return lb["LoadBalancers"][0]["LoadBalancerArn"]
+
+
+def route(ec2, table, cidr, **target):
+    """Makes `cidr` of route table `table` go to `target` (GatewayId=..., NatGatewayId=...), or
+    removes it when no target is given."""
+    routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+    current = next((r for r in routes if r.get("DestinationCidrBlock") == cidr), None)
+    if current and target and all(current.get(k) == v for k, v in target.items()):
+        return
+    if current:
+        ec2.delete_route(RouteTableId=table, DestinationCidrBlock=cidr)
+    if target:
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock=cidr, **target)
+
+
+def beyond(ec2, state, step):
+    """The steps after the faults: a NAT gateway in the public subnet as the private table's
+    0.0.0.0/0, then the second VPC over a peering connection, then over a transit gateway,
+    from both tables. Each is made once and routed to only in its step."""
+    if step == "nat-gateway" and "nat" not in state:
+        eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_PUBLIC_IP"])["AllocationId"]
+        state["nat"] = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"][
+            "NatGatewayId"
+        ]
+    if step == "peering" and "pcx" not in state:
+        pcx = ec2.create_vpc_peering_connection(VpcId=state["vpc"], PeerVpcId=state["vpc2"])["VpcPeeringConnection"][
+            "VpcPeeringConnectionId"
+        ]
+        ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+        state["pcx"] = pcx
+    if step == "transit-gateway" and "tgw" not in state:
+        state["tgw"] = ec2.create_transit_gateway(Description="lab")["TransitGateway"]["TransitGatewayId"]
+    route(ec2, state["priv_rt"], "0.0.0.0/0", **({"NatGatewayId": state["nat"]} if step == "nat-gateway" else {}))
+    to_vpc2 = {}
+    if step == "peering":
+        to_vpc2 = {"VpcPeeringConnectionId": state["pcx"]}
+    elif step == "transit-gateway":
+        to_vpc2 = {"TransitGatewayId": state["tgw"]}
+    for table in (state["pub_rt"], state["priv_rt"]):
+        route(ec2, table, N["VPC2_CIDR"], **to_vpc2)
 
 
 def seed(url, step, state_dir):
@@ -304,7 +348,7 @@ def seed(url, step, state_dir):
         remove(ec2, state, "cloudformation")
     if at >= STEPS.index("privatelink"):
         if "service" not in state:
-            arn = nlb(url, ec2)
+            arn = nlb(url, ec2, state)
             config = ec2.create_vpc_endpoint_service_configuration(
                 NetworkLoadBalancerArns=[arn], AcceptanceRequired=True
             )["ServiceConfiguration"]
@@ -323,6 +367,7 @@ def seed(url, step, state_dir):
         remove(ec2, state, "privatelink")
     endpoint_ingress(ec2, state, N["PUB_SUBNET"] if step == "endpoint-sg" else N["VPC_CIDR"])
     private_acl(ec2, state, step == "network-acl")
+    beyond(ec2, state, step)
     with open(path, "w") as f:
         json.dump(state, f, indent=2)
     for role, ip, subnet, cidr, zone, public in [

@@ -5,8 +5,9 @@
 #   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
 #   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
 #                         private-dns-off privatelink), then faults on top of privatelink
-#                         (endpoint-sg network-acl pending-acceptance service-down)
-#   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2)
+#                         (endpoint-sg network-acl pending-acceptance service-down), then
+#                         other routes on top of it (nat-gateway peering transit-gateway)
+#   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
 #                         recorded (ended by down), its output goes to /tmp/probe-lab-ID/log/NAME.log
 #   lab.sh down ID        end the lab's processes (by recorded PID) and delete its namespaces
@@ -23,7 +24,14 @@
 # pub and priv each have an IMDSv2 server at 169.254.169.254 on their own loopback.
 #   inet    the internet: public S3 and CloudFormation front ends, and the operator's laptop
 #           (203.0.113.50), where probe collect runs
-#   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50)
+#   vpc2    the second VPC: two web servers behind an NLB (public 203.0.113.30, private 20.20.0.50);
+#           reached from the VPC router over a peering link in step peering, through tgw in
+#           step transit-gateway, and never from the internet by its private addresses
+#   nat     the NAT gateway, 10.10.0.20 in the public subnet: it forwards what the private route
+#           table sends it (step nat-gateway) from its Elastic IP 192.0.2.88 (nftables SNAT)
+#   tgw     the transit gateway between the VPC router and the second VPC
+# The internet routes back to the public subnet and the NAT's Elastic IP only; the S3 front end
+# answers the whole VPC (the way back of its gateway endpoint).
 #
 # Firewalls are enforced as AWS does, by silent drops: policy routing rules of type blackhole
 # at preference FAULT (a network ACL's rule number works the same way: ordered, first match).
@@ -35,7 +43,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=names.env
 source "$here/names.env"
-ROLES=(router pub priv vpce inet vpc2)
+ROLES=(router pub priv vpce inet vpc2 nat tgw)
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
@@ -101,8 +109,8 @@ cert() {
 up() {
   [[ $(id -u) == 0 ]] || die "the lab builds network namespaces and needs root: run it with sudo"
   local t
-  for t in ip dnsmasq openssl python3 dig; do
-    command -v "$t" >/dev/null || die "$t is missing: run .ci/run, or apt-get install iproute2 dnsmasq-base openssl bind9-dnsutils"
+  for t in ip dnsmasq openssl python3 dig nft; do
+    command -v "$t" >/dev/null || die "$t is missing: run .ci/run, or apt-get install iproute2 dnsmasq-base openssl bind9-dnsutils nftables"
   done
   for t in "${ROLES[@]}"; do
     ! ip netns list | grep -qw "$(ns "$t")" || die "lab $ID exists already: run lab.sh down $ID first"
@@ -131,13 +139,21 @@ up() {
   link router p-priv priv eth0 && R link set p-priv master br-priv
   link router p-vpce0 vpce eth0 && R link set p-vpce0 master br-pub
   link router p-vpce1 vpce eth1 && R link set p-vpce1 master br-priv
+  link router p-nat nat eth0 && R link set p-nat master br-pub
   link router to-inet inet to-vpc
+  link router to-pcx vpc2 to-pcx
+  link router to-tgw tgw to-vpc
+  link tgw to-vpc2 vpc2 to-tgw
   R addr add 10.10.0.1/24 dev br-pub
   R addr add "$RESOLVER_IP/24" dev br-pub
   R addr add 10.10.1.1/24 dev br-priv
   R addr add 100.64.0.1/30 dev to-inet
+  R addr add 100.64.3.1/30 dev to-pcx
+  R addr add 100.64.4.1/30 dev to-tgw
   # Public subnet's route table: local + 0.0.0.0/0 -> IGW.
   R route add default via 100.64.0.2
+  # What comes back to the NAT gateway's Elastic IP goes to it.
+  R route add "$NAT_PUBLIC_IP/32" via "$NAT_IP"
   # Private subnet's route table: local only; everything else is dropped without a word.
   R route add "$PUB_SUBNET" dev br-pub table 101
   R route add "$PRIV_SUBNET" dev br-priv table 101
@@ -149,6 +165,27 @@ up() {
   ip -n "$(ns pub)" route add default via 10.10.0.1
   ip -n "$(ns priv)" addr add "$PRIV_IP/24" dev eth0
   ip -n "$(ns priv)" route add default via 10.10.1.1
+
+  # The NAT gateway: it rewrites the private subnet's traffic to its Elastic IP (conntrack
+  # takes the answers back), and forwards both ways through the VPC router.
+  ip -n "$(ns nat)" addr add "$NAT_IP/24" dev eth0
+  ip -n "$(ns nat)" route add default via 10.10.0.1
+  on nat sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
+  on nat nft -f - <<EOF
+table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr $VPC_CIDR ip daddr != $VPC_CIDR snat to $NAT_PUBLIC_IP
+  }
+}
+EOF
+
+  # The transit gateway between the VPC and the second VPC.
+  on tgw sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$(ns tgw)" addr add 100.64.4.2/30 dev to-vpc
+  ip -n "$(ns tgw)" addr add 100.64.5.1/30 dev to-vpc2
+  ip -n "$(ns tgw)" route add "$VPC_CIDR" via 100.64.4.1
+  ip -n "$(ns tgw)" route add "$VPC2_CIDR" via 100.64.5.2
 
   # Endpoint ENIs: TCP only, like AWS's.
   ip -n "$(ns vpce)" addr add "$ENI_A_IP/24" dev eth0
@@ -176,10 +213,14 @@ up() {
   ip -n "$(ns inet)" addr add "$S3_IP/32" dev lo
   ip -n "$(ns inet)" addr add "$CF_PUBLIC_IP/32" dev lo
   ip -n "$(ns inet)" addr add "$OPERATOR_IP/32" dev lo
-  ip -n "$(ns inet)" route add "$VPC_CIDR" via 100.64.0.1
+  # Back to the public subnet (its instances' public addresses, which the lab keeps private)
+  # and the NAT's Elastic IP; S3 answers the whole VPC, through its gateway endpoint.
+  ip -n "$(ns inet)" route add "$PUB_SUBNET" via 100.64.0.1
+  ip -n "$(ns inet)" route add "$NAT_PUBLIC_IP/32" via 100.64.0.1
+  ip -n "$(ns inet)" route add "$VPC_CIDR" via 100.64.0.1 table 102
+  ip -n "$(ns inet)" rule add pref 100 from "$S3_PREFIX" lookup 102
   link inet to-vpc2 vpc2 to-inet
   ip -n "$(ns inet)" addr add 100.64.2.1/30 dev to-vpc2
-  ip -n "$(ns inet)" route add 20.20.0.0/16 via 100.64.2.2
   ip -n "$(ns inet)" route add "$NLB_PUBLIC_IP/32" via 100.64.2.2
 
   # The second VPC: web servers and the NLB's public and private addresses.
@@ -189,6 +230,8 @@ up() {
   done
   ip -n "$(ns vpc2)" addr add 100.64.2.2/30 dev to-inet
   ip -n "$(ns vpc2)" addr add 100.64.1.2/30 dev to-vpce
+  ip -n "$(ns vpc2)" addr add 100.64.3.2/30 dev to-pcx
+  ip -n "$(ns vpc2)" addr add 100.64.5.2/30 dev to-tgw
   ip -n "$(ns vpc2)" route add default via 100.64.2.1
   for t in vpce vpc2; do
     ip -n "$(ns "$t")" rule add pref "$LOCAL" lookup local
@@ -244,6 +287,32 @@ place() {
 }
 after() { (($(place "$1") >= $(place "$2"))); }
 
+# The step's routes beyond the VPC: the private table's 0.0.0.0/0 to the NAT gateway, the
+# second VPC over the peering link or through the transit gateway (both subnets' tables),
+# and the second VPC's way back.
+routes() {
+  local step=$1 table
+  if [[ $step == nat-gateway ]]; then
+    R route replace default via "$NAT_IP" table 101
+  else
+    R route replace blackhole default table 101
+  fi
+  for table in main 101; do
+    R route del "$VPC2_CIDR" table "$table" 2>/dev/null || true
+  done
+  ip -n "$(ns vpc2)" route del "$VPC_CIDR" 2>/dev/null || true
+  local via back
+  case $step in
+    peering) via=100.64.3.2 back=100.64.3.1 ;;
+    transit-gateway) via=100.64.4.2 back=100.64.5.1 ;;
+    *) return 0 ;;
+  esac
+  for table in main 101; do
+    R route add "$VPC2_CIDR" via "$via" table "$table"
+  done
+  ip -n "$(ns vpc2)" route add "$VPC_CIDR" via "$back"
+}
+
 # The step's fault, in the packets (the EC2 API says the same: ec2_fixture.py).
 faults() {
   local step=$1 t eni pref
@@ -284,6 +353,7 @@ dns_records() {
   echo "--host-record=$S3_NAME,$S3_IP"
   echo "--host-record=$NLB_NAME,$NLB_PUBLIC_IP"
   echo "--cname=$WWW_NAME,$NLB_NAME"
+  echo "--host-record=$WEB1_NAME,$WEB1_IP"
   if [[ $step == interface ]]; then
     # Private DNS on: the service's own name answers with the endpoint ENIs.
     echo "--host-record=$CF_NAME,$ENI_A_IP"
@@ -308,6 +378,7 @@ step() {
   # The gateway endpoint: a prefix-list route to the vpce in the private route table.
   R route del "$S3_PREFIX" table 101 2>/dev/null || true
   [[ $name == base ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
+  routes "$name"
   faults "$name"
   # What the EC2 API says follows the step too.
   on pub "$py" "$here/ec2_fixture.py" seed "$EC2_URL" "$name" "$DIR" || die "seeding the EC2 API for step $name failed"

@@ -23,7 +23,11 @@ fn after(n: &HashMap<String, String>, step: &str, which: &str) -> bool {
 /// steps after privatelink each add a fault: the endpoints' security group admitting the
 /// public subnet only, the private subnet's network ACL denying HTTPS to S3 and the
 /// PrivateLink ENI's answers, the PrivateLink endpoint awaiting acceptance, its service not
-/// answering.
+/// answering. The last three change routes: the private subnet's 0.0.0.0/0 to a NAT gateway
+/// (S3's prefix list still wins), then the second VPC's web server over a peering connection
+/// and through a transit gateway (a target only where a route to it exists: the lab's
+/// internet, like AWS's, does not carry another VPC's private addresses, which the
+/// configuration cannot know).
 fn expectations(
     step: &str,
     n: &HashMap<String, String>,
@@ -38,6 +42,12 @@ fn expectations(
         unreachable
     };
     let private_dns = step == "interface";
+    // The private subnet reaches the internet only through the NAT gateway's step.
+    let internet_private = if step == "nat-gateway" {
+        "nat-gateway"
+    } else {
+        unreachable
+    };
     let vpce = match step {
         _ if !after(n, step, "interface") => (nodns, nodns),
         "endpoint-sg" => (ie, unreachable),
@@ -50,23 +60,30 @@ fn expectations(
         "network-acl" => (ie, unreachable),
         _ => (ie, ie),
     };
-    vec![
+    let mut targets = vec![
         ("s3".to_string(), s3, s3_private),
         (
             "cloudformation".to_string(),
             if private_dns { ie } else { public },
-            if private_dns { ie } else { unreachable },
+            if private_dns { ie } else { internet_private },
         ),
         (n["CF_VPCE_NAME"].clone(), vpce.0, vpce.1),
         (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
-        (format!("http://{}/", n["NLB_NAME"]), public, unreachable),
-        (format!("http://{}/", n["WWW_NAME"]), public, unreachable),
+        (format!("http://{}/", n["NLB_NAME"]), public, internet_private),
+        (format!("http://{}/", n["WWW_NAME"]), public, internet_private),
         (
             format!("http://{}/", n["SVC_VPCE_NAME"]),
             service.0,
             service.1,
         ),
-    ]
+    ];
+    let web = format!("http://{}/", n["WEB1_NAME"]);
+    match step {
+        "peering" => targets.push((web, "peering", "peering")),
+        "transit-gateway" => targets.push((web, "transit-gateway", "transit-gateway")),
+        _ => {}
+    }
+    targets
 }
 
 fn text(out: &Output) -> String {
@@ -234,7 +251,7 @@ fn expected_diagnoses(
         // Issue 11: the private subnet's route table, which the configuration shows, has no
         // route to a public address.
         ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
-        (t, _, "priv") if t.contains("cloudneta") => vec!["no-route"],
+        (t, s, "priv") if t.contains("cloudneta") && s != "nat-gateway" => vec!["no-route"],
         (t, "endpoint-sg", "priv") if t.starts_with("vpce-") => vec!["security-group-ingress"],
         _ => vec![],
     };
@@ -330,6 +347,60 @@ fn disagreement_problems(
     problems
 }
 
+/// The route behind a NAT gateway, peering or transit gateway path (`step` is `STEP/ROLE`):
+/// the EC2 API's id for it on
+/// every address that took it (with the NAT's Elastic IP), and S3's prefix list named as
+/// the winner over the NAT's 0.0.0.0/0.
+fn route_problems(
+    step: &str,
+    name: &str,
+    t: &Value,
+    state: &Value,
+    n: &HashMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let label = format!("{step} {name}");
+    let path = t["verdict"]["path"].as_str().unwrap();
+    let want = match path {
+        "nat-gateway" => Some(("nat", Some(n["NAT_PUBLIC_IP"].as_str()))),
+        "peering" => Some(("pcx", None)),
+        "transit-gateway" => Some(("tgw", None)),
+        _ => None,
+    };
+    if let Some((key, public_ip)) = want {
+        for a in t["addresses"].as_array().unwrap() {
+            let r = &a["route"];
+            if r["target"] != state[key] || r["public_ip"].as_str() != public_ip {
+                problems.push(format!(
+                    "{label}: {path} by route {r}, the EC2 API has {} ({public_ip:?})",
+                    state[key]
+                ));
+            }
+        }
+        if !t["verdict"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(state[key].as_str().unwrap())
+        {
+            problems.push(format!(
+                "{label}: the reason does not name {}: {}",
+                state[key], t["verdict"]["reason"]
+            ));
+        }
+    }
+    if step == "nat-gateway/priv" && name == "s3" {
+        let over = format!("over 0.0.0.0/0 -> {}", state["nat"].as_str().unwrap());
+        let why = t["verdict"]["predicted"]["says"].as_str().unwrap_or_default();
+        if !t["verdict"]["reason"].as_str().unwrap().contains(&over) || !why.contains(&over) {
+            problems.push(format!(
+                "{label}: the prefix list's win over the NAT gateway is not said: {} / {why}",
+                t["verdict"]["reason"]
+            ));
+        }
+    }
+    problems
+}
+
 /// What the metadata and the EC2 API should have added: the agent's place, the endpoint
 /// behind each endpoint path, the diagnoses.
 fn context_problems(
@@ -378,6 +449,7 @@ fn context_problems(
                 ));
             }
         }
+        problems.extend(route_problems(&format!("{step}/{role}"), name, t, state, n));
         // The configuration seeded in the lab's EC2 API is the one its packets follow, except
         // where the service behind the endpoint stops answering.
         let label = format!("{step}/{role} {name}");

@@ -474,12 +474,22 @@ fn beyond(
             Vec::new()
         },
         |(requested, accepted)| {
-            requested
+            let ours = |p: &&types::VpcPeeringConnection| {
+                [p.requester_vpc_info(), p.accepter_vpc_info()]
+                    .into_iter()
+                    .any(|v| v.and_then(|v| v.vpc_id()) == Some(vpc_id))
+            };
+            let mut all: Vec<Peering> = requested
                 .vpc_peering_connections()
                 .iter()
                 .chain(accepted.vpc_peering_connections())
+                .filter(ours)
                 .map(|p| peering(p, vpc_id))
-                .collect()
+                .collect();
+            // An API that ignores the filters lists each peering in both answers.
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            all.dedup_by(|a, b| a.id == b.id);
+            all
         },
     );
     (nats, peerings)
