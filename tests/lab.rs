@@ -69,8 +69,16 @@ fn expectations(
         ),
         (n["CF_VPCE_NAME"].clone(), vpce.0, vpce.1),
         (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
-        (format!("http://{}/", n["NLB_NAME"]), public, internet_private),
-        (format!("http://{}/", n["WWW_NAME"]), public, internet_private),
+        (
+            format!("http://{}/", n["NLB_NAME"]),
+            public,
+            internet_private,
+        ),
+        (
+            format!("http://{}/", n["WWW_NAME"]),
+            public,
+            internet_private,
+        ),
         (
             format!("http://{}/", n["SVC_VPCE_NAME"]),
             service.0,
@@ -390,7 +398,9 @@ fn route_problems(
     }
     if step == "nat-gateway/priv" && name == "s3" {
         let over = format!("over 0.0.0.0/0 -> {}", state["nat"].as_str().unwrap());
-        let why = t["verdict"]["predicted"]["says"].as_str().unwrap_or_default();
+        let why = t["verdict"]["predicted"]["says"]
+            .as_str()
+            .unwrap_or_default();
         if !t["verdict"]["reason"].as_str().unwrap().contains(&over) || !why.contains(&over) {
             problems.push(format!(
                 "{label}: the prefix list's win over the NAT gateway is not said: {} / {why}",
