@@ -137,10 +137,6 @@ def base(ec2, state):
     # (The endpoints' rules follow the step: endpoint_ingress.)
     sg = ec2.create_security_group(GroupName="endpoints", Description="endpoint ENIs", VpcId=vpc)["GroupId"]
     web_sg = ec2.create_security_group(GroupName="web", Description="endpoint service ENIs", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=web_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": N["VPC_CIDR"]}]}],
-    )
     instance_sg = ec2.create_security_group(GroupName="instances", Description="probe instances", VpcId=vpc)[
         "GroupId"
     ]
@@ -219,17 +215,44 @@ def remove(ec2, state, key):
         ec2.delete_network_interface(NetworkInterfaceId=eni)
 
 
-def endpoint_ingress(ec2, state, cidr):
-    """The endpoints' group admits HTTPS from `cidr` and nothing else."""
-    group = ec2.describe_security_groups(GroupIds=[state["sg"]])["SecurityGroups"][0]
-    if [r["CidrIp"] for p in group["IpPermissions"] for r in p["IpRanges"]] == [cidr]:
+def ingress(ec2, group, permissions):
+    """Group `group` admits exactly `permissions` (a list of IpPermissions)."""
+    current = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+    if current:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=current)
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=permissions)
+
+
+def tcp(port, **peers):
+    return {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, **peers}
+
+
+def firewall_forms(ec2, state, step):
+    """The endpoints' group admits HTTPS from the VPC (from the public subnet only in step
+    endpoint-sg, from the instances' group in sg-forms); the PrivateLink ENI's group admits
+    tcp 80 from the VPC, or in sg-forms from a customer-managed prefix list holding the public
+    subnet and from ::/0."""
+    if step == "sg-forms":
+        if "prefix_list" not in state:
+            state["prefix_list"] = ec2.create_managed_prefix_list(
+                PrefixListName=N["SG_FORMS_LIST"],
+                MaxEntries=5,
+                AddressFamily="IPv4",
+                Entries=[{"Cidr": N["PUB_SUBNET"], "Description": "the public subnet"}],
+            )["PrefixList"]["PrefixListId"]
+        ingress(ec2, state["sg"], [tcp(443, UserIdGroupPairs=[{"GroupId": state["instance_sg"]}])])
+        ingress(
+            ec2,
+            state["web_sg"],
+            [
+                tcp(80, PrefixListIds=[{"PrefixListId": state["prefix_list"]}]),
+                tcp(80, Ipv6Ranges=[{"CidrIpv6": "::/0"}]),
+            ],
+        )
         return
-    if group["IpPermissions"]:
-        ec2.revoke_security_group_ingress(GroupId=state["sg"], IpPermissions=group["IpPermissions"])
-    ec2.authorize_security_group_ingress(
-        GroupId=state["sg"],
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": cidr}]}],
-    )
+    cidr = N["PUB_SUBNET"] if step == "endpoint-sg" else N["VPC_CIDR"]
+    ingress(ec2, state["sg"], [tcp(443, IpRanges=[{"CidrIp": cidr}])])
+    ingress(ec2, state["web_sg"], [tcp(80, IpRanges=[{"CidrIp": N["VPC_CIDR"]}])])
 
 
 def private_acl(ec2, state, deny_s3):
@@ -365,7 +388,7 @@ def seed(url, step, state_dir):
         )
     else:
         remove(ec2, state, "privatelink")
-    endpoint_ingress(ec2, state, N["PUB_SUBNET"] if step == "endpoint-sg" else N["VPC_CIDR"])
+    firewall_forms(ec2, state, step)
     private_acl(ec2, state, step == "network-acl")
     beyond(ec2, state, step)
     with open(path, "w") as f:

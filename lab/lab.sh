@@ -5,7 +5,7 @@
 #   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
 #   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
 #                         private-dns-off privatelink), then faults on top of privatelink
-#                         (endpoint-sg network-acl pending-acceptance service-down), then
+#                         (endpoint-sg network-acl pending-acceptance service-down sg-forms), then
 #                         other routes on top of it (nat-gateway peering transit-gateway)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
@@ -335,6 +335,11 @@ faults() {
       R rule add pref "$FAULT" iif br-priv to "$S3_PREFIX" ipproto tcp dport 443 blackhole
       # (ip rule cannot name port 65535; Linux's ephemeral ports end at 60999.)
       R rule add pref "$NACL_ANSWER_RULE" iif br-pub from "$SVC_ENI_IP" to "$PRIV_SUBNET" ipproto tcp dport 1024-65534 blackhole
+      ;;
+    sg-forms)
+      # The PrivateLink ENI's group admits tcp 80 from its prefix list (the public subnet) only.
+      ip -n "$(ns vpce)" rule add pref "$((FAULT - 1))" from "$PUB_SUBNET" to "$SVC_ENI_IP" ipproto tcp dport 80 lookup local
+      ip -n "$(ns vpce)" rule add pref "$FAULT" to "$SVC_ENI_IP" ipproto tcp dport 80 blackhole
       ;;
     pending-acceptance)
       # The endpoint's ENI and names exist, but it carries nothing until it is accepted.

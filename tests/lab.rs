@@ -56,8 +56,9 @@ fn expectations(
     let service = match step {
         _ if !after(n, step, "privatelink") => (nodns, nodns),
         "pending-acceptance" | "service-down" => (unreachable, unreachable),
-        // The private subnet's ACL denies the answers of the PrivateLink ENI.
-        "network-acl" => (ie, unreachable),
+        // The private subnet's ACL denies the answers of the PrivateLink ENI; in sg-forms its
+        // group admits a prefix list that holds the public subnet only.
+        "network-acl" | "sg-forms" => (ie, unreachable),
         _ => (ie, ie),
     };
     let mut targets = vec![
@@ -270,9 +271,12 @@ fn expected_diagnoses(
     if service && role == "priv" && after(n, step, "privatelink") {
         want.push("endpoint-no-eni-in-zone");
     }
-    // That advice explains no failure: the network ACL's rule still comes after it.
+    // That advice explains no failure: the rule that blocks still comes after it.
     if service && role == "priv" && step == "network-acl" {
         want.push("network-acl-denies");
+    }
+    if service && role == "priv" && step == "sg-forms" {
+        want.push("security-group-ingress");
     }
     want
 }
@@ -312,6 +316,10 @@ fn expected_cause(
                 " rule {}: deny tcp 1024-65535 from {}/32 (ingress, the answer's ephemeral port)",
                 n["NACL_ANSWER_RULE"], n["SVC_ENI_IP"]
             ),
+        ),
+        ("sg-forms", "priv") if target.contains("vpce-svc-") => blocked(
+            id("web_sg"),
+            format!(" (ingress): no rule allows tcp 80 from {}", n["PRIV_IP"]),
         ),
         ("pending-acceptance", _) if target.contains("vpce-svc-") => blocked(
             state["privatelink"]["id"].as_str().unwrap().to_string(),

@@ -240,8 +240,14 @@ fn render_firewalls(out: &mut String, v: &VpcView, instance_groups: &[String]) {
                 line(out, "", &format!("  {dir}: nothing"));
             }
             for r in rules {
-                let (traffic, peers) = (r.traffic(), r.peers());
-                line(out, "", &format!("  {dir}: {traffic} {peer} {peers}"));
+                let mut peers = r.peers();
+                // A customer-managed list's entries, which the rule admits.
+                for pl in &r.prefix_lists {
+                    if let Some(l) = v.prefix_list(pl) {
+                        peers = peers.replace(pl, &format!("{pl} ({})", join(&l.cidrs)));
+                    }
+                }
+                line(out, "", &format!("  {dir}: {} {peer} {peers}", r.traffic()));
             }
         }
     }

@@ -4,9 +4,9 @@
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
 use crate::model::{
-    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, NatGateway, NetworkAcl,
-    Peering, Ports, Protocol, Route, RouteState, RouteTable, RouteTarget, SecurityGroup, SgRule,
-    SourceStatus, VpcView,
+    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Interface, NatGateway,
+    NetworkAcl, Peering, Ports, PrefixList, Protocol, Route, RouteState, RouteTable, RouteTarget,
+    SecurityGroup, SgRule, SourceStatus, VpcView,
 };
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -245,7 +245,7 @@ impl SdkEc2 {
         );
         // The firewalls are read alongside; an instance profile from before they were asked
         // for lacks the permissions, and the routes and endpoints stand without them.
-        let firewalls = match (&groups, &acls) {
+        let mut firewalls = match (&groups, &acls) {
             (Ok(_), Ok(_)) => SourceStatus::Ok,
             (Err(e), _) => {
                 SourceStatus::Unavailable(describe("DescribeSecurityGroups", e).to_string())
@@ -254,7 +254,7 @@ impl SdkEc2 {
                 SourceStatus::Unavailable(describe("DescribeNetworkAcls", e).to_string())
             }
         };
-        let security_groups = groups
+        let security_groups: Vec<SecurityGroup> = groups
             .map(|g| g.security_groups().iter().map(security_group).collect())
             .unwrap_or_default();
         let network_acls = acls
@@ -263,10 +263,24 @@ impl SdkEc2 {
         let tables = tables.map_err(|e| describe("DescribeRouteTables", &e))?;
         let endpoints = endpoints.map_err(|e| describe("DescribeVpcEndpoints", &e))?;
         let enis = enis.map_err(|e| describe("DescribeNetworkInterfaces", &e))?;
-        let route_table = match subnet_table(tables.route_tables(), subnet_id) {
-            Some((table, main)) => Some(self.route_table(table, main).await?),
-            None => None,
-        };
+        // The prefix lists the rules name are read with the gateway routes' lists: one more
+        // round trip for both. Without a list's entries its rules cannot be judged, so no
+        // prediction is made then.
+        let named = named_prefix_lists(&security_groups);
+        let (route_table, prefix_lists) = tokio::join!(
+            async {
+                match subnet_table(tables.route_tables(), subnet_id) {
+                    Some((table, main)) => self.route_table(table, main).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            self.prefix_lists(&named),
+        );
+        let route_table = route_table?;
+        let prefix_lists = prefix_lists.unwrap_or_else(|e| {
+            firewalls = SourceStatus::Unavailable(e.to_string());
+            Vec::new()
+        });
         let (nat_gateways, peerings) = beyond(nats, peerings, tables.route_tables(), vpc_id);
         Ok(VpcView {
             vpc_id: vpc_id.to_string(),
@@ -277,19 +291,18 @@ impl SdkEc2 {
                 .iter()
                 .filter_map(|e| endpoint(e, enis.network_interfaces()))
                 .collect(),
-            dns_support: support.ok().and_then(|o| {
-                o.enable_dns_support()
-                    .and_then(AttributeBooleanValue::value)
-            }),
-            dns_hostnames: hostnames.ok().and_then(|o| {
-                o.enable_dns_hostnames()
-                    .and_then(AttributeBooleanValue::value)
-            }),
+            dns_support: support.ok().and_then(|o| flag(o.enable_dns_support())),
+            dns_hostnames: hostnames.ok().and_then(|o| flag(o.enable_dns_hostnames())),
             security_groups,
             network_acls,
             firewalls,
             nat_gateways,
             peerings,
+            interfaces: enis.network_interfaces().iter().map(interface).collect(),
+            prefix_lists: prefix_lists
+                .into_iter()
+                .map(|(id, cidrs)| PrefixList { id, cidrs })
+                .collect(),
         })
     }
 
@@ -393,32 +406,15 @@ impl SdkEc2 {
                 },
             });
         }
-        let handles: Vec<_> = gateway_routes
+        let ids: Vec<String> = gateway_routes
             .iter()
-            .map(|g| {
-                tokio::spawn(
-                    self.client
-                        .get_managed_prefix_list_entries()
-                        .prefix_list_id(&g.prefix_list)
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .collect::<Result<Vec<_>, _>>(),
-                )
-            })
+            .map(|g| g.prefix_list.clone())
             .collect();
-        for (g, h) in gateway_routes.iter_mut().zip(handles) {
-            let entries = h
-                .await
-                .map_err(|e| Ec2Error::Failed {
-                    call: "GetManagedPrefixListEntries",
-                    detail: e.to_string(),
-                })?
-                .map_err(|e| describe("GetManagedPrefixListEntries", &e))?;
-            g.cidrs = entries
-                .iter()
-                .filter_map(|e| e.cidr().and_then(|c| c.parse().ok()))
-                .collect::<Vec<IpNet>>();
+        for (g, (_, cidrs)) in gateway_routes
+            .iter_mut()
+            .zip(self.prefix_lists(&ids).await?)
+        {
+            g.cidrs = cidrs;
         }
         Ok(RouteTable {
             id: t.route_table_id().unwrap_or_default().to_string(),
@@ -427,6 +423,40 @@ impl SdkEc2 {
             default_route,
             routes,
         })
+    }
+
+    /// The entries of each prefix list, in the order given, every list asked at once.
+    async fn prefix_lists(&self, ids: &[String]) -> Result<Vec<(String, Vec<IpNet>)>, Ec2Error> {
+        let handles: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                tokio::spawn(
+                    self.client
+                        .get_managed_prefix_list_entries()
+                        .prefix_list_id(id)
+                        .into_paginator()
+                        .items()
+                        .send()
+                        .collect::<Result<Vec<_>, _>>(),
+                )
+            })
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, h) in ids.iter().zip(handles) {
+            let entries = h
+                .await
+                .map_err(|e| Ec2Error::Failed {
+                    call: "GetManagedPrefixListEntries",
+                    detail: e.to_string(),
+                })?
+                .map_err(|e| describe("GetManagedPrefixListEntries", &e))?;
+            let cidrs = entries
+                .iter()
+                .filter_map(|e| e.cidr().and_then(|c| c.parse().ok()))
+                .collect();
+            out.push((id.clone(), cidrs));
+        }
+        Ok(out)
     }
 }
 
@@ -493,6 +523,20 @@ fn beyond(
         },
     );
     (nats, peerings)
+}
+
+fn flag(v: Option<&AttributeBooleanValue>) -> Option<bool> {
+    v.and_then(AttributeBooleanValue::value)
+}
+
+/// The prefix lists the groups' rules name, each once.
+fn named_prefix_lists(groups: &[SecurityGroup]) -> Vec<String> {
+    let named: BTreeSet<&String> = groups
+        .iter()
+        .flat_map(|g| g.ingress.iter().chain(&g.egress))
+        .flat_map(|r| &r.prefix_lists)
+        .collect();
+    named.into_iter().cloned().collect()
 }
 
 /// Where a route goes: the one target field the API filled in (an instance route carries its
@@ -675,6 +719,36 @@ fn network_acl(a: &types::NetworkAcl) -> NetworkAcl {
     }
 }
 
+/// A network interface's addresses, IPv4 and IPv6.
+fn interface_ips(n: &types::NetworkInterface) -> Vec<IpAddr> {
+    n.private_ip_addresses()
+        .iter()
+        .filter_map(types::NetworkInterfacePrivateIpAddress::private_ip_address)
+        .chain(n.private_ip_address())
+        .chain(
+            n.ipv6_addresses()
+                .iter()
+                .filter_map(types::NetworkInterfaceIpv6Address::ipv6_address),
+        )
+        .filter_map(|a| a.parse::<IpAddr>().ok())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn interface(n: &types::NetworkInterface) -> Interface {
+    Interface {
+        id: n.network_interface_id().unwrap_or_default().to_string(),
+        ips: interface_ips(n),
+        subnet_id: n.subnet_id().map(str::to_string),
+        groups: n
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect(),
+    }
+}
+
 /// One endpoint with its ENIs; `None` for endpoints being deleted, which carry no traffic
 /// though AWS lists them for a while.
 fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<Endpoint> {
@@ -698,15 +772,7 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
         })
         .map(|n| Eni {
             id: n.network_interface_id().unwrap_or_default().to_string(),
-            ips: n
-                .private_ip_addresses()
-                .iter()
-                .filter_map(types::NetworkInterfacePrivateIpAddress::private_ip_address)
-                .chain(n.private_ip_address())
-                .filter_map(|a| a.parse::<IpAddr>().ok())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect(),
+            ips: interface_ips(n),
             availability_zone: n.availability_zone().map(str::to_string),
             subnet_id: n.subnet_id().map(str::to_string),
         })

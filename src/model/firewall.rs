@@ -131,6 +131,15 @@ impl SgRule {
     }
 }
 
+/// A customer-managed prefix list a security group rule names as its peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixList {
+    /// `pl-...`.
+    pub id: String,
+    /// Its entries.
+    pub cidrs: Vec<IpNet>,
+}
+
 /// A network ACL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAcl {

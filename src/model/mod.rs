@@ -15,7 +15,7 @@ mod vpc;
 
 pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
-pub use firewall::{AclEntry, NetworkAcl, Ports, Protocol, SecurityGroup, SgRule};
+pub use firewall::{AclEntry, NetworkAcl, Ports, PrefixList, Protocol, SecurityGroup, SgRule};
 pub use path::{AddressClass, Expect, Path};
 pub use prediction::{Fact, FactKind, Prediction};
 pub use report::*;
@@ -25,4 +25,4 @@ pub use route::{
 };
 pub use scheme::Scheme;
 pub use status::SourceStatus;
-pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, VpcView};
+pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, Interface, VpcView};

@@ -1,7 +1,7 @@
 //! What the EC2 API says about the agent's VPC, as plain data: the model every verdict and
 //! diagnosis reads, whoever fetched it (the SDK, or a fake in tests).
 
-use super::{NatGateway, NetworkAcl, Peering, RouteTable, SecurityGroup, SourceStatus};
+use super::{NatGateway, NetworkAcl, Peering, PrefixList, RouteTable, SecurityGroup, SourceStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -38,6 +38,26 @@ pub struct VpcView {
     /// The VPC's peering connections, in either direction.
     #[serde(default)]
     pub peerings: Vec<Peering>,
+    /// Every network interface of the VPC (instances', endpoints', load balancers'...): who
+    /// holds an address, in which subnet and security groups.
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    /// The customer-managed prefix lists the security groups' rules name, with their entries.
+    #[serde(default)]
+    pub prefix_lists: Vec<PrefixList>,
+}
+
+/// A network interface of the VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    /// `eni-...`.
+    pub id: String,
+    /// Its private addresses, IPv4 and IPv6.
+    pub ips: Vec<IpAddr>,
+    /// Its subnet.
+    pub subnet_id: Option<String>,
+    /// Its security groups.
+    pub groups: Vec<String>,
 }
 
 /// A VPC endpoint.
@@ -225,6 +245,18 @@ impl VpcView {
         self.endpoints
             .iter()
             .find(|e| e.enis.iter().any(|n| n.ips.contains(&ip)))
+    }
+
+    /// The network interface holding `ip`.
+    #[must_use]
+    pub fn interface_of(&self, ip: IpAddr) -> Option<&Interface> {
+        self.interfaces.iter().find(|n| n.ips.contains(&ip))
+    }
+
+    /// The entries of prefix list `id`, when it was read.
+    #[must_use]
+    pub fn prefix_list(&self, id: &str) -> Option<&PrefixList> {
+        self.prefix_lists.iter().find(|p| p.id == id)
     }
 
     /// The NAT gateway `id`.

@@ -6,6 +6,7 @@ mod answer;
 mod class;
 mod decide;
 mod diagnose;
+mod firewall;
 mod predict;
 mod route;
 

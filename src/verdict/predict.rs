@@ -5,9 +5,10 @@
 //! groups are stateful: the answer needs no rule of its own.
 
 use super::answer::{self, Answer, Expected};
+use super::firewall::{Peer, Side, acl_allows, groups};
 use crate::model::{
-    AddressClass, AddressReport, Diagnosis, EndpointState, Fact, FactKind, Instance, NetworkAcl,
-    Path, Prediction, Protocol, SgRule, TargetReport, VpcView,
+    AddressClass, AddressReport, Diagnosis, Endpoint, EndpointState, Fact, FactKind, Instance,
+    NetworkAcl, Path, Prediction, TargetReport, VpcView,
 };
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -212,28 +213,18 @@ fn follow(
     }
     let endpoint = vpc.endpoint_of(a.ip);
     if let Some(e) = endpoint {
-        let up = e.state == EndpointState::Available;
-        let fact = Fact {
-            kind: FactKind::Endpoint,
-            id: e.id.clone(),
-            allows: up,
-            says: format!("{}: {}", e.id, e.state),
-            // Waiting for acceptance has a diagnosis of its own (`endpoint-pending-acceptance`).
-            fix: (!up && e.state != EndpointState::PendingAcceptance).then(|| {
-                fix(
-                    "endpoint-not-available",
-                    format!(
-                        "{} is {}: it carries no traffic until it is available; re-create it, or ask the service's owner",
-                        e.id, e.state
-                    ),
-                )
-            }),
-        };
-        if !step(&mut facts, fact) {
+        if !step(&mut facts, endpoint_state(e)) {
             return Err(facts);
         }
     }
-    let eni_groups: &[String] = endpoint.map_or(&[], |e| e.security_groups.as_slice());
+    // The interface holding the address, when it is in this VPC (an endpoint's ENI, an
+    // instance, a load balancer): its groups must admit the traffic in, its subnet's ACL.
+    let held = vpc.interface_of(a.ip);
+    let eni_groups: &[String] = match (endpoint, held) {
+        (Some(e), _) => e.security_groups.as_slice(),
+        (None, Some(n)) => n.groups.as_slice(),
+        (None, None) => &[],
+    };
     let prefix_list = a.prefix_list;
     let out = groups(
         vpc,
@@ -249,12 +240,14 @@ fn follow(
     if !step(&mut facts, out) {
         return Err(facts);
     }
-    let eni_subnet = endpoint.and_then(|e| {
-        e.enis
-            .iter()
-            .find(|n| n.ips.contains(&a.ip))
-            .and_then(|n| n.subnet_id.as_deref())
-    });
+    let eni_subnet = endpoint
+        .and_then(|e| {
+            e.enis
+                .iter()
+                .find(|n| n.ips.contains(&a.ip))
+                .and_then(|n| n.subnet_id.as_deref())
+        })
+        .or_else(|| held.and_then(|n| n.subnet_id.as_deref()));
     let same_subnet = eni_subnet.map_or_else(
         || src.subnet_cidr.is_some_and(|c| c.contains(&a.ip)),
         |s| s == src.subnet,
@@ -271,7 +264,7 @@ fn follow(
             }
         }
     }
-    if endpoint.is_some() {
+    if endpoint.is_some() || held.is_some() {
         let inbound = groups(
             vpc,
             eni_groups,
@@ -303,6 +296,27 @@ fn follow(
     Ok((path, facts))
 }
 
+/// An endpoint carries traffic only while available.
+fn endpoint_state(e: &Endpoint) -> Fact {
+    let up = e.state == EndpointState::Available;
+    Fact {
+        kind: FactKind::Endpoint,
+        id: e.id.clone(),
+        allows: up,
+        says: format!("{}: {}", e.id, e.state),
+        // Waiting for acceptance has a diagnosis of its own (`endpoint-pending-acceptance`).
+        fix: (!up && e.state != EndpointState::PendingAcceptance).then(|| {
+            fix(
+                "endpoint-not-available",
+                format!(
+                    "{} is {}: it carries no traffic until it is available; re-create it, or ask the service's owner",
+                    e.id, e.state
+                ),
+            )
+        }),
+    }
+}
+
 pub(super) fn fix(code: &str, message: String) -> Diagnosis {
     Diagnosis {
         code: code.into(),
@@ -322,172 +336,6 @@ pub(super) fn route_fact(id: &str, allows: bool, says: String) -> Fact {
         allows,
         says,
         fix: None,
-    }
-}
-
-/// Which rules of a security group apply.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    /// Egress, to the peer.
-    Out,
-    /// Ingress, from the peer.
-    In,
-}
-
-/// The other end of the traffic, as a security group rule can name it.
-#[derive(Clone, Copy)]
-struct Peer<'a> {
-    ip: IpAddr,
-    groups: &'a [String],
-    prefix_list: Option<&'a str>,
-}
-
-/// Whether any of `ids` has a rule admitting TCP `port` to or from `peer`.
-fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, port: u16) -> Fact {
-    let (word, dir) = match side {
-        Side::Out => ("to", "egress"),
-        Side::In => ("from", "ingress"),
-    };
-    for id in ids {
-        let Some(g) = vpc.security_groups.iter().find(|g| &g.id == id) else {
-            continue;
-        };
-        let rules = if side == Side::Out {
-            &g.egress
-        } else {
-            &g.ingress
-        };
-        if let Some(r) = rules.iter().find(|r| admits(r, &peer, port)) {
-            return Fact {
-                kind: FactKind::SecurityGroup,
-                id: g.id.clone(),
-                allows: true,
-                says: format!(
-                    "{} allows tcp {port} {word} {} ({dir}: {} {})",
-                    g.id,
-                    peer.ip,
-                    r.traffic(),
-                    r.peers()
-                ),
-                fix: None,
-            };
-        }
-    }
-    let says = format!(
-        "{} ({dir}): no rule allows tcp {port} {word} {}",
-        if ids.is_empty() {
-            "its security groups".to_string()
-        } else {
-            ids.join(", ")
-        },
-        peer.ip
-    );
-    let target = ids.first().map_or("a security group", String::as_str);
-    let (code, rule) = match side {
-        Side::Out => (
-            "security-group-egress",
-            format!("an outbound rule to {target}: tcp {port} to {}/32", peer.ip),
-        ),
-        Side::In => (
-            "security-group-ingress",
-            match peer.groups.first() {
-                Some(g) => format!(
-                    "an inbound rule to {target}: tcp {port} from {}/32, or from the group {g}",
-                    peer.ip
-                ),
-                None => format!(
-                    "an inbound rule to {target}: tcp {port} from {}/32",
-                    peer.ip
-                ),
-            },
-        ),
-    };
-    Fact {
-        kind: FactKind::SecurityGroup,
-        id: ids.join(","),
-        allows: false,
-        fix: Some(fix(code, format!("{says}: add {rule}"))),
-        says,
-    }
-}
-
-fn admits(r: &SgRule, peer: &Peer<'_>, port: u16) -> bool {
-    tcp(&r.protocol)
-        && r.ports.is_none_or(|p| (p.from..=p.to).contains(&port))
-        && (r.cidrs.iter().any(|c| c.contains(&peer.ip))
-            || r.groups.iter().any(|g| peer.groups.contains(g))
-            || peer
-                .prefix_list
-                .is_some_and(|pl| r.prefix_lists.iter().any(|l| l == pl)))
-}
-
-fn tcp(p: &Protocol) -> bool {
-    matches!(p, Protocol::All | Protocol::Tcp)
-}
-
-/// The first rule of `acl` (by number) matching TCP `port` to (`egress`) or from `peer`;
-/// `answer` when it is the way back, to an ephemeral port.
-fn acl_allows(acl: &NetworkAcl, egress: bool, peer: IpAddr, port: u16, answer: bool) -> Fact {
-    let dir = if egress { "egress" } else { "ingress" };
-    let word = if egress { "to" } else { "from" };
-    let first = acl.entries.iter().filter(|e| e.egress == egress).find(|e| {
-        tcp(&e.protocol)
-            && e.ports.is_none_or(|p| (p.from..=p.to).contains(&port))
-            && e.cidr.is_some_and(|c| c.contains(&peer))
-    });
-    let says = match first {
-        Some(e) => {
-            let rule = if e.rule == 32767 {
-                "*".to_string()
-            } else {
-                e.rule.to_string()
-            };
-            let ports = e.ports.map(|p| format!(" {p}")).unwrap_or_default();
-            format!(
-                "{} rule {rule}: {} {}{ports} {word} {} ({dir}{})",
-                acl.id,
-                if e.allow { "allow" } else { "deny" },
-                e.protocol,
-                e.cidr.map(|c| c.to_string()).unwrap_or_default(),
-                if answer {
-                    ", the answer's ephemeral port"
-                } else {
-                    ""
-                }
-            )
-        }
-        None => format!(
-            "{}: no rule matches tcp {port} {word} {peer} ({dir})",
-            acl.id
-        ),
-    };
-    let allows = first.is_some_and(|e| e.allow);
-    let below = first.map_or_else(String::new, |e| {
-        if e.rule == 32767 {
-            String::new()
-        } else {
-            format!(" numbered below {}", e.rule)
-        }
-    });
-    let what = if answer {
-        format!("tcp 1024-65535 {word} {peer} (the answers: network ACLs are stateless)")
-    } else {
-        format!("tcp {port} {word} {peer}")
-    };
-    Fact {
-        kind: FactKind::NetworkAcl,
-        id: acl.id.clone(),
-        allows,
-        fix: (!allows).then(|| {
-            fix(
-                "network-acl-denies",
-                format!(
-                    "{says}: add an {dir} allow rule{below} to {}: {what}",
-                    acl.id
-                ),
-            )
-        }),
-        says,
     }
 }
 
@@ -630,6 +478,97 @@ mod tests {
             "{:#?}",
             p.because
         );
+    }
+
+    fn rule(value: serde_json::Value) -> crate::model::SgRule {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_rule_naming_a_group_admits_the_interfaces_in_it_anywhere_in_the_vpc() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        // A web server in the public subnet, whose group admits the instances' group.
+        v.interfaces.push(crate::model::Interface {
+            id: "eni-web".into(),
+            ips: vec!["10.10.0.55".parse().unwrap()],
+            subnet_id: Some("subnet-pub".into()),
+            groups: vec!["sg-web".into()],
+        });
+        let mut web: crate::model::SecurityGroup = serde_json::from_value(json!(
+            {"id": "sg-web", "name": "web", "egress": [], "ingress": []}))
+        .unwrap();
+        web.ingress = vec![rule(
+            json!({"protocol": "tcp", "ports": {"from": 443, "to": 443}, "groups": ["sg-inst"]}),
+        )];
+        v.security_groups.push(web);
+        let mut t = target(&["10.10.0.55"], &v);
+        t.host = "web.example".into();
+        t.addresses[0].class = AddressClass::Vpc;
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!((p.reachable, p.path), (true, Path::Vpc));
+        assert!(
+            p.because
+                .iter()
+                .any(|f| f.says
+                    == "sg-web allows tcp 443 from 10.10.1.10 (ingress: tcp 443 sg-inst)"),
+            "{:#?}",
+            p.because
+        );
+        v.security_groups[2].ingress[0].groups = vec!["sg-other".into()];
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert!(!p.reachable);
+        assert_eq!(
+            blocking(&p),
+            "sg-web (ingress): no rule allows tcp 443 from 10.10.1.10"
+        );
+    }
+
+    #[test]
+    fn a_customer_managed_prefix_list_admits_what_its_entries_hold() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        v.security_groups[1].ingress = vec![rule(
+            json!({"protocol": "tcp", "ports": {"from": 443, "to": 443}, "prefix_lists": ["pl-mine"]}),
+        )];
+        v.prefix_lists = vec![crate::model::PrefixList {
+            id: "pl-mine".into(),
+            cidrs: vec!["10.10.0.0/24".parse().unwrap()],
+        }];
+        let t = target(&["10.10.1.100"], &v);
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!(
+            blocking(&p),
+            "sg-ep (ingress): no rule allows tcp 443 from 10.10.1.10"
+        );
+        v.prefix_lists[0]
+            .cidrs
+            .push("10.10.1.0/24".parse().unwrap());
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert!(p.reachable, "{:#?}", p.because);
+        assert!(
+            p.because.iter().any(
+                |f| f.says == "sg-ep allows tcp 443 from 10.10.1.10 (ingress: tcp 443 pl-mine)"
+            ),
+            "{:#?}",
+            p.because
+        );
+    }
+
+    #[test]
+    fn an_ipv6_range_admits_ipv6_only() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        v.security_groups[0].egress = vec![rule(
+            json!({"protocol": "all", "ports": null, "cidrs": ["::/0"]}),
+        )];
+        let p = predict(&target(&["52.219.60.10"], &v), &v, &instance()).unwrap();
+        assert_eq!(
+            blocking(&p),
+            "sg-inst (egress): no rule allows tcp 443 to 52.219.60.10"
+        );
+        v.security_groups[0].egress[0]
+            .cidrs
+            .push("0.0.0.0/0".parse().unwrap());
+        let p = predict(&target(&["52.219.60.10"], &v), &v, &instance()).unwrap();
+        assert!(p.reachable, "{:#?}", p.because);
     }
 
     #[test]
