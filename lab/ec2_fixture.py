@@ -311,6 +311,41 @@ def route(ec2, table, cidr, **target):
         ec2.create_route(RouteTableId=table, DestinationCidrBlock=cidr, **target)
 
 
+def second_interface(ec2, state, step):
+    """Step multi-eni: the private instance's second interface (device 1) in the public
+    subnet, in group mgmt, which lets out SSH and the EC2 API's endpoint only."""
+    if step != "multi-eni":
+        current = state.pop("eni2", None)
+        if current:
+            ec2.detach_network_interface(AttachmentId=current["attachment"], Force=True)
+            ec2.delete_network_interface(NetworkInterfaceId=current["id"])
+        return
+    if "eni2" in state:
+        return
+    if "mgmt_sg" not in state:
+        mgmt = ec2.create_security_group(GroupName="mgmt", Description="management interface", VpcId=state["vpc"])[
+            "GroupId"
+        ]
+        ec2.revoke_security_group_egress(
+            GroupId=mgmt, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        )
+        ec2.authorize_security_group_egress(
+            GroupId=mgmt,
+            IpPermissions=[
+                tcp(22, IpRanges=[{"CidrIp": "0.0.0.0/0"}]),
+                tcp(int(N["EC2_API_PORT"]), IpRanges=[{"CidrIp": N["EC2_API_IP"] + "/32"}]),
+            ],
+        )
+        state["mgmt_sg"] = mgmt
+    eni = ec2.create_network_interface(
+        SubnetId=state["pub_subnet"], PrivateIpAddress=N["PRIV_ENI2_IP"], Groups=[state["mgmt_sg"]]
+    )["NetworkInterface"]["NetworkInterfaceId"]
+    attachment = ec2.attach_network_interface(
+        NetworkInterfaceId=eni, InstanceId=state["instances"]["priv"], DeviceIndex=1
+    )["AttachmentId"]
+    state["eni2"] = {"id": eni, "attachment": attachment}
+
+
 def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
     0.0.0.0/0, then the second VPC over a peering connection, then over a transit gateway,
@@ -391,6 +426,7 @@ def seed(url, step, state_dir):
     firewall_forms(ec2, state, step)
     private_acl(ec2, state, step == "network-acl")
     beyond(ec2, state, step)
+    second_interface(ec2, state, step)
     with open(path, "w") as f:
         json.dump(state, f, indent=2)
     for role, ip, subnet, cidr, zone, public in [
@@ -409,13 +445,24 @@ def seed(url, step, state_dir):
             f"{net}/subnet-id": subnet,
             f"{net}/vpc-ipv4-cidr-blocks": N["VPC_CIDR"],
             f"{net}/subnet-ipv4-cidr-block": cidr,
-            f"{net}/security-group-ids": "\n".join(
-                g["GroupId"]
-                for g in ec2.describe_instances(InstanceIds=[state["instances"][role]])["Reservations"][0][
-                    "Instances"
-                ][0]["SecurityGroups"]
-            ),
+            # The primary interface's groups (moto's instance lists every interface's).
+            f"{net}/security-group-ids": state["instance_sg"],
         }
+        macs = [mac]
+        if role == "priv" and "eni2" in state:
+            mac2 = N["PRIV_ENI2_MAC"]
+            net2 = f"network/interfaces/macs/{mac2}"
+            macs.append(mac2)
+            data.update(
+                {
+                    f"{net2}/device-number": "1",
+                    f"{net2}/local-ipv4s": N["PRIV_ENI2_IP"],
+                    f"{net2}/subnet-id": state["pub_subnet"],
+                    f"{net2}/subnet-ipv4-cidr-block": N["PUB_SUBNET"],
+                    f"{net2}/security-group-ids": state["mgmt_sg"],
+                }
+            )
+        data["network/interfaces/macs/"] = "\n".join(m + "/" for m in macs)
         if public:
             data["public-ipv4"] = public
             # The public instance allows tags in its metadata; the private one does not, so

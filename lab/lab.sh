@@ -5,7 +5,8 @@
 #   lab.sh up ID          build the hosts, links, routes, resolver and servers; step "base"
 #   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
 #                         private-dns-off privatelink), then faults on top of privatelink
-#                         (endpoint-sg network-acl pending-acceptance service-down sg-forms), then
+#                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
+#                         multi-eni), then
 #                         other routes on top of it (nat-gateway peering transit-gateway)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
@@ -287,11 +288,36 @@ place() {
 }
 after() { (($(place "$1") >= $(place "$2"))); }
 
+# The private instance's second interface, in the public subnet, for step multi-eni only: its
+# group ("mgmt") lets out SSH and the EC2 API's endpoint, and drops the rest of TCP as a
+# security group does (DNS to the VPC resolver is not filtered by groups).
+second_interface() {
+  ip -n "$(ns router)" link del p-priv1 2>/dev/null || true
+  on priv nft delete table inet mgmt 2>/dev/null || true
+  [[ $1 == multi-eni ]] || return 0
+  link router p-priv1 priv eth1
+  R link set p-priv1 master br-pub
+  ip -n "$(ns priv)" link set eth1 address "$PRIV_ENI2_MAC"
+  ip -n "$(ns priv)" addr add "$PRIV_ENI2_IP/24" dev eth1
+  on priv nft -f - <<EOF
+table inet mgmt {
+  chain output {
+    type filter hook output priority filter; policy accept;
+    oifname "eth1" ct state established,related accept
+    oifname "eth1" tcp dport 22 accept
+    oifname "eth1" ip daddr $EC2_API_IP tcp dport $EC2_API_PORT accept
+    oifname "eth1" meta l4proto tcp drop
+  }
+}
+EOF
+}
+
 # The step's routes beyond the VPC: the private table's 0.0.0.0/0 to the NAT gateway, the
 # second VPC over the peering link or through the transit gateway (both subnets' tables),
 # and the second VPC's way back.
 routes() {
   local step=$1 table
+  second_interface "$step"
   if [[ $step == nat-gateway ]]; then
     R route replace default via "$NAT_IP" table 101
   else

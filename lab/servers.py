@@ -93,8 +93,11 @@ def serve_imds(args):
     import secrets
     import time
 
-    with open(args.data) as f:
-        data = json.load(f)
+    def load():
+        # Read at every request: the lab's seed rewrites it when a step changes the instance.
+        with open(args.data) as f:
+            return json.load(f)
+
     tokens = set()
     mode = args.mode
 
@@ -136,6 +139,7 @@ def serve_imds(args):
             if not self.path.startswith(prefix):
                 return self.reply(404)
             key = self.path[len(prefix):]
+            data = load()
             if key not in data:
                 return self.reply(404)
             if mode == "error500":

@@ -53,12 +53,19 @@ fn expectations(
         "endpoint-sg" => (ie, unreachable),
         _ => (ie, ie),
     };
+    // The private instance's second interface reaches the zone-a ENI on its own link, and its
+    // group lets no HTTPS out; the zone-c ENI is still reached by the primary interface.
+    let vpce_a = if step == "multi-eni" {
+        (ie, unreachable)
+    } else {
+        vpce
+    };
     let service = match step {
         _ if !after(n, step, "privatelink") => (nodns, nodns),
         "pending-acceptance" | "service-down" => (unreachable, unreachable),
         // The private subnet's ACL denies the answers of the PrivateLink ENI; in sg-forms its
         // group admits a prefix list that holds the public subnet only.
-        "network-acl" | "sg-forms" => (ie, unreachable),
+        "network-acl" | "sg-forms" | "multi-eni" => (ie, unreachable),
         _ => (ie, ie),
     };
     let mut targets = vec![
@@ -69,7 +76,7 @@ fn expectations(
             if private_dns { ie } else { internet_private },
         ),
         (n["CF_VPCE_NAME"].clone(), vpce.0, vpce.1),
-        (n["CF_VPCE_A_NAME"].clone(), vpce.0, vpce.1),
+        (n["CF_VPCE_A_NAME"].clone(), vpce_a.0, vpce_a.1),
         (
             format!("http://{}/", n["NLB_NAME"]),
             public,
@@ -278,6 +285,10 @@ fn expected_diagnoses(
     if service && role == "priv" && step == "sg-forms" {
         want.push("security-group-ingress");
     }
+    let zone_a = target == n["CF_VPCE_A_NAME"];
+    if (service || zone_a) && role == "priv" && step == "multi-eni" {
+        want.push("security-group-egress");
+    }
     want
 }
 
@@ -317,6 +328,17 @@ fn expected_cause(
                 n["NACL_ANSWER_RULE"], n["SVC_ENI_IP"]
             ),
         ),
+        ("multi-eni", "priv") if target.contains("vpce-svc-") || target == n["CF_VPCE_A_NAME"] => {
+            let (ip, port) = if target.contains("vpce-svc-") {
+                (&n["SVC_ENI_IP"], 80)
+            } else {
+                (&n["ENI_A_IP"], 443)
+            };
+            blocked(
+                id("mgmt_sg"),
+                format!(" (egress): no rule allows tcp {port} to {ip}"),
+            )
+        }
         ("sg-forms", "priv") if target.contains("vpce-svc-") => blocked(
             id("web_sg"),
             format!(" (ingress): no rule allows tcp 80 from {}", n["PRIV_IP"]),

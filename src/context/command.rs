@@ -120,16 +120,39 @@ pub fn render(r: &ContextReport) -> String {
                 i.public_ipv4.map_or("none".into(), |a| a.to_string())
             ),
         );
+        for n in &i.secondary_interfaces {
+            line(
+                &mut out,
+                "  interface",
+                &format!(
+                    "{} (device {}): {}, {} {}, groups {}",
+                    n.mac,
+                    n.device_number.map_or("?".into(), |d| d.to_string()),
+                    join(&n.local_ipv4s),
+                    opt(&n.subnet_id),
+                    n.subnet_cidr.map(|c| c.to_string()).unwrap_or_default(),
+                    n.security_groups.join(" ")
+                ),
+            );
+        }
     }
     line(&mut out, "EC2 API", &r.ec2.to_string());
     if let Some(v) = &r.vpc {
         render_vpc(&mut out, v);
-        let groups = r
+        // Every interface's groups: the primary's first.
+        let groups: Vec<String> = r
             .instance
-            .as_ref()
-            .map(|i| i.security_groups.as_slice())
-            .unwrap_or_default();
-        render_firewalls(&mut out, v, groups);
+            .iter()
+            .flat_map(|i| {
+                i.security_groups.iter().chain(
+                    i.secondary_interfaces
+                        .iter()
+                        .flat_map(|n| &n.security_groups),
+                )
+            })
+            .cloned()
+            .collect();
+        render_firewalls(&mut out, v, &groups);
     }
     out
 }

@@ -3,7 +3,7 @@
 //! second, and every failure becomes one line that says what to do.
 
 use crate::error::innermost;
-use crate::model::{Instance, region};
+use crate::model::{Instance, InstanceInterface, region};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -205,12 +205,13 @@ impl HttpImds {
             "security-group-ids",
         ]
         .map(|leaf| format!("network/interfaces/macs/{mac}/{leaf}"));
-        let (vpc, subnet, vpc_cidrs, subnet_cidr, groups) = tokio::join!(
+        let (vpc, subnet, vpc_cidrs, subnet_cidr, groups, secondary) = tokio::join!(
             self.required(t, &vpc),
             self.required(t, &subnet),
             self.required(t, &cidrs),
             self.get(t, &subnet_cidr),
             self.get(t, &groups),
+            self.secondary_interfaces(t, &mac),
         );
         Ok(Instance {
             instance_id: Some(valid("instance-id", id?, |v| v.starts_with("i-"))?),
@@ -235,19 +236,78 @@ impl HttpImds {
                 .transpose()?,
             mac: Some(mac),
             region: Some(region),
-            security_groups: groups?
-                .unwrap_or_default()
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(|g| {
-                    valid("security-group-ids", g.to_string(), |v| {
-                        v.starts_with("sg-")
-                    })
-                })
-                .collect::<Result<_, _>>()?,
+            security_groups: group_ids(groups?)?,
+            secondary_interfaces: secondary?,
         })
     }
+
+    /// The interfaces other than `primary`, when the metadata lists more than one MAC.
+    async fn secondary_interfaces(
+        &self,
+        t: &str,
+        primary: &str,
+    ) -> Result<Vec<InstanceInterface>, ImdsError> {
+        let listed = self.get(t, "network/interfaces/macs/").await?;
+        let macs: Vec<String> = listed
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|m| !m.is_empty() && m != primary)
+            .map(|m| valid("network/interfaces/macs/", m, is_mac))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(macs.len());
+        // An instance has a handful of interfaces at most; each is read with its leaves at once.
+        for mac in macs {
+            let [device, ips, subnet, cidr, groups] = [
+                "device-number",
+                "local-ipv4s",
+                "subnet-id",
+                "subnet-ipv4-cidr-block",
+                "security-group-ids",
+            ]
+            .map(|leaf| format!("network/interfaces/macs/{mac}/{leaf}"));
+            let (device, ips, subnet, cidr, groups) = tokio::join!(
+                self.get(t, &device),
+                self.get(t, &ips),
+                self.get(t, &subnet),
+                self.get(t, &cidr),
+                self.get(t, &groups),
+            );
+            out.push(InstanceInterface {
+                device_number: device?.and_then(|d| d.trim().parse().ok()),
+                local_ipv4s: ips?
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| parse_ip("local-ipv4s", l))
+                    .collect::<Result<_, _>>()?,
+                subnet_id: subnet?
+                    .map(|s| valid("subnet-id", s, |v| v.starts_with("subnet-")))
+                    .transpose()?,
+                subnet_cidr: cidr?
+                    .map(|v| parse_net("subnet-ipv4-cidr-block", &v))
+                    .transpose()?,
+                security_groups: group_ids(groups?)?,
+                mac,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `security-group-ids`: one `sg-...` a line.
+fn group_ids(listed: Option<String>) -> Result<Vec<String>, ImdsError> {
+    listed
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|g| {
+            valid("security-group-ids", g.to_string(), |v| {
+                v.starts_with("sg-")
+            })
+        })
+        .collect()
 }
 
 async fn body(response: reqwest::Response, path: &str) -> Result<String, ImdsError> {

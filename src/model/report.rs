@@ -88,6 +88,26 @@ pub struct Instance {
     /// The security groups of the primary network interface (`sg-...`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
+    /// The instance's other network interfaces (device 1 and up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondary_interfaces: Vec<InstanceInterface>,
+}
+
+/// A network interface of the instance other than its primary one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInterface {
+    /// Its MAC address.
+    pub mac: String,
+    /// Its device index (1 and up).
+    pub device_number: Option<u32>,
+    /// Its private IPv4 addresses, the first one primary.
+    pub local_ipv4s: Vec<IpAddr>,
+    /// `subnet-...`.
+    pub subnet_id: Option<String>,
+    /// Its subnet's IPv4 CIDR block.
+    pub subnet_cidr: Option<IpNet>,
+    /// Its security groups.
+    pub security_groups: Vec<String>,
 }
 
 /// How each source of context fared.

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 /// come back to: a network ACL must let them in.
 const EPHEMERAL: u16 = 32768;
 
-/// The instance the traffic leaves from.
+/// The instance the traffic leaves from, by the interface it leaves by.
 struct Source<'a> {
     ip: IpAddr,
     subnet: &'a str,
@@ -69,17 +69,10 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
     if dests.is_empty() || !vpc.firewalls.is_ok() || instance.security_groups.is_empty() {
         return None;
     }
-    let src = Source {
-        ip: instance.local_ipv4?,
-        subnet: instance.subnet_id.as_deref()?,
-        subnet_cidr: instance.subnet_cidr,
-        vpc_cidrs: &instance.vpc_cidrs,
-        groups: &instance.security_groups,
-        public: instance.public_ipv4.is_some(),
-    };
     let mut best: Option<(Path, Vec<Fact>)> = None;
     let mut blocked: Option<Vec<Fact>> = None;
     for d in &dests {
+        let src = source(instance, d.ip)?;
         match address(d, t.port, &src, vpc)? {
             Ok((path, facts)) => {
                 if best.as_ref().is_none_or(|(p, _)| path < *p) {
@@ -100,6 +93,38 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
         path,
         because: dns.into_iter().chain(facts).collect(),
         says: String::new(),
+    })
+}
+
+/// The interface traffic to `ip` leaves by: another interface whose subnet holds `ip` (the
+/// kernel reaches it on that link), else the primary one, which the default route uses.
+fn source(instance: &Instance, ip: IpAddr) -> Option<Source<'_>> {
+    let base = Source {
+        ip: instance.local_ipv4?,
+        subnet: instance.subnet_id.as_deref()?,
+        subnet_cidr: instance.subnet_cidr,
+        vpc_cidrs: &instance.vpc_cidrs,
+        groups: &instance.security_groups,
+        public: instance.public_ipv4.is_some(),
+    };
+    if base.subnet_cidr.is_some_and(|c| c.contains(&ip)) {
+        return Some(base);
+    }
+    let on_link = instance
+        .secondary_interfaces
+        .iter()
+        .find(|n| n.subnet_cidr.is_some_and(|c| c.contains(&ip)));
+    Some(match on_link {
+        Some(n) => Source {
+            ip: *n.local_ipv4s.first()?,
+            subnet: n.subnet_id.as_deref()?,
+            subnet_cidr: n.subnet_cidr,
+            groups: &n.security_groups,
+            // An address of this interface's subnet needs no public address.
+            public: false,
+            ..base
+        },
+        None => base,
     })
 }
 
@@ -568,6 +593,35 @@ mod tests {
             .cidrs
             .push("0.0.0.0/0".parse().unwrap());
         let p = predict(&target(&["52.219.60.10"], &v), &v, &instance()).unwrap();
+        assert!(p.reachable, "{:#?}", p.because);
+    }
+
+    #[test]
+    fn traffic_to_a_second_interfaces_subnet_leaves_by_it_and_its_groups_decide() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        v.security_groups.push(
+            serde_json::from_value(json!({"id": "sg-mgmt", "name": "mgmt", "ingress": [],
+                "egress": [{"protocol": "tcp", "ports": {"from": 22, "to": 22}, "cidrs": ["0.0.0.0/0"]}]}))
+            .unwrap(),
+        );
+        let mut i = instance();
+        i.secondary_interfaces = vec![crate::model::InstanceInterface {
+            mac: "02:00:00:00:00:01".into(),
+            device_number: Some(1),
+            local_ipv4s: vec!["10.10.0.11".parse().unwrap()],
+            subnet_id: Some("subnet-pub".into()),
+            subnet_cidr: Some("10.10.0.0/24".parse().unwrap()),
+            security_groups: vec!["sg-mgmt".into()],
+        }];
+        let p = predict(&target(&["10.10.0.100"], &v), &v, &i).unwrap();
+        assert_eq!(
+            blocking(&p),
+            "sg-mgmt (egress): no rule allows tcp 443 to 10.10.0.100"
+        );
+        // The primary interface's subnet, and anything routed, leave by the primary one.
+        let p = predict(&target(&["10.10.1.100"], &v), &v, &i).unwrap();
+        assert!(p.reachable, "{:#?}", p.because);
+        let p = predict(&target(&["52.219.60.10"], &v), &v, &i).unwrap();
         assert!(p.reachable, "{:#?}", p.because);
     }
 
