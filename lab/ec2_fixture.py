@@ -313,7 +313,7 @@ def route(ec2, table, cidr, **target):
 
 def second_interface(ec2, state, step):
     """Step multi-eni: the private instance's second interface (device 1) in the public
-    subnet, in group mgmt, which lets out SSH and the EC2 API's endpoint only."""
+    subnet, in group mgmt, which lets out SSH, the EC2 API's endpoint and the relay only."""
     if step != "multi-eni":
         current = state.pop("eni2", None)
         if current:
@@ -334,6 +334,7 @@ def second_interface(ec2, state, step):
             IpPermissions=[
                 tcp(22, IpRanges=[{"CidrIp": "0.0.0.0/0"}]),
                 tcp(int(N["EC2_API_PORT"]), IpRanges=[{"CidrIp": N["EC2_API_IP"] + "/32"}]),
+                tcp(7878, IpRanges=[{"CidrIp": N["PUB_IP"] + "/32"}]),
             ],
         )
         state["mgmt_sg"] = mgmt
@@ -344,6 +345,32 @@ def second_interface(ec2, state, step):
         NetworkInterfaceId=eni, InstanceId=state["instances"]["priv"], DeviceIndex=1
     )["AttachmentId"]
     state["eni2"] = {"id": eni, "attachment": attachment}
+
+
+def policies(ec2, state, step):
+    """Step endpoint-policy: S3's gateway endpoint allows GetObject in POLICY_BUCKET only, and
+    CloudFormation's interface endpoint denies everything; AWS's default, full access,
+    elsewhere."""
+    full = {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}
+    s3 = [full]
+    cloudformation = [full]
+    if step == "endpoint-policy":
+        s3 = [
+            {
+                "Sid": "OneBucket",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{N['POLICY_BUCKET']}/*",
+            }
+        ]
+        cloudformation = [full, {"Sid": "NoOne", "Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}]
+    for key, statements in (("s3", s3), ("cloudformation", cloudformation)):
+        if key in state:
+            ec2.modify_vpc_endpoint(
+                VpcEndpointId=state[key]["id"],
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            )
 
 
 def beyond(ec2, state, step):
@@ -426,6 +453,7 @@ def seed(url, step, state_dir):
     firewall_forms(ec2, state, step)
     private_acl(ec2, state, step == "network-acl")
     beyond(ec2, state, step)
+    policies(ec2, state, step)
     second_interface(ec2, state, step)
     with open(path, "w") as f:
         json.dump(state, f, indent=2)

@@ -6,7 +6,7 @@
 #   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
-#                         multi-eni), then
+#                         multi-eni endpoint-policy), then
 #                         other routes on top of it (nat-gateway peering transit-gateway)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
@@ -253,7 +253,7 @@ EOF
     --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-public" --body "<UnknownOperationException/>"
   start vpce cloudformation-eni "$py" "$here/servers.py" https --listen "$ENI_A_IP:443" --listen "$ENI_C_IP:443" \
     --cert "$DIR/cf.pem" --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-endpoint" \
-    --body "<UnknownOperationException/>"
+    --body "<UnknownOperationException/>" --deny-file "$DIR/cloudformation-policy-denies"
   start vpce privatelink "$py" "$here/servers.py" tcpfwd --listen "$SVC_ENI_IP:80" --to "$NLB_PRIVATE_IP:80"
   start vpc2 web1 "$py" "$here/servers.py" http --listen "$WEB1_IP:80" --body "<html><h1>$WEB_PAGE 1</h1></html>"
   start vpc2 web2 "$py" "$here/servers.py" http --listen "$WEB2_IP:80" --body "<html><h1>$WEB_PAGE 2</h1></html>"
@@ -289,8 +289,8 @@ place() {
 after() { (($(place "$1") >= $(place "$2"))); }
 
 # The private instance's second interface, in the public subnet, for step multi-eni only: its
-# group ("mgmt") lets out SSH and the EC2 API's endpoint, and drops the rest of TCP as a
-# security group does (DNS to the VPC resolver is not filtered by groups).
+# group ("mgmt") lets out SSH, the EC2 API's endpoint and the relay, and drops the rest of TCP
+# as a security group does (DNS to the VPC resolver is not filtered by groups).
 second_interface() {
   ip -n "$(ns router)" link del p-priv1 2>/dev/null || true
   on priv nft delete table inet mgmt 2>/dev/null || true
@@ -306,6 +306,7 @@ table inet mgmt {
     oifname "eth1" ct state established,related accept
     oifname "eth1" tcp dport 22 accept
     oifname "eth1" ip daddr $EC2_API_IP tcp dport $EC2_API_PORT accept
+    oifname "eth1" ip daddr $PUB_IP tcp dport 7878 accept
     oifname "eth1" meta l4proto tcp drop
   }
 }
@@ -342,6 +343,7 @@ routes() {
 # The step's fault, in the packets (the EC2 API says the same: ec2_fixture.py).
 faults() {
   local step=$1 t eni pref
+  rm -f "$DIR/cloudformation-policy-denies"
   for t in router vpce vpc2; do
     for pref in "$NACL_ANSWER_RULE" "$((FAULT - 1))" "$FAULT"; do
       while ip -n "$(ns "$t")" rule del pref "$pref" 2>/dev/null; do :; done
@@ -361,6 +363,10 @@ faults() {
       R rule add pref "$FAULT" iif br-priv to "$S3_PREFIX" ipproto tcp dport 443 blackhole
       # (ip rule cannot name port 65535; Linux's ephemeral ports end at 60999.)
       R rule add pref "$NACL_ANSWER_RULE" iif br-pub from "$SVC_ENI_IP" to "$PRIV_SUBNET" ipproto tcp dport 1024-65534 blackhole
+      ;;
+    endpoint-policy)
+      # The CloudFormation endpoint's policy denies everything: its ENIs answer 403.
+      touch "$DIR/cloudformation-policy-denies"
       ;;
     sg-forms)
       # The PrivateLink ENI's group admits tcp 80 from its prefix list (the public subnet) only.

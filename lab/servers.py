@@ -2,6 +2,7 @@
 """Servers of the emulated VPC lab, one process per role, run inside a lab namespace.
 
   servers.py https  --listen IP:PORT... --cert C --key K --status N [--header K:V...] [--body B]
+                    [--deny-file F]   (403 AccessDenied to everything while F exists)
   servers.py http   --listen IP:PORT... --status N [--body B]
   servers.py tcpfwd --listen IP:PORT... --to IP:PORT...   (a TCP load balancer, round robin)
   servers.py imds   --listen IP:PORT --data FILE [--mode MODE]   (IMDSv2, tokens enforced)
@@ -39,17 +40,29 @@ class LabHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def http_handler(status, headers, body):
+DENIED = (
+    "<ErrorResponse><Error><Code>AccessDeniedException</Code><Message>User: anonymous is not"
+    " authorized to perform this action with an explicit deny in a VPC endpoint policy</Message>"
+    "</Error></ErrorResponse>"
+)
+
+
+def http_handler(status, headers, body, deny_file=None):
+    import os
+
     payload = body.encode()
 
     class Handler(LabHandler):
         def do_GET(self):
-            self.send_response(status)
+            # While the deny file exists, the endpoint's policy refuses every request.
+            denied = deny_file is not None and os.path.exists(deny_file)
+            data = DENIED.encode() if denied else payload
+            self.send_response(403 if denied else status)
             for key, value in headers:
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(payload)
+            self.wfile.write(data)
 
     return Handler
 
@@ -72,7 +85,7 @@ def socket_server_bind(server):
 
 def serve_http(args, tls):
     headers = [h.split(":", 1) for h in args.header]
-    handler = http_handler(args.status, headers, args.body)
+    handler = http_handler(args.status, headers, args.body, args.deny_file)
     servers = []
     for listen in args.listen:
         server = Server(addr(listen), handler)
@@ -213,6 +226,7 @@ def main():
     p.add_argument("--status", type=int, default=200)
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--body", default="")
+    p.add_argument("--deny-file")
     args = p.parse_args()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     if args.role == "tcpfwd":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Walks the tutorial "AWS - VPC (2): Endpoint" in the emulated VPCs: builds probe, builds the
 # lab, and at every step runs `probe check` on the public and the private instance, with the
-# verdicts the tutorial observed as expectations; then four faults, where the VPC's
-# configuration (read from the lab's EC2 API) is the expectation. Every report goes through a
+# verdicts the tutorial observed as expectations; then faults and other forms of rules, where
+# the VPC's configuration (read from the lab's EC2 API) is the expectation; then routes out by
+# a NAT gateway, a peering connection and a transit gateway. Every report goes through a
 # relay on the public instance to `probe collect` on the operator's laptop (on the lab's
 # internet), whose view of the changes is printed at the end. Exits 1 when any check ends
 # otherwise than the tutorial says. Needs root (network namespaces): from a user account it
@@ -99,6 +100,21 @@ step pending-acceptance "the PrivateLink endpoint awaits the service owner's acc
 run pub "$svc" --expect auto
 step service-down "the NLB behind the endpoint service stops answering: the configuration cannot show it"
 run pub --fails "$svc" --expect auto
+step sg-forms "rules that name a group (the instances'), a customer-managed prefix list (the public subnet) and an IPv6 range"
+run priv "$CF_VPCE_NAME" "$svc" --expect auto
+step multi-eni "the private instance gets a second interface in the public subnet, in a group that lets out SSH only"
+run priv "$CF_VPCE_NAME" "$CF_VPCE_A_NAME" "$svc" --expect auto
+step endpoint-policy "S3's gateway endpoint allows GetObject in one bucket; CloudFormation's denies everything: 403s from the policies"
+run priv s3 "$CF_VPCE_NAME" --expect auto
+
+# Other routes out of the VPC.
+web="http://$WEB1_NAME/"
+step nat-gateway "the private subnet's 0.0.0.0/0 goes to a NAT gateway in the public subnet; S3's prefix list still wins"
+run priv s3 cloudformation "$nlb" --expect s3=gateway-endpoint --expect cloudformation=nat-gateway --expect "$nlb=nat-gateway"
+step peering "the second VPC ($VPC2_CIDR, public address space) over a peering connection, from both subnets"
+run priv "$web" --expect "$web=peering"
+step transit-gateway "the second VPC through a transit gateway instead"
+run priv "$web" --expect "$web=transit-gateway"
 
 echo
 echo "================================================================================"

@@ -35,6 +35,11 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "config: the configuration agrees: blocked by acl-",
         ": pendingAcceptance",
         "config DISAGREES: the configuration allows it (",
+        "(ingress: tcp 443 sg-",
+        "comes from its endpoint policy, not from the path",
+        "reachable via nat-gateway",
+        "reachable via peering",
+        "reachable via transit-gateway",
     ] {
         assert!(stdout.contains(line), "{line} not in {stdout}");
     }

@@ -218,6 +218,30 @@ fn render_vpc(out: &mut String, v: &VpcView) {
                 }
             ),
         );
+        if let Some(p) = e.policy.as_ref().filter(|p| !p.allows_everything()) {
+            for st in &p.statements {
+                line(
+                    out,
+                    "  policy",
+                    &format!(
+                        "{} {} on {}{}{}",
+                        if st.allow { "allow" } else { "deny" },
+                        st.actions.join(" "),
+                        st.resources.join(" "),
+                        if st.any_principal {
+                            ""
+                        } else {
+                            ", to named principals"
+                        },
+                        if st.conditional {
+                            ", with conditions"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 
 use crate::model::{
     AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Interface, NatGateway,
-    NetworkAcl, Peering, Ports, PrefixList, Protocol, Route, RouteState, RouteTable, RouteTarget,
-    SecurityGroup, SgRule, SourceStatus, VpcView,
+    NetworkAcl, Peering, Policy, Ports, PrefixList, Protocol, Route, RouteState, RouteTable,
+    RouteTarget, SecurityGroup, SgRule, SourceStatus, VpcView,
 };
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -795,6 +795,11 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
             .filter_map(|g| g.group_id().map(str::to_string))
             .collect(),
         enis,
+        policy: e.policy_document().and_then(|d| {
+            Policy::parse(d)
+                .inspect_err(|why| tracing::debug!("{id}'s policy: {why}"))
+                .ok()
+        }),
         id,
     })
 }

@@ -5,6 +5,7 @@ mod console;
 mod failure;
 mod firewall;
 mod path;
+mod policy;
 mod prediction;
 pub mod region;
 mod report;
@@ -17,6 +18,7 @@ pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
 pub use firewall::{AclEntry, NetworkAcl, Ports, PrefixList, Protocol, SecurityGroup, SgRule};
 pub use path::{AddressClass, Expect, Path};
+pub use policy::{Policy, Statement};
 pub use prediction::{Fact, FactKind, Prediction};
 pub use report::*;
 pub use route::{

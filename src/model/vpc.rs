@@ -1,7 +1,9 @@
 //! What the EC2 API says about the agent's VPC, as plain data: the model every verdict and
 //! diagnosis reads, whoever fetched it (the SDK, or a fake in tests).
 
-use super::{NatGateway, NetworkAcl, Peering, PrefixList, RouteTable, SecurityGroup, SourceStatus};
+use super::{
+    NatGateway, NetworkAcl, Peering, Policy, PrefixList, RouteTable, SecurityGroup, SourceStatus,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -79,6 +81,9 @@ pub struct Endpoint {
     pub security_groups: Vec<String>,
     /// Its network interfaces with their addresses.
     pub enis: Vec<Eni>,
+    /// Its policy, when the EC2 API gave one that reads as a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
 }
 
 /// What kind of VPC endpoint. The EC2 API spells it `Interface` in one call and `interface`

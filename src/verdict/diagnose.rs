@@ -18,6 +18,7 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
     out.extend(private_dns(t, vpc, &interfaces));
     out.extend(gateway_route(t, vpc, service.as_deref()));
     out.extend(gateway_across(t, service.as_deref()));
+    out.extend(endpoint_policy(t, vpc));
     for e in matching_endpoints(t, vpc, &interfaces) {
         out.extend(pending(e));
         out.extend(other_zone(e, instance));
@@ -139,6 +140,29 @@ fn gateway_across(t: &TargetReport, service: Option<&str>) -> Option<Diagnosis> 
     ))
 }
 
+/// HTTP 403 through an endpoint whose policy refuses probe's request: the policy answered,
+/// the path works.
+fn endpoint_policy(t: &TargetReport, vpc: &VpcView) -> Option<Diagnosis> {
+    let (e, policy) = t.addresses.iter().find_map(|a| {
+        let e = vpc.endpoint(&a.endpoint.as_ref()?.id)?;
+        (a.http.code == Some(403)).then_some((e, e.policy.as_ref()?))
+    })?;
+    let path = t
+        .url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let req = super::policy::request(&e.service, &t.host, path);
+    let why = super::policy::refuses(policy, &req)?;
+    Some(diagnosis(
+        "endpoint-policy-denies",
+        format!(
+            "HTTP 403 through {} comes from its endpoint policy, not from the path (the service answered through the endpoint): {why}; allow {} on {} in {}'s policy if requests like this should pass",
+            e.id, req.action, req.resource, e.id
+        ),
+    ))
+}
+
 /// An endpoint service connection the service's owner has not accepted.
 fn pending(e: &Endpoint) -> Option<Diagnosis> {
     if e.state != EndpointState::PendingAcceptance {
@@ -247,6 +271,7 @@ mod tests {
                     subnet_id: None,
                 })
                 .collect(),
+            policy: None,
         }
     }
 
@@ -428,6 +453,39 @@ mod tests {
         );
         let d = diagnose(&t, &v, None);
         assert!(!explains_failure(&d[0]), "advice, not a cause");
+    }
+
+    #[test]
+    fn a_403_through_an_endpoint_whose_policy_refuses_the_request_is_the_policy() {
+        let s3 = "s3.ap-northeast-2.amazonaws.com";
+        let mut gateway = endpoint(
+            "vpce-s3",
+            &format!("com.amazonaws.{REGION}.s3"),
+            "Gateway",
+            "available",
+            false,
+            &[],
+        );
+        let mut v = vpc(vec![gateway.clone()], Some("vpce-s3"));
+        let mut t = target(s3, &["52.219.1.1"], true, &v);
+        t.addresses[0].http.code = Some(403);
+        assert!(codes(&t, &v, None).is_empty(), "no policy, nothing to say");
+        gateway.policy = Some(
+            crate::model::Policy::parse(
+                r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::lab-bucket/*"}]}"#,
+            )
+            .unwrap(),
+        );
+        v.endpoints = vec![gateway];
+        assert_eq!(
+            codes(&t, &v, None),
+            vec![
+                "endpoint-policy-denies: HTTP 403 through vpce-s3 comes from its endpoint policy, not from the path (the service answered through the endpoint): no statement allows s3:ListAllMyBuckets on * (it allows s3:GetObject on arn:aws:s3:::lab-bucket/*); allow s3:ListAllMyBuckets on * in vpce-s3's policy if requests like this should pass"
+            ]
+        );
+        t.url = "https://s3.ap-northeast-2.amazonaws.com:443/lab-bucket/index.html".into();
+        assert!(codes(&t, &v, None).is_empty(), "the policy allows this one");
     }
 
     #[test]

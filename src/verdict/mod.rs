@@ -7,6 +7,7 @@ mod class;
 mod decide;
 mod diagnose;
 mod firewall;
+mod policy;
 mod predict;
 mod route;
 
@@ -29,6 +30,7 @@ pub fn judge(
     if let Some(v) = vpc {
         class::enrich(&mut t.addresses, v);
     }
+    tcp_only(&mut t.addresses);
     let label = t.scheme.to_string().to_ascii_uppercase();
     t.verdict = decide::verdict(&t.dns, &t.addresses, expect, &label, vpc);
     if let Some(v) = vpc {
@@ -58,6 +60,22 @@ pub fn judge(
     }
     if expect == Some(Expect::Auto) {
         expect_auto(&mut t.verdict);
+    }
+}
+
+/// Interface endpoints carry TCP only: an ENI that answered no ping is stated as what it is,
+/// not reported as a failed stage.
+fn tcp_only(addresses: &mut [crate::model::AddressReport]) {
+    use crate::model::{AddressClass, Status};
+    for a in addresses {
+        if a.class == AddressClass::EndpointEni && a.icmp.received == 0 && a.icmp.sent > 0 {
+            a.icmp.status = Status::Skipped;
+            a.icmp.error = None;
+            a.icmp.hint = Some(
+                "interface endpoints carry TCP only: their ENIs never answer ping (a fact, not a fault)"
+                    .into(),
+            );
+        }
     }
 }
 
