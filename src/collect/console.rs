@@ -93,6 +93,7 @@ pub fn parse(output: &str, instance: &InstanceInfo, region: &str) -> Parsed {
                 diagnoses: Vec::new(),
                 predicted: None,
                 agrees: None,
+                families: Vec::new(),
             },
         });
         report.pass = report.targets.iter().all(|t| t.verdict.pass);

@@ -4,9 +4,9 @@
 //! instances (by id or by CloudFormation stack) and reads their serial console.
 
 use crate::model::{
-    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Interface, NatGateway,
-    NetworkAcl, Peering, Policy, Ports, PrefixList, Protocol, Route, RouteState, RouteTable,
-    RouteTarget, SecurityGroup, SgRule, SourceStatus, VpcView,
+    AclEntry, Endpoint, EndpointKind, EndpointState, Eni, GatewayRoute, Interface, IpType,
+    NatGateway, NetworkAcl, Peering, Policy, Ports, PrefixList, Protocol, Route, RouteState,
+    RouteTable, RouteTarget, SecurityGroup, SgRule, SourceStatus, VpcView,
 };
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -795,6 +795,10 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
             .filter_map(|g| g.group_id().map(str::to_string))
             .collect(),
         enis,
+        dns_record_ip_type: e
+            .dns_options()
+            .and_then(types::DnsOptions::dns_record_ip_type)
+            .map(|t| IpType::from(t.as_str().to_string())),
         policy: e.policy_document().and_then(|d| {
             Policy::parse(d)
                 .inspect_err(|why| tracing::debug!("{id}'s policy: {why}"))

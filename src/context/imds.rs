@@ -197,12 +197,24 @@ impl HttpImds {
         );
         let region = valid("placement/region", region?, region::is_valid)?;
         let mac = valid("mac", mac?, is_mac)?;
-        let [vpc, subnet, cidrs, subnet_cidr, groups] = [
+        let [
+            vpc,
+            subnet,
+            cidrs,
+            subnet_cidr,
+            groups,
+            cidrs6,
+            subnet6,
+            ipv6s,
+        ] = [
             "vpc-id",
             "subnet-id",
             "vpc-ipv4-cidr-blocks",
             "subnet-ipv4-cidr-block",
             "security-group-ids",
+            "vpc-ipv6-cidr-blocks",
+            "subnet-ipv6-cidr-blocks",
+            "ipv6s",
         ]
         .map(|leaf| format!("network/interfaces/macs/{mac}/{leaf}"));
         let (vpc, subnet, vpc_cidrs, subnet_cidr, groups, secondary) = tokio::join!(
@@ -213,6 +225,24 @@ impl HttpImds {
             self.get(t, &groups),
             self.secondary_interfaces(t, &mac),
         );
+        // A dual-stack VPC's: 404 in an IPv4-only one.
+        let (cidrs6, subnet6, ipv6s) = tokio::join!(
+            self.get(t, &cidrs6),
+            self.get(t, &subnet6),
+            self.get(t, &ipv6s),
+        );
+        let lines = |v: Option<String>| -> Vec<String> {
+            v.unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let vpc_cidrs6 = lines(cidrs6?)
+            .iter()
+            .map(|l| parse_net("vpc-ipv6-cidr-blocks", l))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Instance {
             instance_id: Some(valid("instance-id", id?, |v| v.starts_with("i-"))?),
             name: name
@@ -230,6 +260,15 @@ impl HttpImds {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| parse_net("vpc-ipv4-cidr-blocks", l))
+                .chain(vpc_cidrs6.into_iter().map(Ok))
+                .collect::<Result<_, _>>()?,
+            subnet_ipv6_cidr: lines(subnet6?)
+                .first()
+                .map(|l| parse_net("subnet-ipv6-cidr-blocks", l))
+                .transpose()?,
+            ipv6s: lines(ipv6s?)
+                .iter()
+                .map(|l| parse_ip("ipv6s", l))
                 .collect::<Result<_, _>>()?,
             subnet_cidr: subnet_cidr?
                 .map(|v| parse_net("subnet-ipv4-cidr-block", &v))

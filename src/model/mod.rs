@@ -27,4 +27,4 @@ pub use route::{
 };
 pub use scheme::Scheme;
 pub use status::SourceStatus;
-pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, Interface, VpcView};
+pub use vpc::{Endpoint, EndpointKind, EndpointState, Eni, Interface, IpType, VpcView};

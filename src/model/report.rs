@@ -81,10 +81,16 @@ pub struct Instance {
     pub vpc_id: Option<String>,
     /// `subnet-...`.
     pub subnet_id: Option<String>,
-    /// Every IPv4 CIDR block of the VPC.
+    /// Every CIDR block of the VPC: IPv4, then IPv6.
     pub vpc_cidrs: Vec<IpNet>,
     /// The subnet's IPv4 CIDR block.
     pub subnet_cidr: Option<IpNet>,
+    /// The subnet's IPv6 CIDR block, in a dual-stack subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_ipv6_cidr: Option<IpNet>,
+    /// The primary interface's IPv6 addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6s: Vec<IpAddr>,
     /// The security groups of the primary network interface (`sg-...`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_groups: Vec<String>,
@@ -371,6 +377,48 @@ pub struct Verdict {
     /// The prediction and the packets agree: both reachable by the same path, or both not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agrees: Option<bool>,
+    /// The verdict of each address family, when the name answered in both and they differ
+    /// (AAAA answers that leave by another way than the A answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<FamilyVerdict>,
+}
+
+/// The verdict of one address family's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyVerdict {
+    /// Which family.
+    pub family: Family,
+    /// At least one of its addresses completed every stage.
+    pub reachable: bool,
+    /// The path of its best address, or `unreachable`.
+    pub path: Path,
+}
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// A records.
+    Ipv4,
+    /// AAAA records.
+    Ipv6,
+}
+
+impl Family {
+    /// The family of `ip`.
+    #[must_use]
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() { Self::Ipv4 } else { Self::Ipv6 }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ipv4 => "IPv4",
+            Self::Ipv6 => "IPv6",
+        })
+    }
 }
 
 impl Verdict {
@@ -387,6 +435,7 @@ impl Verdict {
             diagnoses: Vec::new(),
             predicted: None,
             agrees: None,
+            families: Vec::new(),
         }
     }
 }

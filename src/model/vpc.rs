@@ -84,6 +84,46 @@ pub struct Endpoint {
     /// Its policy, when the EC2 API gave one that reads as a policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// Which families its ENIs' DNS records answer (`DnsRecordIpType`): IPv4 when not said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_record_ip_type: Option<IpType>,
+}
+
+/// The address families an endpoint has (`IpAddressType`) or answers in DNS
+/// (`DnsRecordIpType`), as the EC2 API spells them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum IpType {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv4 and IPv6.
+    Dualstack,
+    /// IPv6 only.
+    Ipv6,
+    /// Another value, as the API gave it (`service-defined`).
+    Other(String),
+}
+
+impl From<String> for IpType {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "ipv4" => Self::Ipv4,
+            "dualstack" => Self::Dualstack,
+            "ipv6" => Self::Ipv6,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<IpType> for String {
+    fn from(t: IpType) -> Self {
+        match t {
+            IpType::Ipv4 => "ipv4".into(),
+            IpType::Dualstack => "dualstack".into(),
+            IpType::Ipv6 => "ipv6".into(),
+            IpType::Other(s) => s,
+        }
+    }
 }
 
 /// What kind of VPC endpoint. The EC2 API spells it `Interface` in one call and `interface`
@@ -231,6 +271,21 @@ impl Endpoint {
         self.enis
             .iter()
             .flat_map(|n| n.ips.iter().copied())
+            .collect()
+    }
+
+    /// The addresses its DNS records answer with: its ENIs' addresses of the families its
+    /// `DnsRecordIpType` names (IPv4 when it names none).
+    #[must_use]
+    pub fn dns_ips(&self) -> Vec<IpAddr> {
+        let (v4, v6) = match self.dns_record_ip_type {
+            Some(IpType::Dualstack) => (true, true),
+            Some(IpType::Ipv6) => (false, true),
+            _ => (true, false),
+        };
+        self.ips()
+            .into_iter()
+            .filter(|ip| if ip.is_ipv4() { v4 } else { v6 })
             .collect()
     }
 

@@ -54,7 +54,7 @@ fn endpoint_name(host: &str, vpc: &VpcView) -> Expected {
             Answer::Nothing,
         ),
         Some(e) => {
-            let ips = e.ips();
+            let ips = e.dns_ips();
             expect(
                 &e.id,
                 true,
@@ -115,7 +115,7 @@ fn service_name(host: &str, service: &str, vpc: &VpcView) -> Expected {
             ),
         );
     }
-    let ips = e.ips();
+    let ips = e.dns_ips();
     expect(
         &e.id,
         true,

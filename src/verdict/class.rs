@@ -85,7 +85,8 @@ pub fn aws_service(host: &str) -> Option<String> {
         .strip_suffix(".amazonaws.com")
         .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let labels: Vec<&str> = rest.split('.').collect();
-    let [.., service, region] = labels.as_slice() else {
+    // `<service>.dualstack.<region>`: the dual-stack name (A and AAAA) of the same service.
+    let ([.., service, "dualstack", region] | [.., service, region]) = labels.as_slice() else {
         return None;
     };
     (region::is_valid(region) && !matches!(*service, "elb" | "compute" | "vpce"))
@@ -190,6 +191,11 @@ mod tests {
             (
                 "10.10.0.7",
                 "sts.cn-north-1.amazonaws.com.cn",
+                AddressClass::EndpointEni,
+            ),
+            (
+                "10.10.0.7",
+                "s3.dualstack.ap-northeast-2.amazonaws.com",
                 AddressClass::EndpointEni,
             ),
             (

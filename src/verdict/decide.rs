@@ -1,7 +1,9 @@
 //! The verdict of one target: reachable or not, by which path, against the expectation, in
 //! plain words.
 
-use crate::model::{AddressReport, DnsReport, Expect, Path, Verdict, VpcView};
+use crate::model::{
+    AddressReport, DnsReport, Expect, Family, FamilyVerdict, Path, Verdict, VpcView,
+};
 use std::fmt::Write as _;
 
 /// Decides a target's verdict from its DNS answer and per-address results.
@@ -29,6 +31,14 @@ pub fn verdict(
         .find_map(|a| a.endpoint.as_ref().map(|e| e.id.clone()));
     let reachable = !reached.is_empty();
     let mut reason = describe(dns, addresses, &reached, path, scheme_label, vpc);
+    let families = by_family(addresses);
+    if !families.is_empty() {
+        let each: Vec<String> = families
+            .iter()
+            .map(|f| format!("{} {}", f.family, f.path))
+            .collect();
+        let _ = write!(reason, "; by family: {}", each.join(", "));
+    }
     let pass = match expect {
         // Auto is decided once the prediction is known (`super::judge`).
         None | Some(Expect::Reachable | Expect::Auto) => reachable,
@@ -54,6 +64,34 @@ pub fn verdict(
         diagnoses: Vec::new(),
         predicted: None,
         agrees: None,
+        families,
+    }
+}
+
+/// Each family's verdict, when the name answered in both and they part.
+fn by_family(addresses: &[AddressReport]) -> Vec<FamilyVerdict> {
+    let of = |family: Family| {
+        let mine: Vec<&AddressReport> = addresses
+            .iter()
+            .filter(|a| Family::of(a.ip) == family)
+            .collect();
+        (!mine.is_empty()).then(|| {
+            let path = mine
+                .iter()
+                .filter(|a| a.completed())
+                .map(|a| Path::of(a))
+                .min()
+                .unwrap_or(Path::Unreachable);
+            FamilyVerdict {
+                family,
+                reachable: path != Path::Unreachable,
+                path,
+            }
+        })
+    };
+    match (of(Family::Ipv4), of(Family::Ipv6)) {
+        (Some(v4), Some(v6)) if v4.path != v6.path => vec![v4, v6],
+        _ => Vec::new(),
     }
 }
 

@@ -3,7 +3,8 @@
 
 use super::aws_service;
 use crate::model::{
-    Diagnosis, Endpoint, EndpointKind, EndpointState, Instance, RouteTarget, TargetReport, VpcView,
+    Diagnosis, Endpoint, EndpointKind, EndpointState, Family, Instance, Path, RouteTarget,
+    TargetReport, VpcView,
 };
 
 /// What looks wrong for one target, given its results and the VPC.
@@ -19,6 +20,7 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
     out.extend(gateway_route(t, vpc, service.as_deref()));
     out.extend(gateway_across(t, service.as_deref()));
     out.extend(endpoint_policy(t, vpc));
+    out.extend(ipv6_bypass(t));
     for e in matching_endpoints(t, vpc, &interfaces) {
         out.extend(pending(e));
         out.extend(other_zone(e, instance));
@@ -163,6 +165,39 @@ fn endpoint_policy(t: &TargetReport, vpc: &VpcView) -> Option<Diagnosis> {
     ))
 }
 
+/// The classic dual-stack fault: the name's A answers use an endpoint, its AAAA answers leave
+/// another way (an internet or egress-only gateway), so a client that prefers IPv6 bypasses
+/// the endpoint and its policy.
+fn ipv6_bypass(t: &TargetReport) -> Option<Diagnosis> {
+    let [v4, v6] = t.verdict.families.as_slice() else {
+        return None;
+    };
+    let endpoint = matches!(v4.path, Path::GatewayEndpoint | Path::InterfaceEndpoint);
+    if v4.family != Family::Ipv4 || !endpoint || !v6.reachable || v6.path == v4.path {
+        return None;
+    }
+    let via = |family: Family| {
+        t.addresses
+            .iter()
+            .filter(|a| Family::of(a.ip) == family && a.completed())
+            .find_map(|a| Some((a.ip, a.route.as_ref()?)))
+    };
+    let (v6_ip, r6) = via(Family::Ipv6)?;
+    let endpoint = via(Family::Ipv4).map_or_else(String::new, |(_, r)| r.target.to_string());
+    let endpoint = t.verdict.endpoint_id.clone().unwrap_or(endpoint);
+    Some(diagnosis(
+        "ipv6-bypasses-endpoint",
+        format!(
+            "{}'s AAAA answers ({v6_ip}) leave by {} ({}; route {} of {}) while its A answers use {endpoint}: clients that prefer IPv6 bypass the endpoint and its policy; make the endpoint dual-stack (its route or ENIs then carry the service's IPv6 too), or take the IPv6 route away",
+            t.host,
+            r6.target,
+            r6.target.what(),
+            r6.destination,
+            r6.route_table
+        ),
+    ))
+}
+
 /// An endpoint service connection the service's owner has not accepted.
 fn pending(e: &Endpoint) -> Option<Diagnosis> {
     if e.state != EndpointState::PendingAcceptance {
@@ -272,6 +307,7 @@ mod tests {
                 })
                 .collect(),
             policy: None,
+            dns_record_ip_type: None,
         }
     }
 
@@ -486,6 +522,47 @@ mod tests {
         );
         t.url = "https://s3.ap-northeast-2.amazonaws.com:443/lab-bucket/index.html".into();
         assert!(codes(&t, &v, None).is_empty(), "the policy allows this one");
+    }
+
+    #[test]
+    fn aaaa_answers_leaving_by_the_egress_only_gateway_bypass_the_endpoint() {
+        let host = "s3.dualstack.ap-northeast-2.amazonaws.com";
+        let mut v = vpc(vec![], Some("vpce-s3"));
+        v.route_table.as_mut().unwrap().routes = vec![crate::model::Route {
+            cidr: Some("::/0".parse().unwrap()),
+            prefix_list: None,
+            target: "eigw-1".into(),
+            state: crate::model::RouteState::Active,
+        }];
+        let t = target(host, &["52.219.1.1", "2600:1f18::1"], true, &v);
+        assert_eq!(t.verdict.path.as_str(), "gateway-endpoint");
+        let families: Vec<String> = t
+            .verdict
+            .families
+            .iter()
+            .map(|f| format!("{} {}", f.family, f.path))
+            .collect();
+        assert_eq!(families, ["IPv4 gateway-endpoint", "IPv6 public"]);
+        assert!(
+            t.verdict
+                .reason
+                .ends_with("; by family: IPv4 gateway-endpoint, IPv6 public"),
+            "{}",
+            t.verdict.reason
+        );
+        assert_eq!(
+            codes(&t, &v, None),
+            vec![
+                "ipv6-bypasses-endpoint: s3.dualstack.ap-northeast-2.amazonaws.com's AAAA answers (2600:1f18::1) leave by eigw-1 (egress-only internet gateway; route ::/0 of rtb-priv) while its A answers use vpce-s3: clients that prefer IPv6 bypass the endpoint and its policy; make the endpoint dual-stack (its route or ENIs then carry the service's IPv6 too), or take the IPv6 route away"
+            ]
+        );
+        // The endpoint's route covers the IPv6 prefix too: one path, nothing to say.
+        v.route_table.as_mut().unwrap().gateway_routes[0]
+            .cidrs
+            .push("2600:1f18::/32".parse().unwrap());
+        let t = target(host, &["52.219.1.1", "2600:1f18::1"], true, &v);
+        assert!(t.verdict.families.is_empty());
+        assert!(codes(&t, &v, None).is_empty());
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
     let mut best: Option<(Path, Vec<Fact>)> = None;
     let mut blocked: Option<Vec<Fact>> = None;
     for d in &dests {
+        if d.ip.is_ipv6() && instance.ipv6s.is_empty() {
+            blocked.get_or_insert_with(|| vec![no_ipv6(instance, d.ip)]);
+            continue;
+        }
         let src = source(instance, d.ip)?;
         match address(d, t.port, &src, vpc)? {
             Ok((path, facts)) => {
@@ -96,8 +100,22 @@ pub fn predict(t: &TargetReport, vpc: &VpcView, instance: &Instance) -> Option<P
     })
 }
 
+/// An IPv6 address, from an instance that has none.
+fn no_ipv6(instance: &Instance, ip: IpAddr) -> Fact {
+    let subnet = instance.subnet_id.as_deref().unwrap_or("its subnet");
+    let says = format!("{subnet}: the instance has no IPv6 address, so {ip} is out of its reach");
+    with_fix(
+        route_fact(subnet, false, says.clone()),
+        "no-ipv6-address",
+        format!(
+            "{says}: assign one to its interface (its subnet needs an IPv6 block), or use the name's IPv4 answers"
+        ),
+    )
+}
+
 /// The interface traffic to `ip` leaves by: another interface whose subnet holds `ip` (the
-/// kernel reaches it on that link), else the primary one, which the default route uses.
+/// kernel reaches it on that link), else the primary one, which the default route uses; from
+/// its address of `ip`'s family (an IPv6 address is global: the internet gateway takes it).
 fn source(instance: &Instance, ip: IpAddr) -> Option<Source<'_>> {
     let base = Source {
         ip: instance.local_ipv4?,
@@ -107,6 +125,14 @@ fn source(instance: &Instance, ip: IpAddr) -> Option<Source<'_>> {
         groups: &instance.security_groups,
         public: instance.public_ipv4.is_some(),
     };
+    if ip.is_ipv6() {
+        return Some(Source {
+            ip: *instance.ipv6s.first()?,
+            subnet_cidr: instance.subnet_ipv6_cidr,
+            public: true,
+            ..base
+        });
+    }
     if base.subnet_cidr.is_some_and(|c| c.contains(&ip)) {
         return Some(base);
     }
@@ -623,6 +649,71 @@ mod tests {
         assert!(p.reachable, "{:#?}", p.because);
         let p = predict(&target(&["52.219.60.10"], &v), &v, &i).unwrap();
         assert!(p.reachable, "{:#?}", p.because);
+    }
+
+    #[test]
+    fn ipv6_leaves_from_the_instances_ipv6_address_or_not_at_all() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        let table = v.route_table.as_mut().unwrap();
+        table.routes.push(
+            serde_json::from_value(
+                json!({"cidr": "::/0", "prefix_list": null, "target": "eigw-1", "state": "active"}),
+            )
+            .unwrap(),
+        );
+        v.security_groups[0].egress[0]
+            .cidrs
+            .push("::/0".parse().unwrap());
+        for acl in &mut v.network_acls {
+            for e in &mut acl.entries {
+                if e.rule == 100 {
+                    e.cidr = Some("::/0".parse().unwrap());
+                }
+            }
+        }
+        let mut t = target(&["2600:1f18::1"], &v);
+        t.host = "www.example.com".into();
+        let p = predict(&t, &v, &instance()).unwrap();
+        assert_eq!(
+            blocking(&p),
+            "subnet-priv: the instance has no IPv6 address, so 2600:1f18::1 is out of its reach"
+        );
+        let mut i = instance();
+        i.ipv6s = vec!["2001:db8:1010:1::10".parse().unwrap()];
+        let p = predict(&t, &v, &i).unwrap();
+        assert_eq!(
+            (p.reachable, p.path),
+            (true, Path::Public),
+            "{:#?}",
+            p.because
+        );
+        assert_eq!(
+            p.because[0].says,
+            "rtb-priv: ::/0 -> eigw-1 (egress-only internet gateway)"
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_endpoint_answers_aaaa_only_when_its_dns_records_say_so() {
+        let mut v = vpc("available", "10.10.0.0/16", &open_acl());
+        v.endpoints[0].enis[0]
+            .ips
+            .push("2001:db8:1010::100".parse().unwrap());
+        let ips = |v: &VpcView| -> Vec<String> {
+            v.endpoints[0]
+                .dns_ips()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(ips(&v), ["10.10.0.100", "10.10.1.100"]);
+        v.endpoints[0].dns_record_ip_type = Some(crate::model::IpType::Dualstack);
+        assert_eq!(
+            ips(&v),
+            ["10.10.0.100", "2001:db8:1010::100", "10.10.1.100"]
+        );
+        v.endpoints[0].dns_record_ip_type = Some("ipv6".to_string().into());
+        assert_eq!(ips(&v), ["2001:db8:1010::100"]);
     }
 
     #[test]
