@@ -23,6 +23,8 @@ moto gets some things wrong; each is worked around here, never in probe:
   change it;
 - an interface endpoint's DNS names are moto's own making, which no resolver answers: the
   server gives the lab's endpoints the names the lab's resolver answers (names.env);
+- a VPC's IPv6 block is one moto chooses: the metadata carries the lab's, which is what probe
+  classifies by (the lab's only IPv6 target lies outside the VPC);
 - DescribeVpcPeeringConnections ignores its filters and lists every peering: probe keeps only
   those of its own VPC, so nothing is worked around here.
 """
@@ -298,17 +300,58 @@ def nlb(url, ec2, state):
     return lb["LoadBalancers"][0]["LoadBalancerArn"]
 
 
-def route(ec2, table, cidr, **target):
-    """Makes `cidr` of route table `table` go to `target` (GatewayId=..., NatGatewayId=...), or
-    removes it when no target is given."""
+def route(ec2, table, cidr, key="DestinationCidrBlock", **target):
+    """Makes destination `cidr` (a `key`: DestinationCidrBlock, DestinationIpv6CidrBlock or
+    DestinationPrefixListId) of route table `table` go to `target` (GatewayId=...,
+    NatGatewayId=...), or removes it when no target is given."""
     routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
-    current = next((r for r in routes if r.get("DestinationCidrBlock") == cidr), None)
+    current = next((r for r in routes if r.get(key) == cidr), None)
     if current and target and all(current.get(k) == v for k, v in target.items()):
         return
     if current:
-        ec2.delete_route(RouteTableId=table, DestinationCidrBlock=cidr)
+        ec2.delete_route(RouteTableId=table, **{key: cidr})
     if target:
-        ec2.create_route(RouteTableId=table, DestinationCidrBlock=cidr, **target)
+        ec2.create_route(RouteTableId=table, **{key: cidr}, **target)
+
+
+def dual_stack(ec2, state, step):
+    """Steps dual-stack*: the VPC's IPv6 (moto gives the VPC a block of its own choosing; the
+    metadata carries the lab's), an egress-only internet gateway as the private table's ::/0,
+    the internet gateway as the public one's, IPv6 rules in the default network ACL and the
+    instances' group; in dual-stack-endpoint, S3's IPv6 prefix list routed to its gateway
+    endpoint in both tables, as a dual-stack gateway endpoint adds it."""
+    on = step.startswith("dual-stack")
+    if on and "eigw" not in state:
+        ec2.associate_vpc_cidr_block(VpcId=state["vpc"], AmazonProvidedIpv6CidrBlock=True)
+        state["eigw"] = ec2.create_egress_only_internet_gateway(VpcId=state["vpc"])["EgressOnlyInternetGateway"][
+            "EgressOnlyInternetGatewayId"
+        ]
+        state["s3_pl6"] = ec2.create_managed_prefix_list(
+            PrefixListName=f"com.amazonaws.{N['REGION']}.ipv6.s3",
+            MaxEntries=5,
+            AddressFamily="IPv6",
+            Entries=[{"Cidr": N["S3_PREFIX6"], "Description": "lab S3 IPv6"}],
+        )["PrefixList"]["PrefixListId"]
+        for egress in (True, False):
+            ec2.create_network_acl_entry(
+                NetworkAclId=state["default_nacl"],
+                RuleNumber=101,
+                Egress=egress,
+                Protocol="-1",
+                RuleAction="allow",
+                Ipv6CidrBlock="::/0",
+            )
+        ec2.authorize_security_group_egress(
+            GroupId=state["instance_sg"], IpPermissions=[{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]
+        )
+    if "eigw" not in state:
+        return
+    six = "DestinationIpv6CidrBlock"
+    route(ec2, state["priv_rt"], "::/0", six, **({"EgressOnlyInternetGatewayId": state["eigw"]} if on else {}))
+    route(ec2, state["pub_rt"], "::/0", six, **({"GatewayId": state["igw"]} if on else {}))
+    endpoint = {"GatewayId": state["s3"]["id"]} if step == "dual-stack-endpoint" else {}
+    for table in (state["pub_rt"], state["priv_rt"]):
+        route(ec2, table, state["s3_pl6"], "DestinationPrefixListId", **endpoint)
 
 
 def second_interface(ec2, state, step):
@@ -454,6 +497,7 @@ def seed(url, step, state_dir):
     private_acl(ec2, state, step == "network-acl")
     beyond(ec2, state, step)
     policies(ec2, state, step)
+    dual_stack(ec2, state, step)
     second_interface(ec2, state, step)
     with open(path, "w") as f:
         json.dump(state, f, indent=2)
@@ -476,6 +520,10 @@ def seed(url, step, state_dir):
             # The primary interface's groups (moto's instance lists every interface's).
             f"{net}/security-group-ids": state["instance_sg"],
         }
+        if step.startswith("dual-stack"):
+            data[f"{net}/vpc-ipv6-cidr-blocks"] = N["VPC_CIDR6"]
+            data[f"{net}/subnet-ipv6-cidr-blocks"] = N["PUB_SUBNET6" if role == "pub" else "PRIV_SUBNET6"]
+            data[f"{net}/ipv6s"] = N["PUB_IP6" if role == "pub" else "PRIV_IP6"]
         macs = [mac]
         if role == "priv" and "eni2" in state:
             mac2 = N["PRIV_ENI2_MAC"]

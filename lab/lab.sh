@@ -7,7 +7,8 @@
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
 #                         multi-eni endpoint-policy), then
-#                         other routes on top of it (nat-gateway peering transit-gateway)
+#                         other routes on top of it (nat-gateway peering transit-gateway),
+#                         then IPv6 (dual-stack dual-stack-endpoint)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
 #                         recorded (ended by down), its output goes to /tmp/probe-lab-ID/log/NAME.log
@@ -123,7 +124,9 @@ up() {
   for t in "${ROLES[@]}"; do
     ip netns add "$(ns "$t")"
     ip -n "$(ns "$t")" link set lo up
-    on "$t" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    # No duplicate address detection: an IPv6 address is usable the moment it is added.
+    on "$t" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+      net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
   done
   # ip netns exec mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: every lab host
   # asks the VPC resolver, none ever reads the host's.
@@ -160,12 +163,27 @@ up() {
   R route add "$PRIV_SUBNET" dev br-priv table 101
   R route add blackhole default table 101
   R rule add iif br-priv lookup 101 pref 100
+  # IPv6, the same tables: the public one's ::/0 to the internet gateway, the private one's
+  # local only (steps dual-stack*: ::/0 to the egress-only gateway).
+  on router sysctl -qw net.ipv6.conf.all.forwarding=1
+  R -6 addr add 2001:db8:1010::1/64 dev br-pub nodad
+  R -6 addr add 2001:db8:1010:1::1/64 dev br-priv nodad
+  R -6 addr add fd00:64::1/64 dev to-inet nodad
+  R -6 route add default via fd00:64::2
+  R -6 route add "$PUB_SUBNET6" dev br-pub table 101
+  R -6 route add "$PRIV_SUBNET6" dev br-priv table 101
+  R -6 route add blackhole default table 101
+  R -6 rule add iif br-priv lookup 101 pref 100
 
   # Instances.
   ip -n "$(ns pub)" addr add "$PUB_IP/24" dev eth0
   ip -n "$(ns pub)" route add default via 10.10.0.1
   ip -n "$(ns priv)" addr add "$PRIV_IP/24" dev eth0
   ip -n "$(ns priv)" route add default via 10.10.1.1
+  ip -n "$(ns pub)" -6 addr add "$PUB_IP6/64" dev eth0 nodad
+  ip -n "$(ns pub)" -6 route add default via 2001:db8:1010::1
+  ip -n "$(ns priv)" -6 addr add "$PRIV_IP6/64" dev eth0 nodad
+  ip -n "$(ns priv)" -6 route add default via 2001:db8:1010:1::1
 
   # The NAT gateway: it rewrites the private subnet's traffic to its Elastic IP (conntrack
   # takes the answers back), and forwards both ways through the VPC router.
@@ -214,6 +232,10 @@ EOF
   ip -n "$(ns inet)" addr add "$S3_IP/32" dev lo
   ip -n "$(ns inet)" addr add "$CF_PUBLIC_IP/32" dev lo
   ip -n "$(ns inet)" addr add "$OPERATOR_IP/32" dev lo
+  on inet sysctl -qw net.ipv6.conf.all.forwarding=1
+  ip -n "$(ns inet)" -6 addr add "$S3_IP6/128" dev lo
+  ip -n "$(ns inet)" -6 addr add fd00:64::2/64 dev to-vpc nodad
+  ip -n "$(ns inet)" -6 route add "$VPC_CIDR6" via fd00:64::1
   # Back to the public subnet (its instances' public addresses, which the lab keeps private)
   # and the NAT's Elastic IP; S3 answers the whole VPC, through its gateway endpoint.
   ip -n "$(ns inet)" route add "$PUB_SUBNET" via 100.64.0.1
@@ -243,11 +265,12 @@ EOF
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
     -keyout "$DIR/ca.key" -out "$DIR/ca.pem" -subj "/CN=probe lab CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  cert s3 "$S3_NAME,*.$S3_NAME"
+  cert s3 "$S3_NAME,*.$S3_NAME,$S3_DUALSTACK_NAME"
   cert cf "$CF_NAME,*.${CF_NAME%.amazonaws.com}.vpce.amazonaws.com"
 
   local s3_body='<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
-  start inet s3 "$py" "$here/servers.py" https --listen "$S3_IP:443" --cert "$DIR/s3.pem" --key "$DIR/s3.key" \
+  start inet s3 "$py" "$here/servers.py" https --listen "$S3_IP:443" --listen "[$S3_IP6]:443" \
+    --cert "$DIR/s3.pem" --key "$DIR/s3.key" \
     --status 403 --header "Server:AmazonS3" --header "x-amz-request-id:LAB0S3REQUEST0001" --body "$s3_body"
   start inet cloudformation "$py" "$here/servers.py" https --listen "$CF_PUBLIC_IP:443" --cert "$DIR/cf.pem" \
     --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-public" --body "<UnknownOperationException/>"
@@ -324,6 +347,14 @@ routes() {
   else
     R route replace blackhole default table 101
   fi
+  # IPv6: the egress-only internet gateway, and S3's IPv6 prefix list by its gateway endpoint.
+  R -6 route del "$S3_PREFIX6" table 101 2>/dev/null || true
+  if [[ $step == dual-stack* ]]; then
+    R -6 route replace default via fd00:64::2 table 101
+  else
+    R -6 route replace blackhole default table 101
+  fi
+  [[ $step != dual-stack-endpoint ]] || R -6 route add "$S3_PREFIX6" via fd00:64::2 table 101
   for table in main 101; do
     R route del "$VPC2_CIDR" table "$table" 2>/dev/null || true
   done
@@ -391,6 +422,8 @@ dns_records() {
   echo "--host-record=$NLB_NAME,$NLB_PUBLIC_IP"
   echo "--cname=$WWW_NAME,$NLB_NAME"
   echo "--host-record=$WEB1_NAME,$WEB1_IP"
+  # S3's dual-stack name answers A and AAAA.
+  echo "--host-record=$S3_DUALSTACK_NAME,$S3_IP,$S3_IP6"
   if [[ $step == interface ]]; then
     # Private DNS on: the service's own name answers with the endpoint ENIs.
     echo "--host-record=$CF_NAME,$ENI_A_IP"

@@ -23,8 +23,9 @@ import threading
 
 
 def addr(text):
+    """IP:PORT, the IP bare or in brackets (IPv6)."""
     host, port = text.rsplit(":", 1)
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 class LabHandler(http.server.BaseHTTPRequestHandler):
@@ -70,6 +71,11 @@ def http_handler(status, headers, body, deny_file=None):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, address, handler):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
 
     def server_bind(self):
         # HTTPServer.server_bind asks DNS for the host's name (getfqdn): not in a lab.

@@ -3,7 +3,7 @@
 # lab, and at every step runs `probe check` on the public and the private instance, with the
 # verdicts the tutorial observed as expectations; then faults and other forms of rules, where
 # the VPC's configuration (read from the lab's EC2 API) is the expectation; then routes out by
-# a NAT gateway, a peering connection and a transit gateway. Every report goes through a
+# a NAT gateway, a peering connection and a transit gateway; then IPv6. Every report goes through a
 # relay on the public instance to `probe collect` on the operator's laptop (on the lab's
 # internet), whose view of the changes is printed at the end. Exits 1 when any check ends
 # otherwise than the tutorial says. Needs root (network namespaces): from a user account it
@@ -115,6 +115,12 @@ step peering "the second VPC ($VPC2_CIDR, public address space) over a peering c
 run priv "$web" --expect "$web=peering"
 step transit-gateway "the second VPC through a transit gateway instead"
 run priv "$web" --expect "$web=transit-gateway"
+
+# IPv6.
+step dual-stack "IPv6 everywhere; S3's dual-stack name: A by the gateway endpoint, AAAA by the egress-only internet gateway"
+run priv "$S3_DUALSTACK_NAME" --expect auto
+step dual-stack-endpoint "the gateway endpoint made dual-stack: S3's IPv6 prefix list is routed to it too"
+run priv "$S3_DUALSTACK_NAME" --expect auto
 
 echo
 echo "================================================================================"

@@ -97,6 +97,13 @@ fn expectations(
     match step {
         "peering" => targets.push((web, "peering", "peering")),
         "transit-gateway" => targets.push((web, "transit-gateway", "transit-gateway")),
+        // A by the gateway endpoint; AAAA by the internet (egress-only) gateway, then by the
+        // endpoint too: the best path is the endpoint's either way, the families tell.
+        "dual-stack" | "dual-stack-endpoint" => targets.push((
+            n["S3_DUALSTACK_NAME"].clone(),
+            "gateway-endpoint",
+            "gateway-endpoint",
+        )),
         _ => {}
     }
     targets
@@ -291,6 +298,9 @@ fn expected_diagnoses(
     if step == "endpoint-policy" && (target == "s3" || cf_vpce) {
         want.push("endpoint-policy-denies");
     }
+    if step == "dual-stack" && target == n["S3_DUALSTACK_NAME"] {
+        want.push("ipv6-bypasses-endpoint");
+    }
     let zone_a = target == n["CF_VPCE_A_NAME"];
     if (service || zone_a) && role == "priv" && step == "multi-eni" {
         want.push("security-group-egress");
@@ -432,6 +442,42 @@ fn route_problems(
             ));
         }
     }
+    // Dual-stack: a verdict per family where they part, each family's addresses by its route.
+    if name.starts_with("s3.dualstack.") {
+        let families: Vec<String> = t["verdict"]["families"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .map(|v| format!("{} {}", v["family"], v["path"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: &[&str] = if step.starts_with("dual-stack-endpoint/") {
+            &[]
+        } else {
+            &["\"ipv4\" \"gateway-endpoint\"", "\"ipv6\" \"public\""]
+        };
+        if families != want {
+            problems.push(format!("{label}: families {families:?}, expected {want:?}"));
+        }
+        let v6 = t["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["ip"] == n["S3_IP6"].as_str());
+        let want_target = if step.starts_with("dual-stack-endpoint/") {
+            state["s3"]["id"].clone()
+        } else if step.ends_with("/priv") {
+            state["eigw"].clone()
+        } else {
+            state["igw"].clone()
+        };
+        if v6.is_none_or(|a| a["route"]["target"] != want_target) {
+            problems.push(format!(
+                "{label}: the AAAA answer's route is not {want_target}: {v6:?}"
+            ));
+        }
+    }
     if step == "nat-gateway/priv" && name == "s3" {
         let over = format!("over 0.0.0.0/0 -> {}", state["nat"].as_str().unwrap());
         let why = t["verdict"]["predicted"]["says"]
@@ -461,9 +507,12 @@ fn context_problems(
     if agent["context"] != serde_json::json!({"imds": "ok", "ec2": "ok"}) {
         problems.push(format!("{step}/{role}: context {}", agent["context"]));
     }
-    if agent["region"] != n["REGION"].as_str()
-        || agent["vpc_cidrs"] != serde_json::json!([n["VPC_CIDR"]])
-    {
+    let cidrs = if step.starts_with("dual-stack") {
+        serde_json::json!([n["VPC_CIDR"], n["VPC_CIDR6"]])
+    } else {
+        serde_json::json!([n["VPC_CIDR"]])
+    };
+    if agent["region"] != n["REGION"].as_str() || agent["vpc_cidrs"] != cidrs {
         problems.push(format!(
             "{step}/{role}: region {} CIDRs {}",
             agent["region"], agent["vpc_cidrs"]
