@@ -35,7 +35,7 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "config: the configuration agrees: blocked by acl-",
         ": pendingAcceptance",
         "config DISAGREES: the configuration allows it (",
-        "(ingress: tcp 443 sg-",
+        "(egress): no rule allows tcp 443 to ",
         "comes from its endpoint policy, not from the path",
         "reachable via nat-gateway",
         "reachable via peering",
