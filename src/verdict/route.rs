@@ -47,13 +47,12 @@ pub(super) fn route(
     }
     let Some(m) = table.lookup(ip) else {
         let says = format!("{}: no route for {ip}", table.id);
-        return Some(blocked(with_fix(
-            fact(false, says.clone()),
+        return Some(refuse(
+            &fact,
+            says,
             "no-route",
-            format!(
-                "{says}: add an interface endpoint for the service, a NAT gateway, or a route to where it lives"
-            ),
-        )));
+            "add an interface endpoint for the service, a NAT gateway, or a route to where it lives",
+        ));
     };
     match m.route {
         Matched::Gateway(g) => {
@@ -95,11 +94,12 @@ fn cidr_route(
     let says = format!("{table}: {cidr} -> {}", r.target);
     if r.state == RouteState::Blackhole {
         let says = format!("{says} (blackhole: the {} is gone)", r.target.what());
-        return Some(blocked(with_fix(
-            fact(false, says.clone()),
+        return Some(refuse(
+            &fact,
+            says,
             "route-blackhole",
-            format!("{says}: point the route at a live target, or delete it"),
-        )));
+            "point the route at a live target, or delete it",
+        ));
     }
     let public_ip = !super::class::is_private(ip);
     let hop = |path, says: String| Hop {
@@ -109,13 +109,12 @@ fn cidr_route(
     Some(match &r.target {
         RouteTarget::InternetGateway(_) if ip.is_ipv4() && !public => {
             let says = format!("{says}, but the instance has no public address");
-            blocked(with_fix(
-                fact(false, says.clone()),
+            refuse(
+                &fact,
+                says,
                 "no-public-address",
-                format!(
-                    "{says}: route through a NAT gateway or an endpoint, or give the instance a public address"
-                ),
-            ))
+                "route through a NAT gateway or an endpoint, or give the instance a public address",
+            )
         }
         RouteTarget::NatGateway(id) => match vpc.nat_gateway(id) {
             Some(n) => nat(n, ip, public_ip, &says, fact),
@@ -139,6 +138,12 @@ fn cidr_route(
             format!("{says} ({})", t.what()),
         ),
     })
+}
+
+/// A route fact that blocks, with its fix: `<says>: <fix>`.
+fn refuse(fact: &impl Fn(bool, String) -> Fact, says: String, code: &str, fix: &str) -> Hop {
+    let message = format!("{says}: {fix}");
+    blocked(with_fix(fact(false, says), code, message))
 }
 
 fn blocked(fact: Fact) -> Hop {
@@ -169,21 +174,21 @@ fn nat(
     let subnet = n.subnet_id.as_deref().unwrap_or("its subnet");
     if n.state != "available" {
         let says = format!("{says} ({} is {})", n.id, n.state);
-        return blocked(with_fix(
-            fact(false, says.clone()),
+        return refuse(
+            &fact,
+            says,
             "nat-gateway-not-available",
-            format!("{says}: it carries nothing until it is available; re-create it"),
-        ));
+            "it carries nothing until it is available; re-create it",
+        );
     }
     if public_ip && !n.public {
         let says = format!("{says} (a private NAT gateway: no way to the internet for {ip})");
-        return blocked(with_fix(
-            fact(false, says.clone()),
+        return refuse(
+            &fact,
+            says,
             "nat-gateway-private",
-            format!(
-                "{says}: a private NAT gateway reaches other VPCs and networks only; route to a public NAT gateway"
-            ),
-        ));
+            "a private NAT gateway reaches other VPCs and networks only; route to a public NAT gateway",
+        );
     }
     if public_ip
         && !matches!(
@@ -199,13 +204,14 @@ fn nat(
             "{says} ({} sits in {subnet}, whose route table {beyond})",
             n.id
         );
-        return blocked(with_fix(
-            fact(false, says.clone()),
+        return refuse(
+            &fact,
+            says,
             "nat-gateway-no-internet",
-            format!(
-                "{says}: a NAT gateway reaches the internet through its subnet's internet gateway; route 0.0.0.0/0 of {subnet} to it"
+            &format!(
+                "a NAT gateway reaches the internet through its subnet's internet gateway; route 0.0.0.0/0 of {subnet} to it"
             ),
-        ));
+        );
     }
     let public = n
         .public_ips
@@ -223,11 +229,12 @@ fn peering(p: &Peering, ip: IpAddr, says: &str, fact: impl Fn(bool, String) -> F
     let peer = p.peer_vpc_id.as_deref().unwrap_or("the peer VPC");
     if p.status != "active" {
         let says = format!("{says} ({} is {})", p.id, p.status);
-        return blocked(with_fix(
-            fact(false, says.clone()),
+        return refuse(
+            &fact,
+            says,
             "peering-not-active",
-            format!("{says}: the owner of {peer} must accept it"),
-        ));
+            &format!("the owner of {peer} must accept it"),
+        );
     }
     if !p.peer_cidrs.is_empty() && !p.peer_cidrs.iter().any(|c| c.contains(&ip)) {
         let blocks: Vec<String> = p.peer_cidrs.iter().map(ToString::to_string).collect();
@@ -236,13 +243,12 @@ fn peering(p: &Peering, ip: IpAddr, says: &str, fact: impl Fn(bool, String) -> F
             p.id,
             blocks.join(" ")
         );
-        return blocked(with_fix(
-            fact(false, says.clone()),
+        return refuse(
+            &fact,
+            says,
             "peering-not-transitive",
-            format!(
-                "{says}: a peering connection carries nothing beyond the peer VPC: its internet gateway, NAT gateways and gateway endpoints are not used from here; add a route of this VPC's own"
-            ),
-        ));
+            "a peering connection carries nothing beyond the peer VPC: its internet gateway, NAT gateways and gateway endpoints are not used from here; add a route of this VPC's own",
+        );
     }
     let blocks: Vec<String> = p.peer_cidrs.iter().map(ToString::to_string).collect();
     Hop {
