@@ -339,10 +339,7 @@ fn render_firewalls(out: &mut String, v: &VpcView, instance_groups: &[String]) {
 /// gateway endpoint's prefix list, a NAT gateway's state and public address, a peering's
 /// status and the peer's blocks).
 fn route_line(r: &Route, t: &RouteTable, v: &VpcView) -> String {
-    let dest = r.cidr.map_or_else(
-        || r.prefix_list.clone().unwrap_or_default(),
-        |c| c.to_string(),
-    );
+    let dest = r.destination();
     let beyond = match &r.target {
         RouteTarget::VpcEndpoint(id) => t
             .gateway_routes

@@ -35,6 +35,24 @@ pub struct Route {
     pub state: RouteState,
 }
 
+impl Route {
+    /// Its destination as the EC2 API names it: the CIDR block, or the prefix list.
+    #[must_use]
+    pub fn destination(&self) -> String {
+        self.cidr.map_or_else(
+            || self.prefix_list.clone().unwrap_or_default(),
+            |c| c.to_string(),
+        )
+    }
+}
+
+impl fmt::Display for Route {
+    /// `0.0.0.0/0 -> nat-...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}", self.destination(), self.target)
+    }
+}
+
 /// A prefix-list route to a gateway endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GatewayRoute {
@@ -192,6 +210,7 @@ pub struct RouteMatch<'a> {
 /// A matching route: a gateway endpoint's prefix list or a CIDR route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Matched<'a> {
+    /// A prefix-list route to a gateway endpoint.
     /// A prefix-list route to a gateway endpoint.
     Gateway(&'a GatewayRoute),
     /// A CIDR route.

@@ -118,10 +118,7 @@ pub fn enrich(addresses: &mut [AddressReport], vpc: &VpcView) {
         let Some(m) = table.lookup(a.ip) else {
             continue;
         };
-        let over = m.over.map(|r| {
-            let dest = r.cidr.map_or_else(String::new, |c| c.to_string());
-            format!("{dest} -> {}", r.target)
-        });
+        let over = m.over.map(ToString::to_string);
         match m.route {
             Matched::Gateway(g) => {
                 if a.class == AddressClass::Public {

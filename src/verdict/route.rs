@@ -18,7 +18,7 @@ pub(super) struct Hop {
 }
 
 /// The route `ip` takes from a subnet of `vpc_cidrs`; `eni` when it is an interface
-/// endpoint's address, `public` when the instance has a public IPv4 address.
+/// endpoint's address, `public` when the instance has a public address of `ip`'s family.
 pub(super) fn route(
     ip: IpAddr,
     eni: bool,
@@ -57,10 +57,7 @@ pub(super) fn route(
     match m.route {
         Matched::Gateway(g) => {
             let over = m.over.map_or_else(String::new, |o| {
-                format!(
-                    ", over {}: the prefix list's entry is more specific",
-                    destination(o)
-                )
+                format!(", over {o}: the prefix list's entry is more specific")
             });
             Some(Hop {
                 path: Path::GatewayEndpoint,
@@ -151,15 +148,6 @@ fn blocked(fact: Fact) -> Hop {
         path: Path::Unreachable,
         fact,
     }
-}
-
-/// A route's destination and target, as `0.0.0.0/0 -> nat-...`.
-fn destination(r: &Route) -> String {
-    let dest = r.cidr.map_or_else(
-        || r.prefix_list.clone().unwrap_or_default(),
-        |c| c.to_string(),
-    );
-    format!("{dest} -> {}", r.target)
 }
 
 /// A NAT gateway carries traffic while available; a public one reaches the internet through
