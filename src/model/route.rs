@@ -211,7 +211,6 @@ pub struct RouteMatch<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Matched<'a> {
     /// A prefix-list route to a gateway endpoint.
-    /// A prefix-list route to a gateway endpoint.
     Gateway(&'a GatewayRoute),
     /// A CIDR route.
     Cidr(IpNet, &'a Route),
