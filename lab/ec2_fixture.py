@@ -78,7 +78,12 @@ def serve(host, port):
 
     def lab_endpoint(self, *args, **kwargs):
         endpoint_init(self, *args, **kwargs)
-        self.state = (kwargs.get("tags") or {}).get("lab:state", self.state)
+        tags = kwargs.get("tags") or {}
+        self.state = tags.get("lab:state", self.state)
+        # moto keeps no IpAddressType or DnsOptions: the tag lab:ip-type names both.
+        if "lab:ip-type" in tags:
+            self.ip_address_type = tags["lab:ip-type"]
+            self.dns_options = {"DnsRecordIpType": tags["lab:ip-type"]}
         if self.vpc_endpoint_type == "Interface":
             # The seed makes the ENIs, at the lab's addresses; moto's own sit outside their
             # subnets, where no packet of the lab goes.
@@ -177,11 +182,19 @@ def base(ec2, state):
     )
 
 
-def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg", status="available"):
-    """Creates (or re-creates, when Private DNS or the state differs) an interface endpoint and
-    its ENIs, in the security group state[group]."""
+def interface_endpoint(
+    ec2, state, key, service, private_dns, enis, group="sg", status="available", ipv6=None
+):
+    """Creates (or re-creates, when Private DNS, the state or the address families differ) an
+    interface endpoint and its ENIs, in the security group state[group]; `ipv6`, one IPv6
+    address an ENI, makes it dual-stack."""
     current = state.get(key)
-    if current and current["private_dns"] == private_dns and current.get("state", "available") == status:
+    if (
+        current
+        and current["private_dns"] == private_dns
+        and current.get("state", "available") == status
+        and current.get("ipv6") == ipv6
+    ):
         return
     if current:
         remove(ec2, state, key)
@@ -193,19 +206,27 @@ def interface_endpoint(ec2, state, key, service, private_dns, enis, group="sg", 
         SubnetIds=subnets,
         SecurityGroupIds=[state[group]],
         PrivateDnsEnabled=private_dns,
-        TagSpecifications=[{"ResourceType": "vpc-endpoint", "Tags": [{"Key": "lab:state", "Value": status}]}],
+        TagSpecifications=[
+            {
+                "ResourceType": "vpc-endpoint",
+                "Tags": [{"Key": "lab:state", "Value": status}]
+                + ([{"Key": "lab:ip-type", "Value": "dualstack"}] if ipv6 else []),
+            }
+        ],
     )["VpcEndpoint"]["VpcEndpointId"]
     ids = []
-    for subnet, ip in enis:
+    for i, (subnet, ip) in enumerate(enis):
+        six = {"Ipv6Addresses": [{"Ipv6Address": ipv6[i]}]} if ipv6 else {}
         ids.append(
             ec2.create_network_interface(
                 SubnetId=subnet,
                 PrivateIpAddress=ip,
                 Groups=[state[group]],
                 Description=f"VPC Endpoint Interface {vpce}",
+                **six,
             )["NetworkInterface"]["NetworkInterfaceId"]
         )
-    state[key] = {"id": vpce, "enis": ids, "private_dns": private_dns, "state": status}
+    state[key] = {"id": vpce, "enis": ids, "private_dns": private_dns, "state": status, "ipv6": ipv6}
 
 
 def remove(ec2, state, key):
@@ -233,7 +254,8 @@ def firewall_forms(ec2, state, step):
     """The endpoints' group admits HTTPS from the VPC (from the public subnet only in step
     endpoint-sg, from the instances' group in sg-forms); the PrivateLink ENI's group admits
     tcp 80 from the VPC, or in sg-forms from a customer-managed prefix list holding the public
-    subnet and from ::/0."""
+    subnet and from ::/0. In the dual-stack steps the endpoints' group admits the VPC's IPv6
+    block too."""
     if step == "sg-forms":
         if "prefix_list" not in state:
             state["prefix_list"] = ec2.create_managed_prefix_list(
@@ -253,7 +275,8 @@ def firewall_forms(ec2, state, step):
         )
         return
     cidr = N["PUB_SUBNET"] if step == "endpoint-sg" else N["VPC_CIDR"]
-    ingress(ec2, state["sg"], [tcp(443, IpRanges=[{"CidrIp": cidr}])])
+    six = {"Ipv6Ranges": [{"CidrIpv6": N["VPC_CIDR6"]}]} if step.startswith("dual-stack") else {}
+    ingress(ec2, state["sg"], [tcp(443, IpRanges=[{"CidrIp": cidr}], **six)])
     ingress(ec2, state["web_sg"], [tcp(80, IpRanges=[{"CidrIp": N["VPC_CIDR"]}])])
 
 
@@ -471,6 +494,7 @@ def seed(url, step, state_dir):
             f"com.amazonaws.{region}.cloudformation",
             step == "interface",
             [(state["pub_subnet"], N["ENI_A_IP"]), (state["priv_subnet"], N["ENI_C_IP"])],
+            ipv6=[N["ENI_A_IP6"], N["ENI_C_IP6"]] if step.startswith("dual-stack") else None,
         )
     else:
         remove(ec2, state, "cloudformation")

@@ -211,7 +211,9 @@ EOF
   ip -n "$(ns vpce)" addr add "$SVC_ENI_IP/24" dev eth0
   ip -n "$(ns vpce)" addr add "$ENI_C_IP/24" dev eth1
   ip -n "$(ns vpce)" addr add "$EC2_API_IP/24" dev eth0
-  on vpce sysctl -qw net.ipv4.icmp_echo_ignore_all=1
+  ip -n "$(ns vpce)" -6 addr add "$ENI_A_IP6/64" dev eth0 nodad
+  ip -n "$(ns vpce)" -6 addr add "$ENI_C_IP6/64" dev eth1 nodad
+  on vpce sysctl -qw net.ipv4.icmp_echo_ignore_all=1 net.ipv6.icmp.echo_ignore_all=1
   # Each ENI answers through its own subnet's router, as an ENI does: never straight across
   # to the other subnet, which would skip the private subnet's network ACL.
   local dev subnet gw table=200
@@ -275,6 +277,7 @@ EOF
   start inet cloudformation "$py" "$here/servers.py" https --listen "$CF_PUBLIC_IP:443" --cert "$DIR/cf.pem" \
     --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-public" --body "<UnknownOperationException/>"
   start vpce cloudformation-eni "$py" "$here/servers.py" https --listen "$ENI_A_IP:443" --listen "$ENI_C_IP:443" \
+    --listen "[$ENI_A_IP6]:443" --listen "[$ENI_C_IP6]:443" \
     --cert "$DIR/cf.pem" --key "$DIR/cf.key" --status 404 --header "x-amzn-RequestId:lab-cf-endpoint" \
     --body "<UnknownOperationException/>" --deny-file "$DIR/cloudformation-policy-denies"
   start vpce privatelink "$py" "$here/servers.py" tcpfwd --listen "$SVC_ENI_IP:80" --to "$NLB_PRIVATE_IP:80"
@@ -439,6 +442,13 @@ dns_records() {
   fi
   if after "$step" privatelink; then
     echo "--host-record=$SVC_VPCE_NAME,$SVC_ENI_IP"
+  fi
+  if [[ $step == dual-stack* ]]; then
+    # The dual-stack CloudFormation endpoint's names answer AAAA too.
+    echo "--host-record=$CF_VPCE_NAME,$ENI_A_IP6"
+    echo "--host-record=$CF_VPCE_NAME,$ENI_C_IP6"
+    echo "--host-record=$CF_VPCE_A_NAME,$ENI_A_IP6"
+    echo "--host-record=$CF_VPCE_C_NAME,$ENI_C_IP6"
   fi
 }
 

@@ -478,6 +478,24 @@ fn route_problems(
             ));
         }
     }
+    // The dual-stack interface endpoint: its vpce name answers AAAA with its ENIs' IPv6, and
+    // both families take the endpoint (no verdict per family).
+    if step.starts_with("dual-stack") && name == n["CF_VPCE_NAME"] {
+        let v6 = t["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["ip"] == n["ENI_A_IP6"].as_str());
+        let ok = v6.is_some_and(|a| {
+            a["class"] == "endpoint-eni" && a["endpoint"]["id"] == state["cloudformation"]["id"]
+        });
+        if !ok || t["verdict"]["families"].is_array() {
+            problems.push(format!(
+                "{label}: the endpoint's IPv6 ENI {} not taken as the endpoint's: {t}",
+                n["ENI_A_IP6"]
+            ));
+        }
+    }
     if step == "nat-gateway/priv" && name == "s3" {
         let over = format!("over 0.0.0.0/0 -> {}", state["nat"].as_str().unwrap());
         let why = t["verdict"]["predicted"]["says"]

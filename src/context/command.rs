@@ -196,7 +196,7 @@ fn render_vpc(out: &mut String, v: &VpcView) {
             out,
             "endpoint",
             &format!(
-                "{} {} {} {}{}{}{}",
+                "{} {} {} {}{}{}{}{}",
                 e.id,
                 e.kind,
                 e.service,
@@ -206,6 +206,10 @@ fn render_vpc(out: &mut String, v: &VpcView) {
                 } else {
                     ""
                 },
+                e.dns_record_ip_type
+                    .clone()
+                    .map(|t| format!(", DNS records {}", String::from(t)))
+                    .unwrap_or_default(),
                 if ips.is_empty() {
                     String::new()
                 } else {
