@@ -137,8 +137,10 @@ up() {
 
   # VPC router: a bridge per subnet.
   on router sysctl -qw net.ipv4.ip_forward=1
-  R link add br-pub type bridge && R link set br-pub up
-  R link add br-priv type bridge && R link set br-priv up
+  # Fixed addresses: a bridge otherwise takes its lowest port's, and would change it (and leave
+  # the hosts' neighbour caches stale) when a port comes or goes, as in step multi-eni.
+  R link add br-pub address 02:10:10:00:00:01 type bridge && R link set br-pub up
+  R link add br-priv address 02:10:10:01:00:01 type bridge && R link set br-priv up
   link router p-pub pub eth0 && R link set p-pub master br-pub
   link router p-priv priv eth0 && R link set p-priv master br-priv
   link router p-vpce0 vpce eth0 && R link set p-vpce0 master br-pub
