@@ -206,10 +206,15 @@ fn render_vpc(out: &mut String, v: &VpcView) {
                 } else {
                     ""
                 },
-                e.dns_record_ip_type
-                    .clone()
-                    .map(|t| format!(", DNS records {}", String::from(t)))
-                    .unwrap_or_default(),
+                [
+                    ("addresses", &e.ip_address_type),
+                    ("DNS records", &e.dns_record_ip_type)
+                ]
+                .iter()
+                .filter_map(|(what, t)| {
+                    Some(format!(", {what} {}", String::from((*t).clone()?)))
+                })
+                .collect::<String>(),
                 if ips.is_empty() {
                     String::new()
                 } else {

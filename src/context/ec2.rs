@@ -795,6 +795,9 @@ fn endpoint(e: &types::VpcEndpoint, enis: &[types::NetworkInterface]) -> Option<
             .filter_map(|g| g.group_id().map(str::to_string))
             .collect(),
         enis,
+        ip_address_type: e
+            .ip_address_type()
+            .map(|t| IpType::from(t.as_str().to_string())),
         dns_record_ip_type: e
             .dns_options()
             .and_then(types::DnsOptions::dns_record_ip_type)

@@ -84,6 +84,9 @@ pub struct Endpoint {
     /// Its policy, when the EC2 API gave one that reads as a policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// Which families its ENIs have (`IpAddressType`): IPv4 when not said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address_type: Option<IpType>,
     /// Which families its ENIs' DNS records answer (`DnsRecordIpType`): IPv4 when not said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_record_ip_type: Option<IpType>,

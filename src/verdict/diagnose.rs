@@ -307,6 +307,7 @@ mod tests {
                 })
                 .collect(),
             policy: None,
+            ip_address_type: None,
             dns_record_ip_type: None,
         }
     }
