@@ -53,7 +53,7 @@ STEPS = N["STEPS"].split()
 
 
 def serve(host, port):
-    from moto.ec2.models import managed_prefixes, vpcs
+    from moto.ec2.models import managed_prefixes, route_tables, vpcs
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -95,6 +95,14 @@ def serve(host, port):
                     self.dns_entries = [{"dns_name": n, "hosted_zone_id": "Z0LABLABLAB0"} for n in dns_names]
 
     vpcs.VPCEndPoint.__init__ = lab_endpoint
+
+    # moto calls every route active: a route to a deleted NAT gateway is a blackhole, as AWS
+    # says it is.
+    def route_state(self):
+        nat = self.nat_gateway
+        return "blackhole" if nat is not None and nat.state == "deleted" else "active"
+
+    route_tables.Route.state = property(route_state)
     moto = DomainDispatcherApplication(create_backend_app)
     delay_file = os.environ.get("LAB_EC2_DELAY_FILE")
 
@@ -442,7 +450,8 @@ def policies(ec2, state, step):
 def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
     0.0.0.0/0, then the second VPC over a peering connection, then over a transit gateway,
-    from both tables. Each is made once and routed to only in its step."""
+    from both tables, then 0.0.0.0/0 to a NAT gateway since deleted. Each is made once and
+    routed to only in its step."""
     if step == "nat-gateway" and "nat" not in state:
         eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_PUBLIC_IP"])["AllocationId"]
         state["nat"] = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"][
@@ -456,7 +465,17 @@ def beyond(ec2, state, step):
         state["pcx"] = pcx
     if step == "transit-gateway" and "tgw" not in state:
         state["tgw"] = ec2.create_transit_gateway(Description="lab")["TransitGateway"]["TransitGatewayId"]
-    route(ec2, state["priv_rt"], "0.0.0.0/0", **({"NatGatewayId": state["nat"]} if step == "nat-gateway" else {}))
+    if step == "blackhole" and "nat_gone" not in state:
+        eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_GONE_PUBLIC_IP"])["AllocationId"]
+        gone = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"]["NatGatewayId"]
+        ec2.delete_nat_gateway(NatGatewayId=gone)
+        state["nat_gone"] = gone
+    default = {}
+    if step == "nat-gateway":
+        default = {"NatGatewayId": state["nat"]}
+    elif step == "blackhole":
+        default = {"NatGatewayId": state["nat_gone"]}
+    route(ec2, state["priv_rt"], "0.0.0.0/0", **default)
     to_vpc2 = {}
     if step == "peering":
         to_vpc2 = {"VpcPeeringConnectionId": state["pcx"]}

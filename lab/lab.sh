@@ -7,7 +7,8 @@
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
 #                         multi-eni endpoint-policy), then
-#                         other routes on top of it (nat-gateway peering transit-gateway),
+#                         other routes on top of it (nat-gateway peering transit-gateway
+#                         blackhole),
 #                         then IPv6 (dual-stack dual-stack-endpoint)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is

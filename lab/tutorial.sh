@@ -115,6 +115,8 @@ step peering "the second VPC ($VPC2_CIDR, public address space) over a peering c
 run priv "$web" --expect "$web=peering"
 step transit-gateway "the second VPC through a transit gateway instead"
 run priv "$web" --expect "$web=transit-gateway"
+step blackhole "the private subnet's 0.0.0.0/0 goes to a NAT gateway that has been deleted"
+run priv "$nlb" --expect auto
 
 # IPv6.
 step dual-stack "IPv6 everywhere; S3's dual-stack name: A by the gateway endpoint, AAAA by the egress-only internet gateway"

@@ -274,6 +274,7 @@ fn expected_diagnoses(
         // Issue 11: the private subnet's route table, which the configuration shows, has no
         // route to a public address.
         ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
+        (t, "blackhole", "priv") if t.contains("cloudneta") => vec!["route-blackhole"],
         (t, s, "priv") if t.contains("cloudneta") && s != "nat-gateway" => vec!["no-route"],
         (t, "endpoint-sg", "priv") if t.starts_with("vpce-") => vec!["security-group-ingress"],
         _ => vec![],
@@ -355,6 +356,13 @@ fn expected_cause(
                 format!(" (egress): no rule allows tcp {port} to {ip}"),
             )
         }
+        ("blackhole", "priv") if target.contains("cloudneta") => blocked(
+            id("priv_rt"),
+            format!(
+                ": 0.0.0.0/0 -> {} (blackhole: the NAT gateway is gone)",
+                id("nat_gone")
+            ),
+        ),
         ("sg-forms", "priv") if target.contains("vpce-svc-") => blocked(
             id("web_sg"),
             format!(" (ingress): no rule allows tcp 80 from {}", n["PRIV_IP"]),

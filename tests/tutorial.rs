@@ -40,6 +40,7 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "reachable via nat-gateway",
         "reachable via peering",
         "reachable via transit-gateway",
+        "(blackhole: the NAT gateway is gone)",
         "; by family: IPv4 gateway-endpoint, IPv6 public",
         "'s AAAA answers (",
     ] {
