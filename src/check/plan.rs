@@ -52,8 +52,9 @@ pub struct Args {
     pub vpc_cidrs: Vec<String>,
 
     /// What a target should come to: a path (interface-endpoint, gateway-endpoint, vpc,
-    /// private, public, unreachable, dns-failed), reachable, or auto: what the VPC's
-    /// configuration predicts (repeatable; a bare --expect auto for every other target).
+    /// peering, transit-gateway, private, nat-gateway, public, unreachable, dns-failed),
+    /// reachable, or auto: what the VPC's configuration predicts (repeatable; a bare --expect
+    /// auto for every other target).
     #[arg(long = "expect", value_name = "TARGET=PATH")]
     pub expects: Vec<String>,
 
