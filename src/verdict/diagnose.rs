@@ -312,6 +312,18 @@ mod tests {
         }
     }
 
+    /// S3's gateway endpoint, available.
+    fn s3_gateway() -> Endpoint {
+        endpoint(
+            "vpce-s3",
+            &format!("com.amazonaws.{REGION}.s3"),
+            "Gateway",
+            "available",
+            false,
+            &[],
+        )
+    }
+
     /// The CloudFormation interface endpoint, available, with ENIs at (address, zone).
     fn cf(private_dns: bool, enis: &[(&str, &str)]) -> Endpoint {
         endpoint(
@@ -495,14 +507,7 @@ mod tests {
     #[test]
     fn a_403_through_an_endpoint_whose_policy_refuses_the_request_is_the_policy() {
         let s3 = "s3.ap-northeast-2.amazonaws.com";
-        let mut gateway = endpoint(
-            "vpce-s3",
-            &format!("com.amazonaws.{REGION}.s3"),
-            "Gateway",
-            "available",
-            false,
-            &[],
-        );
+        let mut gateway = s3_gateway();
         let mut v = vpc(vec![gateway.clone()], Some("vpce-s3"));
         let mut t = target(s3, &["52.219.1.1"], true, &v);
         t.addresses[0].http.code = Some(403);
@@ -572,17 +577,7 @@ mod tests {
         let v = vpc(vec![], None);
         let found = codes(&target(s3, &["52.219.1.1"], false, &v), &v, None);
         assert!(found[0].starts_with("no-gateway-route: route table rtb-priv of subnet-priv has no gateway endpoint route for com.amazonaws.ap-northeast-2.s3 and no internet route: create"), "{found:?}");
-        let elsewhere = vpc(
-            vec![endpoint(
-                "vpce-s3",
-                &format!("com.amazonaws.{REGION}.s3"),
-                "Gateway",
-                "available",
-                false,
-                &[],
-            )],
-            None,
-        );
+        let elsewhere = vpc(vec![s3_gateway()], None);
         let found = codes(
             &target(s3, &["52.219.1.1"], false, &elsewhere),
             &elsewhere,
