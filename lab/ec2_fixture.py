@@ -600,8 +600,46 @@ def seed(url, step, state_dir):
                 "LastUpdated": "2026-01-01T00:00:00Z",
             }
         )
+        data.update(identity(state_dir, state, role, region, ip))
         with open(os.path.join(state_dir, f"imds-{role}.json"), "w") as f:
             json.dump(data, f, indent=2)
+
+
+def identity(state_dir, state, role, region, ip):
+    """The instance identity document and its signature, as IMDS serves them, when the lab
+    (or the test) made an identity CA: signed with its key the way AWS signs with its own
+    (RSA PKCS#1 v1.5, SHA-256, base64). The key is made at run time, never committed."""
+    key_path = os.path.join(state_dir, "identity-ca.key")
+    if not os.path.exists(key_path):
+        return {}
+    import base64
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    # One pendingTime for every step: a step changes the VPC, it does not restart an instance.
+    pending = "2026-12-01T09:00:00Z"
+    document = json.dumps(
+        {
+            "accountId": "123456789012",
+            "architecture": "x86_64",
+            "availabilityZone": region + ("a" if role == "pub" else "c"),
+            "imageId": "ami-0123456789abcdef0",
+            "instanceId": state["instances"][role],
+            "instanceType": "t3.micro",
+            "pendingTime": pending,
+            "privateIp": ip,
+            "region": region,
+            "version": "2017-09-30",
+        },
+        indent=2,
+    )
+    signature = key.sign(document.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return {
+        "dynamic/instance-identity/document": document,
+        "dynamic/instance-identity/signature": base64.encodebytes(signature).decode(),
+    }
 
 
 if __name__ == "__main__":

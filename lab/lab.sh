@@ -270,6 +270,11 @@ EOF
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
     -keyout "$DIR/ca.key" -out "$DIR/ca.pem" -subj "/CN=probe lab CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  # The lab's stand-in for AWS's instance identity certificate: 1024-bit RSA, as AWS's own,
+  # made here for each lab and never committed. IMDS serves documents it signs; a collector
+  # trusts it with --identity-ca "$DIR/identity-ca.pem".
+  openssl req -x509 -newkey rsa:1024 -nodes -days 7 -keyout "$DIR/identity-ca.key" \
+    -out "$DIR/identity-ca.pem" -subj "/CN=probe lab instance identity" 2>/dev/null
   cert s3 "$S3_NAME,*.$S3_NAME,$S3_DUALSTACK_NAME"
   cert cf "$CF_NAME,*.${CF_NAME%.amazonaws.com}.vpce.amazonaws.com"
 

@@ -155,9 +155,12 @@ def serve_imds(args):
             if self.headers.get("X-aws-ec2-metadata-token") not in tokens or mode == "unauthorized":
                 return self.reply(401)
             prefix = "/latest/meta-data/"
-            if not self.path.startswith(prefix):
+            if self.path.startswith("/latest/dynamic/"):
+                key = self.path[len("/latest/"):]
+            elif self.path.startswith(prefix):
+                key = self.path[len(prefix):]
+            else:
                 return self.reply(404)
-            key = self.path[len(prefix):]
             data = load()
             if key not in data:
                 return self.reply(404)

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod collect;
 pub mod context;
 pub mod deliver;
+pub mod identity;
 pub mod install;
 pub mod userdata;
 

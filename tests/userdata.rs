@@ -189,8 +189,8 @@ fn bad_values_are_refused_with_one_line_and_nothing_printed() {
             "unexpected argument '--frobnicate'",
         ),
         (
-            "PREFIX|--|s3|--report-to|http://h:1",
-            "--report-to needs the collector's token",
+            "PREFIX|--|s3|--report-to|http://h:1|--identity|off",
+            "--report-to needs a proof",
         ),
         ("PREFIX|--token-file|QUOTED|--|s3", "would break the script"),
         (

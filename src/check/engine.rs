@@ -107,6 +107,7 @@ where
         pass: targets.iter().all(|t| t.verdict.pass),
         targets,
         via: None,
+        authenticated: None,
     }
 }
 

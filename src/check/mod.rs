@@ -41,9 +41,20 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .report_to
         .as_ref()
         .map(|r| {
+            let identity = if r.identity {
+                let endpoint = settings.imds.clone().ok_or_else(|| {
+                    Error::Usage("--identity aws reads the instance identity document from IMDS, which is off here (AWS_EC2_METADATA_DISABLED): turn it on, or give --token-file and --identity off".into())
+                })?;
+                Some(endpoint)
+            } else {
+                None
+            };
             Delivery::new(
                 &r.url,
-                &r.token_file,
+                deliver::Credentials {
+                    token_file: r.token_file.as_deref(),
+                    identity,
+                },
                 r.spool.clone(),
                 trust.client_config(),
             )

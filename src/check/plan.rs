@@ -97,12 +97,18 @@ pub struct Args {
     pub context: crate::context::Options,
 
     /// Send the JSON report to this collector (probe collect), as http://10.10.0.5:7878.
-    #[arg(long, value_name = "URL", requires = "token_file")]
+    #[arg(long, value_name = "URL")]
     pub report_to: Option<String>,
 
     /// File holding the token shared with the collector.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// Prove reports with this instance's AWS identity: an ed25519 key kept in the spool,
+    /// enrolled with the signed instance identity document (aws), or not (off) [default: aws
+    /// without --token-file, off with it].
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub identity: Option<IdentityMode>,
 
     /// Where reports wait while the collector is unreachable [default: /var/spool/probe for
     /// root, else ~/.local/state/probe/spool].
@@ -119,13 +125,25 @@ pub struct Args {
     pub console: bool,
 }
 
+/// Whether reports are proven with the instance's AWS identity (`--identity`).
+// The option's help describes both values; documented variants would turn the whole help
+// into clap's long layout.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdentityMode {
+    Aws,
+    Off,
+}
+
 /// Where reports go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportTo {
     /// The collector's URL.
     pub url: String,
     /// The shared token's file.
-    pub token_file: PathBuf,
+    pub token_file: Option<PathBuf>,
+    /// Sign with the instance's identity.
+    pub identity: bool,
     /// The spool directory.
     pub spool: PathBuf,
 }
@@ -289,14 +307,11 @@ pub fn build(
         ca_files,
         expect_body: args.expect_body.clone(),
         format: format(args.output, tty),
-        report_to: args.report_to.as_ref().map(|url| ReportTo {
-            url: url.clone(),
-            token_file: args.token_file.clone().unwrap_or_default(),
-            spool: args
-                .spool
-                .clone()
-                .unwrap_or_else(crate::deliver::default_spool),
-        }),
+        report_to: args
+            .report_to
+            .as_ref()
+            .map(|url| report_to(args, url))
+            .transpose()?,
         every: args.every.as_deref().map(validate_every).transpose()?,
         console: args.console,
     })
@@ -413,6 +428,33 @@ fn validate_cidr(value: &str) -> Result<IpNet, String> {
         .parse::<IpNet>()
         .map(|n| n.trunc())
         .map_err(|_| format!("--vpc-cidr {value:?}: give a CIDR block such as 10.10.0.0/16"))
+}
+
+/// `--report-to`'s proofs: the token, the identity (the default without a token), or both.
+fn report_to(args: &Args, url: &str) -> Result<ReportTo, String> {
+    let identity = match args.identity {
+        Some(mode) => mode == IdentityMode::Aws,
+        None => args.token_file.is_none(),
+    };
+    if !identity && args.token_file.is_none() {
+        return Err(
+            "--report-to needs a proof: --identity aws (on EC2), or --token-file with the collector's token".into(),
+        );
+    }
+    if identity && args.context.no_imds {
+        return Err(
+            "--identity aws reads the instance identity document from IMDS: drop --no-imds, or give --token-file and --identity off".into(),
+        );
+    }
+    Ok(ReportTo {
+        url: url.to_string(),
+        token_file: args.token_file.clone(),
+        identity,
+        spool: args
+            .spool
+            .clone()
+            .unwrap_or_else(crate::deliver::default_spool),
+    })
 }
 
 #[cfg(test)]

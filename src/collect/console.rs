@@ -130,6 +130,7 @@ fn report(id: String, line: &ConsoleLine, instance: &InstanceInfo, region: &str)
         pass: true,
         targets: Vec::new(),
         via: Some("console".into()),
+        authenticated: None,
     }
 }
 

@@ -125,6 +125,32 @@ impl Enricher {
         entry.sync();
     }
 
+    /// The instance as DescribeInstances lists it now, or why it cannot be found; `None` when
+    /// this machine has no EC2 API to ask (no credentials, or it did not answer).
+    pub async fn instance_now(
+        &self,
+        region: &str,
+        id: &str,
+    ) -> Option<Result<InstanceInfo, String>> {
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let client = Box::pin(self.client(region)).await.ok()?;
+        let ids = [id.to_string()];
+        match tokio::time::timeout(LIMIT, Box::pin(client.instances(&ids, None))).await {
+            Ok(Ok(found)) => Some(
+                found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| format!("DescribeInstances does not know {id}")),
+            ),
+            Ok(Err(e)) if e.to_string().contains("InvalidInstanceID") => {
+                Some(Err(format!("DescribeInstances does not know {id}")))
+            }
+            _ => None,
+        }
+    }
+
     async fn client(&self, region: &str) -> Result<Arc<SdkEc2>, Ec2Error> {
         self.clients
             .get(&region.to_string(), async {

@@ -69,6 +69,19 @@ impl Entry {
         self.doc = doc.to_string();
     }
 
+    /// Records how the collector authenticated the report, replacing whatever the agent's
+    /// document said there.
+    pub fn set_authenticated(&mut self, how: crate::model::Authenticated) {
+        if let Ok(mut doc) = serde_json::from_str::<Value>(&self.doc) {
+            if let Some(map) = doc.as_object_mut() {
+                map.remove("authenticated");
+            }
+            self.doc = doc.to_string();
+        }
+        self.report.authenticated = Some(how);
+        self.sync();
+    }
+
     /// The document: compact JSON on one line.
     #[must_use]
     pub fn doc(&self) -> &str {

@@ -5,7 +5,10 @@ pub mod cache;
 pub mod console;
 pub mod dashboard;
 pub mod enrich;
+pub mod enrol;
+mod enrolment;
 pub mod entry;
+pub mod identities;
 pub mod limit;
 pub mod listen;
 pub mod metrics;
@@ -23,6 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const EXAMPLES: &str = "Examples:
+  probe collect --listen 0.0.0.0:7878 --allow-account 123456789012
+  probe collect forget i-0123456789abcdef0
   probe collect --listen 0.0.0.0:7878 --token-file probe.token
   probe collect --listen 0.0.0.0:7878 --token-file probe.token --forward https://laptop:7878
   probe collect --stack probe-lab1 --region ap-northeast-2";
@@ -37,17 +42,65 @@ pub enum Labelling {
     Off,
 }
 
+/// Which proofs a report must carry (`--require`).
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Require {
+    Either,
+    Both,
+}
+
+/// `probe collect`'s subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Action {
+    /// Forget an instance's enrolled key, so that its agent can enrol a new one (an older
+    /// identity document still cannot).
+    Forget {
+        /// The instance, as i-0123456789abcdef0.
+        instance: String,
+        /// The collector's data directory.
+        #[arg(long, value_name = "DIR", default_value = "probe-data")]
+        data: PathBuf,
+    },
+}
+
 /// Arguments of `probe collect`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// What to do instead of collecting.
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7878")]
     pub listen: String,
 
-    /// File holding the shared token agents sign reports with (required beyond loopback).
+    /// File holding the shared token agents sign reports with (beyond loopback, this or
+    /// --allow-account is required).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    /// Accept agents proven by their instance's AWS identity from this account (repeatable).
+    #[arg(long = "allow-account", value_name = "ID")]
+    pub allow_accounts: Vec<String>,
+
+    /// Accept instance identities only from this region (repeatable) [default: any].
+    #[arg(long = "allow-region", value_name = "REGION")]
+    pub allow_regions: Vec<String>,
+
+    /// Accept reports of enrolled instances only from this VPC (repeatable) [default: any].
+    #[arg(long = "allow-vpc", value_name = "VPC_ID")]
+    pub allow_vpcs: Vec<String>,
+
+    /// Also trust this certificate (PEM, RSA) to sign instance identity documents, for any
+    /// region: a lab, or a partition whose certificate probe does not ship (repeatable).
+    #[arg(long = "identity-ca", value_name = "FILE")]
+    pub identity_cas: Vec<PathBuf>,
+
+    /// Which proofs a report must carry: either the token or an enrolled identity, or both.
+    #[arg(long, value_name = "WHICH", value_enum, default_value_t = Require::Either)]
+    pub require: Require,
 
     /// Directory of the durable report log.
     #[arg(long, value_name = "DIR", default_value = "probe-data")]
@@ -61,9 +114,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Also forward every stored report to this collector (a relay), signed with the same
-    /// --token-file; the relay then serves its executable at /v1/probe.
-    #[arg(long, value_name = "URL", requires = "token_file")]
+    /// Also forward every stored report to this collector (a relay): signed with the same
+    /// --token-file, and with the agent's own proof when it enrolled an identity (enrolments
+    /// pass through to the collector); the relay then serves its executable at /v1/probe.
+    #[arg(long, value_name = "URL")]
     pub forward: Option<String>,
 
     /// Extra trusted CA certificates for --forward over HTTPS, PEM (repeatable).
@@ -123,6 +177,9 @@ pub struct Args {
 /// # Errors
 /// Usage errors (address, token) and environment errors (data directory, port in use).
 pub async fn execute(args: &Args) -> Result<u8, Error> {
+    if let Some(Action::Forget { instance, data }) = &args.action {
+        return forget(instance, data);
+    }
     let addr: SocketAddr = args.listen.parse().map_err(|_| {
         Error::Usage(format!(
             "--listen {:?}: give ADDR:PORT, as 127.0.0.1:7878 or 0.0.0.0:7878",
@@ -135,11 +192,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .map(Token::load)
         .transpose()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    if token.is_none() && !addr.ip().is_loopback() {
-        return Err(Error::Usage(format!(
-            "refusing to listen on {addr} without --token-file: anyone could post reports; give a token file, or listen on 127.0.0.1"
-        )));
-    }
+    let identities = identities(args)?;
+    proofs(args, addr, token.is_some(), identities.is_some())?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::Usage)?),
         _ => None,
@@ -189,6 +243,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         exe,
         page: dashboard::Cache::default(),
         reads,
+        identities,
+        require_both: args.require == Require::Both,
     });
     if let Some(relay) = relay {
         tokio::spawn(relay.run());
@@ -264,15 +320,119 @@ fn parse_size(text: &str) -> Result<u64, Error> {
         })
 }
 
+/// Whether the proofs given suffice: beyond loopback some proof is needed, and `--require
+/// both` needs both.
+fn proofs(args: &Args, addr: SocketAddr, token: bool, identities: bool) -> Result<(), Error> {
+    if !token && !identities && !addr.ip().is_loopback() {
+        return Err(Error::Usage(format!(
+            "refusing to listen on {addr} without --token-file or --allow-account: anyone could post reports; give one, or listen on 127.0.0.1"
+        )));
+    }
+    if args.require == Require::Both && !(token && identities) {
+        return Err(Error::Usage(
+            "--require both needs --token-file and an identity (--allow-account, or --forward for a relay)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `probe collect forget`.
+fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
+    let registry =
+        identities::Registry::open(data).map_err(|e| Error::Environment(e.to_string()))?;
+    if registry
+        .forget(instance)
+        .map_err(|e| Error::Environment(e.to_string()))?
+    {
+        eprintln!(
+            "probe collect: forgot the key of {instance}; its agent enrols a new one on its next report"
+        );
+        return Ok(exit::PASS);
+    }
+    let known: Vec<String> = registry.instances().into_keys().collect();
+    Err(Error::Usage(format!(
+        "{}: no key enrolled for it in {}{}",
+        crate::terminal::safe(instance),
+        data.display(),
+        if known.is_empty() {
+            String::from(" (no instance is enrolled there: is --data right?)")
+        } else {
+            format!(" (enrolled: {})", known.join(", "))
+        }
+    )))
+}
+
+/// Instance identities, when accepted: a collector's (`--allow-account`), or a relay's, which
+/// passes enrolments on and keeps what its collector accepted.
+fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
+    if args.allow_accounts.is_empty() && args.forward.is_none() {
+        if !(args.allow_regions.is_empty()
+            && args.allow_vpcs.is_empty()
+            && args.identity_cas.is_empty())
+        {
+            return Err(Error::Usage(
+                "--allow-region, --allow-vpc and --identity-ca apply to instance identities: give --allow-account too".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if let Some(bad) = args
+        .allow_accounts
+        .iter()
+        .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::Usage(format!(
+            "--allow-account {bad:?}: give a 12-digit AWS account id"
+        )));
+    }
+    if let Some(bad) = args
+        .allow_regions
+        .iter()
+        .find(|r| !crate::model::region::is_valid(r))
+    {
+        return Err(Error::Usage(format!(
+            "--allow-region {bad:?}: give a region, as ap-northeast-2"
+        )));
+    }
+    if let Some(bad) = args.allow_vpcs.iter().find(|v| !v.starts_with("vpc-")) {
+        return Err(Error::Usage(format!(
+            "--allow-vpc {bad:?}: give a VPC id, as vpc-0123456789abcdef0"
+        )));
+    }
+    let trust =
+        crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.to_string()))?;
+    std::fs::create_dir_all(&args.data).map_err(|e| {
+        Error::Environment(format!(
+            "--data {}: cannot create it ({e})",
+            args.data.display()
+        ))
+    })?;
+    let registry =
+        identities::Registry::open(&args.data).map_err(|e| Error::Environment(e.to_string()))?;
+    let policy = enrol::Policy {
+        accounts: args.allow_accounts.clone(),
+        regions: args.allow_regions.clone(),
+        vpcs: args.allow_vpcs.clone(),
+    };
+    Ok(Some(Arc::new(enrol::Identities::new(
+        trust, policy, registry,
+    ))))
+}
+
 /// The forwarding queue, when this collector is a relay.
 fn relay(args: &Args) -> Result<Option<Arc<relay::Relay>>, Error> {
-    let (Some(url), Some(token_file)) = (&args.forward, &args.token_file) else {
+    let Some(url) = &args.forward else {
         return Ok(None);
     };
     let trust =
         crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
-    let relay = relay::Relay::new(url, token_file, &args.data, trust.client_config())
-        .map_err(|e| Error::Usage(e.with_flags("--forward", "--data")))?;
+    let relay = relay::Relay::new(
+        url,
+        args.token_file.as_deref(),
+        &args.data,
+        trust.client_config(),
+    )
+    .map_err(|e| Error::Usage(e.with_flags("--forward", "--data")))?;
     Ok(Some(Arc::new(relay)))
 }
 

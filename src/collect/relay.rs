@@ -27,11 +27,15 @@ impl Relay {
     /// What is wrong with the URL, the token file or the queue's directory.
     pub fn new(
         url: &str,
-        token_file: &Path,
+        token_file: Option<&Path>,
         data: &Path,
         tls: rustls::ClientConfig,
     ) -> Result<Self, SetupError> {
-        let delivery = Delivery::new(url, token_file, data.join("forward"), tls)?
+        let credentials = crate::deliver::Credentials {
+            token_file,
+            identity: None,
+        };
+        let delivery = Delivery::new(url, credentials, data.join("forward"), tls)?
             .with_limit(QUEUE_LIMIT)
             .unbounded();
         Ok(Self {
@@ -45,13 +49,54 @@ impl Relay {
     ///
     /// # Errors
     /// When the queue cannot be written.
-    pub fn enqueue(&self, id: &str, line: &[u8]) -> Result<(), SpoolError> {
-        let dropped = self.delivery.enqueue(id, line)?;
+    pub fn enqueue(
+        &self,
+        id: &str,
+        line: &[u8],
+        proof: Option<&crate::deliver::Proof>,
+    ) -> Result<(), SpoolError> {
+        let dropped = match proof {
+            Some(proof) => self.delivery.enqueue_signed(id, line, proof)?,
+            None => self.delivery.enqueue(id, line)?,
+        };
         if dropped > 0 {
             tracing::warn!("forward queue full: dropped the {dropped} oldest reports");
         }
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// Passes an enrolment request (GET for a nonce, POST with a body) to the upstream and
+    /// returns its answer, at most 4 KiB of it: the relay cannot make or change a proof, so it
+    /// only carries them.
+    ///
+    /// # Errors
+    /// When the upstream cannot be reached.
+    pub async fn pass_enrolment(
+        &self,
+        body: Option<bytes::Bytes>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let url = format!(
+            "{}{}",
+            self.delivery.base(),
+            crate::identity::wire::ENROL_PATH
+        );
+        let client = self.delivery.client();
+        let request = match body {
+            Some(b) => client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(b),
+            None => client.get(&url),
+        };
+        let response = request.send().await.map_err(|e| {
+            format!(
+                "the relay's collector is unreachable: {}",
+                crate::error::innermost(&e)
+            )
+        })?;
+        let status = response.status().as_u16();
+        Ok((status, crate::deliver::read_limited(response, 4096).await))
     }
 
     /// Reports the upstream kept refusing, moved to the dead-letter folder since start.

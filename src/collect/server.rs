@@ -2,6 +2,7 @@
 //! durably before the answer), `GET /v1/reports`, `GET /metrics`, and the dashboard at `/`.
 
 use super::enrich::Enricher;
+use super::enrol::{Identities, Proven, Refusal};
 use super::entry::{Entry, Invalid};
 use super::limit::RateLimit;
 use super::relay::Relay;
@@ -42,6 +43,10 @@ pub struct App {
     pub page: dashboard::Cache,
     /// Who may read the dashboard, the API and the metrics.
     pub reads: Reads,
+    /// Instance identities, when accepted.
+    pub identities: Option<Arc<Identities>>,
+    /// Reports must carry the token and an identity both.
+    pub require_both: bool,
 }
 
 /// Who may read `/`, `GET /v1/reports` and `/metrics`: they show the VPC's layout.
@@ -113,6 +118,10 @@ pub fn router(app: Arc<App>) -> Router {
             get(list).post(post.layer(from_fn_with_state(app.clone(), signed::gate))),
         )
         .route("/metrics", get(prometheus))
+        .route(
+            crate::identity::wire::ENROL_PATH,
+            get(super::enrolment::challenge).post(super::enrolment::enrol),
+        )
         .route("/v1/probe", get(executable))
         .with_state(app)
 }
@@ -122,23 +131,53 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn post(State(app): State<Arc<App>>, bytes: Bytes) -> Response {
+/// An identity refusal: its reason, and its code for the agent to act on.
+pub(super) fn refusal(status: StatusCode, why: &Refusal) -> Response {
+    (
+        status,
+        axum::Json(json!({ "error": why.to_string(), "code": why.code() })),
+    )
+        .into_response()
+}
+
+async fn post(
+    State(app): State<Arc<App>>,
+    axum::Extension(proven): axum::Extension<Proven>,
+    peer: Option<axum::Extension<super::listen::Peer>>,
+    bytes: Bytes,
+) -> Response {
     let mut entry = match Entry::parse(&bytes) {
         Ok(e) => e,
         Err(Invalid::Json(why)) => return error(StatusCode::BAD_REQUEST, why),
         Err(Invalid::Content(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
     };
+    if let Some(identities) = &app.identities {
+        if let Err(why) = identities.admit(&proven, &entry.report) {
+            identities.refused("a report", peer.map(|p| p.0.0), &why);
+            return refusal(StatusCode::FORBIDDEN, &why);
+        }
+    }
+    entry.set_authenticated(proven.record());
     if let Some(enricher) = &app.enricher {
         Box::pin(enricher.label(&mut entry)).await;
     }
     let id = entry.report.id.clone();
-    let forward = app.relay.as_ref().map(|_| entry.doc().as_bytes().to_vec());
+    // A report proven by its agent's key goes on as the agent signed it (the relay cannot
+    // sign it anew, and must not change what it measured); one proven by the token goes on
+    // as stored, with this relay's labels, under the relay's token.
+    let forward = app
+        .relay
+        .as_ref()
+        .map(|_| match (&proven.key, &proven.signature) {
+            (Some(_), Some(proof)) => (bytes.to_vec(), Some(proof.clone())),
+            _ => (entry.doc().as_bytes().to_vec(), None),
+        });
     match app.store.put(entry).await {
         Ok((stored, changes)) => {
             // Queued on every acknowledgement, a duplicate's too: an earlier copy may have
             // been stored but not queued (503), and the upstream stores each id once.
-            if let (Some(relay), Some(line)) = (&app.relay, &forward) {
-                if let Err(e) = relay.enqueue(&id, line) {
+            if let (Some(relay), Some((line, proof))) = (&app.relay, &forward) {
+                if let Err(e) = relay.enqueue(&id, line, proof.as_ref()) {
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!("stored, but not queued for forwarding: {e}"),
@@ -271,7 +310,11 @@ async fn prometheus(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
         metrics::render(
             &app.store.views(),
             app.relay.as_ref().map(|r| r.dead_letters()),
-        ),
+        ) + &app
+            .identities
+            .as_ref()
+            .map(|i| i.metrics())
+            .unwrap_or_default(),
     )
         .into_response()
 }

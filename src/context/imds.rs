@@ -169,6 +169,55 @@ impl HttpImds {
         }
     }
 
+    /// The signed instance identity document, exactly as served (AWS signs its bytes), and
+    /// its base64 `signature`.
+    ///
+    /// # Errors
+    /// The path that failed, with the fix.
+    pub async fn identity(&self) -> Result<(String, String), ImdsError> {
+        let token = self.token().await?;
+        let (document, signature) = tokio::join!(
+            self.dynamic(&token, "instance-identity/document"),
+            self.dynamic(&token, "instance-identity/signature"),
+        );
+        Ok((document?, signature?))
+    }
+
+    /// GETs `dynamic/<path>`, its body untrimmed.
+    async fn dynamic(&self, token: &str, path: &str) -> Result<String, ImdsError> {
+        let url = format!("{}/latest/dynamic/{path}", self.endpoint);
+        let response = self
+            .client
+            .get(&url)
+            .header("X-aws-ec2-metadata-token", token)
+            .send()
+            .await
+            .map_err(|e| ImdsError::Garbage {
+                path: path.into(),
+                detail: innermost(&e),
+            })?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Err(ImdsError::Missing { path: path.into() }),
+            401 => return Err(ImdsError::Unauthorized { path: path.into() }),
+            status => {
+                return Err(ImdsError::Status {
+                    path: path.into(),
+                    status,
+                });
+            }
+        }
+        let garbage = |detail: String| ImdsError::Garbage {
+            path: path.into(),
+            detail,
+        };
+        let bytes = response.bytes().await.map_err(|e| garbage(innermost(&e)))?;
+        if bytes.len() > BODY_LIMIT {
+            return Err(garbage("longer than 64 KiB".into()));
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|_| garbage("not UTF-8 text".into()))
+    }
+
     async fn required(&self, token: &str, path: &str) -> Result<String, ImdsError> {
         self.get(token, path)
             .await?

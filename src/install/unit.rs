@@ -170,35 +170,23 @@ impl ServiceCommand {
 
     /// The relay's unit: `probe collect --forward`, storing what the VPC's agents post and
     /// forwarding it to the operator's collector, and serving probe itself at /v1/probe to
-    /// instances with no other source. It signs with the agent's token and trusts its CAs.
+    /// instances with no other source. It signs with the agent's token when there is one, passes
+    /// on the agents' own proofs, and trusts the agent's CAs.
     ///
     /// # Errors
-    /// When the agent has no token to sign with, or `forward` is not a URL.
+    /// When `forward` is not a URL.
     pub fn relay(&self, forward: &str, listen: &str) -> Result<Unit, Refusal> {
         if !(forward.starts_with("http://") || forward.starts_with("https://")) {
             return Err(Refusal::Relay(format!(
                 "--relay {forward:?}: give the operator's collector URL, as https://collector.example:7878"
             )));
         }
-        if !self.credentials.iter().any(|(k, _)| k == "token") {
-            return Err(Refusal::Relay(
-                "--relay needs the collector's token: give the check command line --token-file"
-                    .into(),
-            ));
+        let mut args: Vec<String> = ["collect", "--listen", listen].map(String::from).to_vec();
+        // Without a token the relay forwards only what agents proved with their identity.
+        if self.credentials.iter().any(|(k, _)| k == "token") {
+            args.extend(["--token-file".into(), "%d/token".into()]);
         }
-        let mut args: Vec<String> = [
-            "collect",
-            "--listen",
-            listen,
-            "--token-file",
-            "%d/token",
-            "--data",
-            "%S/probe-relay",
-            "--forward",
-            forward,
-        ]
-        .map(String::from)
-        .to_vec();
+        args.extend(["--data", "%S/probe-relay", "--forward", forward].map(String::from));
         for (name, _) in self.credentials.iter().filter(|(k, _)| k != "token") {
             args.extend(["--ca-file".into(), format!("%d/{name}")]);
         }
@@ -378,10 +366,11 @@ mod tests {
             assert!(e.contains(want), "{line}: {e}");
         }
         let c = service_command(&words("s3")).unwrap();
-        let e = c.relay("https://x:7878", "0.0.0.0:7878").unwrap_err();
+        let relay = c.relay("https://x:7878", "0.0.0.0:7878").unwrap();
         assert!(
-            e.to_string()
-                .contains("--relay needs the collector's token")
+            !relay.args.iter().any(|a| a == "--token-file"),
+            "no token to give: {:?}",
+            relay.args
         );
         let e = c.relay("x:7878", "0.0.0.0:7878").unwrap_err();
         assert!(e.to_string().contains("give the operator's collector URL"));

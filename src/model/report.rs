@@ -33,6 +33,39 @@ pub struct Report {
     /// the serial console with EC2 GetConsoleOutput; only the verdicts are known then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// How the collector authenticated it; the collector sets it, whatever the agent sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<Authenticated>,
+}
+
+/// How a report was proven to come from its agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticated {
+    /// Which proof it carried.
+    pub method: AuthMethod,
+    /// The instance its key was enrolled for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    /// That instance's account, from its signed document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The enrolled key's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// The proofs a collector accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// None: a loopback collector without a token.
+    None,
+    /// The shared token's HMAC.
+    Token,
+    /// The key enrolled with the instance's AWS identity.
+    AwsIdentity,
+    /// Both at once.
+    TokenAndAwsIdentity,
 }
 
 /// The host the check ran on.

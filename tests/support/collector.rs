@@ -168,6 +168,11 @@ pub fn stored_ids(url: &str) -> Vec<String> {
 
 /// Posts `body` with the given headers; returns the status and the JSON answer.
 pub fn post(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    post_to(&format!("{url}/v1/reports"), body, headers)
+}
+
+/// Posts `body` to `url` itself (any route) with the given headers.
+pub fn post_to(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
     let mut cmd = Command::new("curl");
     cmd.args([
         "-s",
@@ -183,7 +188,7 @@ pub fn post(url: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) 
     for (k, v) in headers {
         cmd.args(["-H", &format!("{k}: {v}")]);
     }
-    cmd.arg(format!("{url}/v1/reports"));
+    cmd.arg(url);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

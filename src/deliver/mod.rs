@@ -3,8 +3,13 @@
 //! outlives an unreachable collector and a crash, and resending is harmless (the collector
 //! stores each report id once). The spool is bounded and says what it drops.
 
+mod enrol;
+
+pub use enrol::Enroller;
+
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
 use crate::error::innermost;
+use crate::identity::wire::{KEY_HEADER, KEY_SIGNATURE_HEADER};
 use crate::model::{ConsoleLine, Report};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +30,10 @@ pub const BUDGET: Duration = Duration::from_secs(30);
 /// Where and how to send reports.
 pub struct Delivery {
     url: String,
-    token: Token,
+    /// The collector's URL without the route.
+    base: String,
+    token: Option<Token>,
+    identity: Option<Enroller>,
     spool: PathBuf,
     limit: usize,
     client: reqwest::Client,
@@ -57,6 +65,16 @@ pub struct Flushed {
     pub stopped: Option<String>,
 }
 
+/// How reports are proven to the collector: the shared token, the instance's identity, or
+/// both. A relay gives neither identity nor always a token: it forwards the agent's proof.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials<'a> {
+    /// The shared token's file.
+    pub token_file: Option<&'a Path>,
+    /// Sign with a key enrolled by the identity document this IMDS endpoint serves.
+    pub identity: Option<String>,
+}
+
 /// The default spool: /var/spool/probe for root, else the user's state directory.
 #[must_use]
 pub fn default_spool() -> PathBuf {
@@ -83,6 +101,9 @@ pub enum SetupError {
     /// The token file cannot be used.
     #[error(transparent)]
     Token(#[from] auth::TokenError),
+    /// The identity key cannot be made or used.
+    #[error(transparent)]
+    Key(#[from] crate::identity::KeyError),
     /// The spool directory cannot be made.
     #[error("{}: cannot create it ({source}); give a writable directory", path.display())]
     Spool {
@@ -104,7 +125,7 @@ impl SetupError {
         match self {
             Self::Url(_) => format!("{url} {self}"),
             Self::Spool { .. } => format!("{spool} {self}"),
-            Self::Token(_) | Self::Client(_) => self.to_string(),
+            Self::Token(_) | Self::Key(_) | Self::Client(_) => self.to_string(),
         }
     }
 }
@@ -126,7 +147,7 @@ impl Delivery {
     /// A one-line message naming the option and the fix.
     pub fn new(
         url: &str,
-        token_file: &Path,
+        credentials: Credentials<'_>,
         spool: PathBuf,
         tls: rustls::ClientConfig,
     ) -> Result<Self, SetupError> {
@@ -134,11 +155,15 @@ impl Delivery {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(SetupError::Url(url.into()));
         }
-        let token = Token::load(token_file)?;
+        let token = credentials.token_file.map(Token::load).transpose()?;
         std::fs::create_dir_all(&spool).map_err(|source| SetupError::Spool {
             path: spool.clone(),
             source,
         })?;
+        let identity = credentials
+            .identity
+            .map(|imds| Enroller::new(&spool, imds))
+            .transpose()?;
         // A redirect is never followed: a 301/302 would turn the POST into a GET whose 2xx
         // acknowledges nothing, and a 307 would send the signed report to another host.
         let client = reqwest::Client::builder()
@@ -149,7 +174,9 @@ impl Delivery {
             .map_err(SetupError::Client)?;
         Ok(Self {
             url: format!("{url}/v1/reports"),
+            base: url.to_string(),
             token,
+            identity,
             spool,
             limit: SPOOL_LIMIT,
             client,
@@ -181,6 +208,10 @@ impl Delivery {
         let dead = self.spool.join(DEAD);
         let moved = std::fs::create_dir_all(&dead)
             .and_then(|()| std::fs::rename(path, dead.join(path.file_name().unwrap_or_default())));
+        let proof = path.with_extension(PROOF);
+        if proof.exists() {
+            let _ = std::fs::rename(&proof, dead.join(proof.file_name().unwrap_or_default()));
+        }
         match moved {
             Ok(()) => {
                 self.dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -251,12 +282,54 @@ impl Delivery {
     /// # Errors
     /// When the spool cannot be written.
     pub fn enqueue(&self, id: &str, body: &[u8]) -> Result<usize, SpoolError> {
-        self.spool_one(id, body)?;
+        self.spool_one(id, body, None)?;
         Ok(self.trim())
     }
 
-    /// Sends the spooled reports, oldest first, until one cannot go now.
+    /// As [`Self::enqueue`], with the agent's key id and signature kept beside the body, so
+    /// a relay forwards the proof it was given (it cannot make one).
+    ///
+    /// # Errors
+    /// When the spool cannot be written.
+    pub fn enqueue_signed(
+        &self,
+        id: &str,
+        body: &[u8],
+        proof: &Proof,
+    ) -> Result<usize, SpoolError> {
+        self.spool_one(id, body, Some(proof))?;
+        Ok(self.trim())
+    }
+
+    /// The collector's URL without its route.
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The HTTP client, for a relay's enrolments.
+    #[must_use]
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the spooled reports, oldest first, until one cannot go now. With an identity,
+    /// the key is enrolled first when the collector does not know it yet.
     pub async fn flush(&self) -> Flushed {
+        if let Some(identity) = &self.identity {
+            if !identity.enrolled(&self.base) {
+                match identity.enrol(&self.client, &self.base).await {
+                    Ok(line) => tracing::info!("{line}"),
+                    Err(why) => {
+                        return Flushed {
+                            sent: 0,
+                            waiting: self.spooled().len(),
+                            stopped: Some(why),
+                        };
+                    }
+                }
+            }
+        }
         let mut sent = 0usize;
         let mut stopped = None;
         let deadline = self.budget.map(|b| std::time::Instant::now() + b);
@@ -277,7 +350,7 @@ impl Delivery {
             };
             match result {
                 Ok(()) => {
-                    let _ = std::fs::remove_file(&path);
+                    remove(&path);
                     sent += 1;
                 }
                 Err(Fate::Refused(why)) => {
@@ -285,7 +358,7 @@ impl Delivery {
                         "the collector refused {} for good ({why}): dropping it",
                         path.display()
                     );
-                    let _ = std::fs::remove_file(&path);
+                    remove(&path);
                 }
                 Err(Fate::Later(why)) => {
                     stopped = Some(why);
@@ -311,7 +384,7 @@ impl Delivery {
         }
     }
 
-    fn spool_one(&self, id: &str, body: &[u8]) -> Result<(), SpoolError> {
+    fn spool_one(&self, id: &str, body: &[u8], proof: Option<&Proof>) -> Result<(), SpoolError> {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
@@ -320,6 +393,13 @@ impl Delivery {
         // Written whole and synced, then renamed and the directory synced: neither a crash
         // nor a power cut leaves half a report to send or loses one that was acknowledged.
         let write = || -> std::io::Result<()> {
+            // The proof first: a spooled body is never without the proof it came with.
+            if let Some(proof) = proof {
+                let sidecar = self.spool.join(&name).with_extension(PROOF);
+                let mut file = std::fs::File::create(&sidecar)?;
+                std::io::Write::write_all(&mut file, &serde_json::to_vec(proof)?)?;
+                file.sync_data()?;
+            }
             let mut file = std::fs::File::create(&tmp)?;
             std::io::Write::write_all(&mut file, body)?;
             file.sync_data()?;
@@ -353,7 +433,7 @@ impl Delivery {
         let files = self.spooled();
         let extra = files.len().saturating_sub(self.limit);
         for path in files.iter().take(extra) {
-            let _ = std::fs::remove_file(path);
+            remove(path);
         }
         extra
     }
@@ -365,18 +445,61 @@ impl Delivery {
         if !written_by_probe(&body, id) {
             return Err(Fate::Foreign);
         }
-        let now = auth::now();
-        let response = self
+        let mut request = self
             .client
             .post(&self.url)
-            .header(TIMESTAMP_HEADER, now.to_string())
-            .header(SIGNATURE_HEADER, self.token.sign(now, &body))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = &self.token {
+            let now = auth::now();
+            request = request
+                .header(TIMESTAMP_HEADER, now.to_string())
+                .header(SIGNATURE_HEADER, token.sign(now, &body));
+        }
+        let proof = match &self.identity {
+            Some(identity) => Some(Proof {
+                key_id: identity.key().id(),
+                signature: identity
+                    .key()
+                    .sign(&crate::identity::wire::report_message(&body)),
+            }),
+            None => std::fs::read(path.with_extension(PROOF))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Proof>(&b).ok()),
+        };
+        if let Some(proof) = proof {
+            request = request
+                .header(KEY_HEADER, proof.key_id)
+                .header(KEY_SIGNATURE_HEADER, proof.signature);
+        }
+        let response = request
             .body(body)
             .send()
             .await
             .map_err(|e| Fate::Later(format!("collector unreachable: {}", innermost(&e))))?;
         let status = response.status().as_u16();
+        if status == 401 {
+            if let Some(identity) = &self.identity {
+                let answer = read_limited(response, 4096).await;
+                let code = serde_json::from_slice::<serde_json::Value>(&answer)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_string));
+                if code.as_deref() == Some("unknown-key") {
+                    // The collector lost or forgot the enrolment: enrol again, then resend.
+                    identity.forget();
+                    return Err(Fate::Later(
+                        "the collector does not know this agent's key: it is enrolled again on the next send".into(),
+                    ));
+                }
+                return Err(Fate::Rejected(format!(
+                    "collector answered HTTP 401: {}",
+                    String::from_utf8_lossy(&answer)
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(300)
+                        .collect::<String>()
+                )));
+            }
+        }
         match status {
             200..=299 => {
                 // Only a collector's answer naming this report as stored (now or before)
@@ -420,8 +543,27 @@ struct Ack {
     stored: bool,
 }
 
-/// At most `limit` bytes of a response body: an answer is small, whoever sends it.
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+/// The sidecar of a spooled report that carries its agent's proof (a relay's queue).
+const PROOF: &str = "proof";
+
+/// An agent's proof of a report: its key's id and signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Proof {
+    /// The key's id.
+    pub key_id: String,
+    /// Its signature of the body, base64.
+    pub signature: String,
+}
+
+/// Removes a spooled report and its proof.
+fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(path.with_extension(PROOF));
+}
+
+/// At most `limit` bytes (and a chunk) of a response body: an answer is small, whoever
+/// sends it.
+pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         body.extend_from_slice(&chunk);
@@ -502,7 +644,7 @@ mod tests {
     #[test]
     fn console_lines_are_marked_compact_json_one_per_target() {
         let report: Report =
-            serde_json::from_str(include_str!("../tests/fixtures/report.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/fixtures/report.json")).unwrap();
         let lines = console_lines(&report);
         assert_eq!(lines.len(), report.targets.len());
         let (marker, json) = lines[0].split_once(' ').unwrap();

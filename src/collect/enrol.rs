@@ -1,0 +1,379 @@
+//! Instance identities at the collector: the nonce, the enrolment (AWS's signature over the
+//! document, the account, region and VPC allowed, the key's proof over the nonce, the
+//! registry's rules, and DescribeInstances when this machine has the EC2 API), and each
+//! report's signature by an enrolled key. Every refusal is logged with its reason, counted
+//! by reason for /metrics, and stores nothing.
+
+use super::identities::{Conflict, Registry};
+use crate::identity::trust::Unverified;
+use crate::identity::wire::{self, Challenge, Enrolled, Enrolment};
+use crate::identity::{Document, Trust, key};
+use crate::model::{AuthMethod, Authenticated, Report};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Nonces kept at once at most: a flood of GETs cannot grow memory.
+const MAX_NONCES: usize = 10_000;
+
+/// What a collector accepts of instance identities.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Accounts whose instances may enrol (at least one).
+    pub accounts: Vec<String>,
+    /// Regions they may be in; empty for any.
+    pub regions: Vec<String>,
+    /// VPCs their reports may come from; empty for any.
+    pub vpcs: Vec<String>,
+}
+
+/// Why an enrolment or a signed report is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not an enrolment at all.
+    #[error("not an enrolment: {0}")]
+    Malformed(String),
+    /// The nonce is not one this collector gave, or it was used or expired.
+    #[error("unknown, used or expired nonce: ask GET /v1/enrol for a fresh one")]
+    Nonce,
+    /// AWS's signature or the document does not hold.
+    #[error("{0}")]
+    Document(Unverified),
+    /// The account is not allowed.
+    #[error("account {0} is not in --allow-account")]
+    Account(String),
+    /// The region is not allowed.
+    #[error("region {0} is not in --allow-region")]
+    Region(String),
+    /// The key did not sign the nonce.
+    #[error(
+        "the proof does not verify with the public key sent: the agent must sign the nonce with its key"
+    )]
+    Proof,
+    /// By the registry's rules.
+    #[error("{0}")]
+    Conflict(Conflict),
+    /// DescribeInstances disagrees.
+    #[error("EC2 API: {0}")]
+    Ec2(String),
+    /// The key id is not enrolled (or was forgotten).
+    #[error("unknown key {0}: enrol it first (GET then POST /v1/enrol)")]
+    UnknownKey(String),
+    /// The key's signature over the body does not verify.
+    #[error("the report's signature does not verify with key {0}")]
+    Signature(String),
+    /// The report speaks for another instance than its key.
+    #[error("the report names instance {report}, but its key is enrolled for {key}")]
+    Instance {
+        /// The key's instance.
+        key: String,
+        /// The report's.
+        report: String,
+    },
+    /// The report's VPC is not allowed.
+    #[error("VPC {0} is not in --allow-vpc")]
+    Vpc(String),
+}
+
+impl Refusal {
+    /// The reason's name, as /metrics labels it and the agent reads it.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::Nonce => "nonce",
+            Self::Document(Unverified::Signature(_) | Unverified::Encoding) => "aws-signature",
+            Self::Document(Unverified::Region(_)) => "no-certificate",
+            Self::Document(Unverified::Document(_)) => "document",
+            Self::Account(_) => "account",
+            Self::Region(_) => "region",
+            Self::Proof => "proof",
+            Self::Conflict(Conflict::Older { .. }) => "older-enrolment",
+            Self::Conflict(Conflict::SecondKey { .. }) => "second-key",
+            Self::Ec2(_) => "ec2",
+            Self::UnknownKey(_) => "unknown-key",
+            Self::Signature(_) => "report-signature",
+            Self::Instance { .. } => "instance-mismatch",
+            Self::Vpc(_) => "vpc",
+        }
+    }
+}
+
+/// A report's proof, found by the gate, checked against the report by the handler.
+#[derive(Debug, Clone)]
+pub struct Proven {
+    /// How.
+    pub method: AuthMethod,
+    /// The key's instance, account and id, when signed by a key.
+    pub key: Option<(String, String, String)>,
+    /// The agent's signature, as a relay forwards it.
+    pub signature: Option<crate::deliver::Proof>,
+}
+
+impl Proven {
+    /// What the stored report says of how it was authenticated.
+    #[must_use]
+    pub fn record(&self) -> Authenticated {
+        let (instance_id, account_id, key_id) = match &self.key {
+            Some((i, a, k)) => (Some(i.clone()), Some(a.clone()), Some(k.clone())),
+            None => (None, None, None),
+        };
+        Authenticated {
+            method: self.method,
+            instance_id,
+            account_id,
+            key_id,
+        }
+    }
+}
+
+/// The collector's side of identities.
+pub struct Identities {
+    trust: Trust,
+    policy: Policy,
+    registry: Registry,
+    nonces: Mutex<HashMap<String, Instant>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    enrolled: AtomicU64,
+}
+
+impl Identities {
+    /// Identities checked with `trust` and `policy`, enrolled in `registry`.
+    #[must_use]
+    pub fn new(trust: Trust, policy: Policy, registry: Registry) -> Self {
+        Self {
+            trust,
+            policy,
+            registry,
+            nonces: Mutex::default(),
+            refused: Mutex::default(),
+            enrolled: AtomicU64::new(0),
+        }
+    }
+
+    /// A fresh nonce.
+    ///
+    /// # Panics
+    /// When the system has no randomness to give, as ring's own key generation would.
+    pub fn challenge(&self) -> Challenge {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .expect("the system has randomness");
+        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let mut nonces = self.nonces();
+        nonces.retain(|_, at| at.elapsed() < wire::NONCE_TTL);
+        if nonces.len() >= MAX_NONCES {
+            // The oldest goes: a flood of challenges costs its own nonces, not memory.
+            if let Some(oldest) = nonces
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(n, _)| n.clone())
+            {
+                nonces.remove(&oldest);
+            }
+        }
+        nonces.insert(nonce.clone(), Instant::now());
+        Challenge {
+            nonce,
+            expires_in: wire::NONCE_TTL.as_secs(),
+        }
+    }
+
+    /// Checks an enrolment (everything but the EC2 API, which [`Self::enrol`] asks) and
+    /// returns its document and the key's id.
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn check(&self, e: &Enrolment) -> Result<(Document, String), Refusal> {
+        use base64::Engine as _;
+        // The nonce first: a refused enrolment has spent it all the same.
+        let fresh = self
+            .nonces()
+            .remove(&e.nonce)
+            .is_some_and(|at| at.elapsed() < wire::NONCE_TTL);
+        if !fresh {
+            return Err(Refusal::Nonce);
+        }
+        let doc = self
+            .trust
+            .verify(e.document.as_bytes(), &e.signature)
+            .map_err(Refusal::Document)?;
+        if !self.policy.accounts.contains(&doc.account_id) {
+            return Err(Refusal::Account(doc.account_id));
+        }
+        if !self.policy.regions.is_empty() && !self.policy.regions.contains(&doc.region) {
+            return Err(Refusal::Region(doc.region));
+        }
+        let public = base64::engine::general_purpose::STANDARD
+            .decode(e.public_key.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+            .ok_or_else(|| Refusal::Malformed("public_key is not a base64 ed25519 key".into()))?;
+        if !key::verify(
+            &public,
+            &wire::enrol_message(&e.nonce, &e.document),
+            &e.proof,
+        ) {
+            return Err(Refusal::Proof);
+        }
+        Ok((doc, key::key_id(&public)))
+    }
+
+    /// Records an enrolment [`Self::check`] passed. Blocking (the registry's file).
+    ///
+    /// # Errors
+    /// By the registry's rules, or when it cannot be written (then `Err(Err(..))`).
+    pub fn record(
+        &self,
+        doc: &Document,
+        public_key: &str,
+        key_id: &str,
+    ) -> Result<Enrolled, Result<Refusal, String>> {
+        match self.registry.enrol(doc, public_key.trim(), key_id) {
+            Ok(Ok(())) => {
+                self.enrolled.fetch_add(1, Ordering::Relaxed);
+                Ok(Enrolled {
+                    instance_id: doc.instance_id.clone(),
+                    key_id: key_id.to_string(),
+                })
+            }
+            Ok(Err(conflict)) => Err(Ok(Refusal::Conflict(conflict))),
+            Err(e) => Err(Err(e.to_string())),
+        }
+    }
+
+    /// Keeps, on a relay, an enrolment its collector accepted: the relay then checks the
+    /// reports signed with that key before it acknowledges them. The collector is the
+    /// authority, so an older record of the instance gives way. Blocking.
+    ///
+    /// # Errors
+    /// When the document cannot be read or the registry written.
+    pub fn remember(&self, e: &Enrolment, enrolled: &Enrolled) -> Result<(), String> {
+        let doc = Document::parse(e.document.as_bytes()).map_err(|e| e.to_string())?;
+        if doc.instance_id != enrolled.instance_id {
+            return Err("the collector enrolled another instance than the document's".into());
+        }
+        let key = e.public_key.trim();
+        match self.registry.enrol(&doc, key, &enrolled.key_id) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                self.registry
+                    .forget(&doc.instance_id)
+                    .map_err(|e| e.to_string())?;
+                match self.registry.enrol(&doc, key, &enrolled.key_id) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(c)) => Err(c.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The key behind a report's headers, if its signature over `body` verifies. Blocking at
+    /// most once a second (the registry looks for `forget`'s changes).
+    ///
+    /// # Errors
+    /// An unknown key or a signature that does not verify.
+    pub fn verify_report(
+        &self,
+        key_id: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<(String, String, String), Refusal> {
+        let shown = if key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            key_id.to_string()
+        } else {
+            return Err(Refusal::UnknownKey("(malformed)".into()));
+        };
+        let (instance, public, record) = self
+            .registry
+            .lookup(key_id)
+            .ok_or_else(|| Refusal::UnknownKey(shown.clone()))?;
+        if !key::verify(&public, &wire::report_message(body), signature) {
+            return Err(Refusal::Signature(shown));
+        }
+        Ok((instance, record.account_id, shown))
+    }
+
+    /// Whether `report` may be stored under `proven`: it speaks for the key's instance, from
+    /// an allowed VPC.
+    ///
+    /// # Errors
+    /// Why not.
+    pub fn admit(&self, proven: &Proven, report: &Report) -> Result<(), Refusal> {
+        let Some((instance, _, _)) = &proven.key else {
+            return Ok(());
+        };
+        let claimed = report.agent.instance.as_ref();
+        let named = claimed
+            .and_then(|i| i.instance_id.clone())
+            .unwrap_or_else(|| "none".into());
+        if &named != instance {
+            return Err(Refusal::Instance {
+                key: instance.clone(),
+                report: crate::terminal::safe(&named).into_owned(),
+            });
+        }
+        if !self.policy.vpcs.is_empty() {
+            let vpc = claimed.and_then(|i| i.vpc_id.clone()).unwrap_or_default();
+            if !self.policy.vpcs.contains(&vpc) {
+                return Err(Refusal::Vpc(crate::terminal::safe(&vpc).into_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts and logs a refusal.
+    pub fn refused(&self, what: &str, from: Option<std::net::SocketAddr>, why: &Refusal) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(why.code())
+            .or_insert(0) += 1;
+        let from = from.map(|a| a.ip().to_string()).unwrap_or_default();
+        tracing::warn!("refused {what} from {from}: {why} ({})", why.code());
+    }
+
+    /// The counters, as Prometheus text.
+    #[must_use]
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from(
+            "# HELP probe_identity_enrolments_total Enrolments accepted since start.\n# TYPE probe_identity_enrolments_total counter\n",
+        );
+        let _ = writeln!(
+            out,
+            "probe_identity_enrolments_total {}",
+            self.enrolled.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP probe_identity_refusals_total Enrolments and signed reports refused since start, by reason.\n# TYPE probe_identity_refusals_total counter\n");
+        for (code, n) in self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "probe_identity_refusals_total{{reason=\"{code}\"}} {n}"
+            );
+        }
+        out
+    }
+
+    /// The registry, for the EC2 check's region lookups and for `forget`.
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn nonces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.nonces
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
