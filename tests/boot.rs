@@ -1,4 +1,5 @@
-//! The boot, for real: the UserData that `probe userdata` renders, booted with real systemd
+//! The boot, for real: the UserData that `probe userdata` renders (with no secret in it: the
+//! agent proves its reports with the instance's identity), booted with real systemd
 //! and real cloud-init (a Debian root filesystem from lab/rootfs.sh, with a NoCloud seed) by
 //! systemd-nspawn inside the lab's private-instance namespace, which is its only network.
 //! The relay on the public instance is down at first, then comes up; the laptop's collector
@@ -193,15 +194,15 @@ struct Boot {
     n: std::collections::HashMap<String, String>,
     bin: PathBuf,
     sha: String,
-    token: String,
     operator: String,
     source: String,
     seed: PathBuf,
 }
 
 /// The agent the UserData installs: S3 and CloudFormation every 2 s, to the relay, with
-/// verdict lines on the console and no EC2 API of its own (a private subnet's instance).
-fn render(lab: &Lab, source: &str, token: &str, relay: &str, sha: &str) -> String {
+/// verdict lines on the console and no EC2 API of its own (a private subnet's instance),
+/// and no token: its reports are proven by the instance's identity.
+fn render(lab: &Lab, source: &str, relay: &str, sha: &str) -> String {
     let pin = format!("{ARCH}={sha}");
     let ca = lab.ca();
     userdata(&[
@@ -209,8 +210,6 @@ fn render(lab: &Lab, source: &str, token: &str, relay: &str, sha: &str) -> Strin
         source,
         "--sha256",
         &pin,
-        "--token-file",
-        token,
         "--ca-file",
         &ca,
         "--",
@@ -243,11 +242,13 @@ impl Boot {
         let sha = sha256(&bin);
         let seed = lab.dir().join("seed");
         std::fs::create_dir_all(&seed).unwrap();
-        std::fs::write(
-            seed.join("user-data"),
-            render(&lab, &source, &token, &relay, &sha),
-        )
-        .unwrap();
+        let user_data = render(&lab, &source, &relay, &sha);
+        let secret = std::fs::read_to_string(&token).unwrap();
+        assert!(
+            !user_data.contains(secret.trim()) && !user_data.contains("/etc/probe/token"),
+            "the UserData holds a secret"
+        );
+        std::fs::write(seed.join("user-data"), user_data).unwrap();
         std::fs::write(
             seed.join("meta-data"),
             "instance-id: i-boot-test\nlocal-hostname: private-ec2\n",
@@ -260,7 +261,6 @@ impl Boot {
             n,
             bin,
             sha,
-            token,
             operator,
             source,
             seed,
@@ -298,7 +298,7 @@ impl Boot {
             &self.lab,
             &self.n,
             self.bin.to_str().unwrap(),
-            &self.token,
+            None,
             &self.operator,
         );
         let up = Instant::now();
@@ -326,6 +326,11 @@ impl Boot {
             "boot: relay up -> first report at the laptop: {} ms",
             up.elapsed().as_millis()
         );
+        // With no secret on the instance, the laptop knows the report by the key the
+        // instance enrolled with its signed identity document, through the relay.
+        let first = &reports_of(&self.lab, &self.operator, &id)[0];
+        assert_eq!(first["authenticated"]["method"], "aws-identity", "{first}");
+        assert_eq!(first["authenticated"]["instance_id"], id.as_str());
     }
 
     /// The service runs as its own user with only CAP_NET_RAW, and its verdicts reach the
@@ -351,14 +356,16 @@ impl Boot {
         }
     }
 
-    /// Step 3: The gateway step: the laptop sees S3 change path, labelled by the relay.
-    fn the_laptop_sees_the_gateway_step(&self) {
+    /// Step 3: The gateway step: the relay, which has the EC2 API the instance lacks, sees
+    /// S3 change path. (It labels its own copy only: the laptop stores what the instance's key
+    /// signed, which a relay cannot change.)
+    fn the_relay_sees_the_gateway_step(&self) {
         self.lab.step("gateway");
         // The step restarts the lab's resolver: a check in that gap sees dns-failed, so the
         // change line names whichever path came just before the gateway endpoint.
         let instance = format!("({}) -> s3: ", self.private_id());
         let change = format!("{instance}... -> gateway-endpoint");
-        let terminal = self.lab.dir().join("log/operator.log");
+        let terminal = self.lab.dir().join("log/relay.log");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = std::fs::read_to_string(&terminal).unwrap_or_default();
@@ -370,7 +377,7 @@ impl Boot {
             }
             assert!(
                 Instant::now() < deadline,
-                "the laptop never printed {change:?}:\n{text}"
+                "the relay never printed {change:?}:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(300));
         }
@@ -437,7 +444,7 @@ impl Boot {
         let relay = format!("http://{}:7878", self.n["PUB_IP"]);
         std::fs::write(
             self.seed.join("user-data-wrong"),
-            render(&self.lab, &self.source, &self.token, &relay, &wrong),
+            render(&self.lab, &self.source, &relay, &wrong),
         )
         .unwrap();
         let run = self
@@ -481,7 +488,7 @@ fn a_private_instance_boots_fetches_probe_from_the_relay_and_reports_without_a_l
     boot.relay_down_is_said_on_the_console();
     boot.relay_up_installs_probe_and_reports_arrive();
     boot.the_service_is_hardened_and_writes_the_console();
-    boot.the_laptop_sees_the_gateway_step();
+    boot.the_relay_sees_the_gateway_step();
     boot.running_the_user_data_again_changes_nothing();
     boot.a_wrong_sha256_installs_nothing();
 }

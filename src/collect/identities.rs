@@ -77,8 +77,18 @@ struct State {
     saved: Saved,
     /// Key id -> instance id.
     by_key: BTreeMap<String, String>,
-    modified: Option<SystemTime>,
+    modified: Option<Stamp>,
     checked: Instant,
+}
+
+/// What tells one version of the file from the next: every write renames a new file into
+/// place (a new inode), and two writes can share a coarse mtime.
+type Stamp = (u64, SystemTime);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.modified().ok()?))
 }
 
 /// A registry that cannot be read or written.
@@ -224,9 +234,7 @@ impl Registry {
                 .and_then(|d| d.sync_all())
                 .map_err(err)?;
         }
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = stamp(&self.path);
         let mut state = self.state();
         state.by_key = index(&saved);
         state.saved = saved;
@@ -242,9 +250,7 @@ impl Registry {
             }
             state.checked = Instant::now();
         }
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
+        let modified = stamp(&self.path);
         if modified == self.state().modified {
             return;
         }
@@ -276,15 +282,14 @@ impl Registry {
     }
 }
 
-fn read(path: &Path) -> Result<(Saved, Option<SystemTime>), RegistryError> {
+fn read(path: &Path) -> Result<(Saved, Option<Stamp>), RegistryError> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let saved = serde_json::from_slice(&bytes).map_err(|e| RegistryError {
                 path: path.to_path_buf(),
                 why: format!("not the enrolments probe writes ({e}); restore it from a backup, or move it away to enrol every instance anew"),
             })?;
-            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            Ok((saved, modified))
+            Ok((saved, stamp(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Saved::default(), None)),
         Err(e) => Err(RegistryError {

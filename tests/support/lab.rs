@@ -186,11 +186,13 @@ pub fn token(lab: &Lab) -> String {
     token.to_str().unwrap().to_string()
 }
 
-/// The collector on the operator's laptop (on the internet, no AWS credentials there);
-/// returns its address.
+/// The collector on the operator's laptop (on the internet, no AWS credentials there); it
+/// takes the shared token, and the instances' identities (signed by the lab's stand-in for
+/// AWS's certificate) from the lab's account. Returns its address.
 pub fn start_operator(lab: &Lab, n: &HashMap<String, String>, token: &str) -> String {
     let operator = format!("{}:7878", n["OPERATOR_IP"]);
     let data = lab.dir().join("operator");
+    let ca = lab.dir().join("identity-ca.pem");
     lab.start(
         "inet",
         "operator",
@@ -201,6 +203,10 @@ pub fn start_operator(lab: &Lab, n: &HashMap<String, String>, token: &str) -> St
             &operator,
             "--token-file",
             token,
+            "--allow-account",
+            "123456789012",
+            "--identity-ca",
+            ca.to_str().unwrap(),
             "--data",
             data.to_str().unwrap(),
             "--ec2",
@@ -212,36 +218,32 @@ pub fn start_operator(lab: &Lab, n: &HashMap<String, String>, token: &str) -> St
 }
 
 /// A relay on the public instance, run by `bin` (which it serves at /v1/probe), forwarding
-/// to `operator`; returns its address. It has the public instance's role: it labels what
-/// the private one cannot.
+/// to `operator`, with the shared token or (`None`) none; returns its address. It has the
+/// public instance's role: it labels what the private one cannot.
 pub fn start_relay(
     lab: &Lab,
     n: &HashMap<String, String>,
     bin: &str,
-    token: &str,
+    token: Option<&str>,
     operator: &str,
 ) -> String {
     let relay = format!("{}:7878", n["PUB_IP"]);
     let data = lab.dir().join("relay");
-    lab.start(
-        "pub",
-        "relay",
-        &[
-            bin,
-            "collect",
-            "--listen",
-            &relay,
-            "--token-file",
-            token,
-            "--data",
-            data.to_str().unwrap(),
-            "--forward",
-            &format!("http://{operator}"),
-            // The steps follow each other within seconds: ask the EC2 API every time.
-            "--ec2-max-age",
-            "0s",
-        ],
-    );
+    let forward = format!("http://{operator}");
+    let mut args = vec![bin, "collect", "--listen", &relay];
+    if let Some(token) = token {
+        args.extend(["--token-file", token]);
+    }
+    args.extend([
+        "--data",
+        data.to_str().unwrap(),
+        "--forward",
+        &forward,
+        // The steps follow each other within seconds: ask the EC2 API every time.
+        "--ec2-max-age",
+        "0s",
+    ]);
+    lab.start("pub", "relay", &args);
     lab.wait_listening("pub", &format!("http://{relay}/metrics"));
     relay
 }
@@ -250,6 +252,6 @@ pub fn start_relay(
 pub fn start_collectors(lab: &Lab, n: &HashMap<String, String>) -> (String, String, String) {
     let token = token(lab);
     let operator = start_operator(lab, n, &token);
-    let relay = start_relay(lab, n, env!("CARGO_BIN_EXE_probe"), &token, &operator);
+    let relay = start_relay(lab, n, env!("CARGO_BIN_EXE_probe"), Some(&token), &operator);
     (operator, relay, token)
 }
