@@ -151,6 +151,20 @@ impl Enricher {
         }
     }
 
+    /// The instance as DescribeInstances listed it within the cache's age (10 minutes), for
+    /// checking a signed report; `None` when this machine has no EC2 API or it did not know.
+    pub async fn instance_cached(&self, region: &str, id: &str) -> Option<InstanceInfo> {
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        let client = Box::pin(self.client(region)).await.ok()?;
+        let instance = Instance {
+            instance_id: Some(id.to_string()),
+            ..Instance::default()
+        };
+        Box::pin(self.describe(&client, &instance, true)).await
+    }
+
     async fn client(&self, region: &str) -> Result<Arc<SdkEc2>, Ec2Error> {
         self.clients
             .get(&region.to_string(), async {

@@ -326,6 +326,46 @@ impl Identities {
         Ok(())
     }
 
+    /// Whether what DescribeInstances says of the key's instance agrees with the report: it
+    /// is running, in the subnet the report names, with the security groups it names.
+    ///
+    /// # Errors
+    /// What disagrees.
+    pub fn agrees(
+        info: &crate::context::ec2::InstanceInfo,
+        report: &Report,
+    ) -> Result<(), Refusal> {
+        if info.state != "running" {
+            return Err(Refusal::Ec2(format!(
+                "{} is {}, not running",
+                info.id, info.state
+            )));
+        }
+        let Some(claimed) = report.agent.instance.as_ref() else {
+            return Ok(());
+        };
+        if let (Some(theirs), Some(ours)) = (&claimed.subnet_id, &info.subnet_id) {
+            if theirs != ours {
+                return Err(Refusal::Ec2(format!(
+                    "the report says subnet {}, DescribeInstances says {ours}",
+                    crate::terminal::safe(theirs)
+                )));
+            }
+        }
+        let mut theirs = claimed.security_groups.clone();
+        let mut ours = info.security_groups.clone();
+        theirs.sort();
+        ours.sort();
+        if !theirs.is_empty() && !ours.is_empty() && theirs != ours {
+            return Err(Refusal::Ec2(format!(
+                "the report says security groups {}, DescribeInstances says {}",
+                crate::terminal::safe(&theirs.join(",")),
+                ours.join(",")
+            )));
+        }
+        Ok(())
+    }
+
     /// Counts and logs a refusal.
     pub fn refused(&self, what: &str, from: Option<std::net::SocketAddr>, why: &Refusal) {
         *self
@@ -375,5 +415,58 @@ impl Identities {
         self.nonces
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::ec2::InstanceInfo;
+
+    #[test]
+    fn a_report_disagreeing_with_describe_instances_is_refused() {
+        let mut report: Report =
+            serde_json::from_str(include_str!("../../tests/fixtures/report.json")).unwrap();
+        report.agent.instance = Some(crate::model::Instance {
+            instance_id: Some("i-1".into()),
+            subnet_id: Some("subnet-a".into()),
+            security_groups: vec!["sg-2".into(), "sg-1".into()],
+            ..crate::model::Instance::default()
+        });
+        let info = InstanceInfo {
+            id: "i-1".into(),
+            name: None,
+            subnet_id: Some("subnet-a".into()),
+            state: "running".into(),
+            security_groups: vec!["sg-1".into(), "sg-2".into()],
+        };
+        assert_eq!(Identities::agrees(&info, &report), Ok(()));
+        let stopped = InstanceInfo {
+            state: "stopped".into(),
+            ..info.clone()
+        };
+        assert!(
+            Identities::agrees(&stopped, &report)
+                .unwrap_err()
+                .to_string()
+                .contains("not running")
+        );
+        let moved = InstanceInfo {
+            subnet_id: Some("subnet-b".into()),
+            ..info.clone()
+        };
+        assert!(
+            Identities::agrees(&moved, &report)
+                .unwrap_err()
+                .to_string()
+                .contains("subnet")
+        );
+        let regrouped = InstanceInfo {
+            security_groups: vec!["sg-1".into()],
+            ..info
+        };
+        let e = Identities::agrees(&regrouped, &report).unwrap_err();
+        assert_eq!(e.code(), "ec2");
+        assert!(e.to_string().contains("security groups"));
     }
 }

@@ -157,6 +157,17 @@ async fn post(
             return refusal(StatusCode::FORBIDDEN, &why);
         }
     }
+    if let (Some(ids), Some(enricher), Some((instance, _, _))) =
+        (&app.identities, &app.enricher, &proven.key)
+    {
+        let region = entry.report.agent.region.clone().unwrap_or_default();
+        if let Some(info) = Box::pin(enricher.instance_cached(&region, instance)).await {
+            if let Err(why) = super::enrol::Identities::agrees(&info, &entry.report) {
+                ids.refused("a report", peer.map(|p| p.0.0), &why);
+                return refusal(StatusCode::FORBIDDEN, &why);
+            }
+        }
+    }
     entry.set_authenticated(proven.record());
     if let Some(enricher) = &app.enricher {
         Box::pin(enricher.label(&mut entry)).await;
