@@ -98,23 +98,45 @@ pub enum TokenError {
     /// The file holds a token too short to be a secret.
     #[error("token file {}: the token is shorter than {MIN_LEN} characters; use `head -c 32 /dev/urandom | base64`", .0.display())]
     ShortFile(PathBuf),
+    /// The file holds white space or control characters inside the token, or more than one
+    /// line: not a token as `head -c 32 /dev/urandom | base64` writes it.
+    #[error("token file {}: the token has white space or control characters inside it; write one line, as `head -c 32 /dev/urandom | base64` does", .0.display())]
+    Malformed(PathBuf),
+}
+
+/// Reads a secret (the shared token, the read token) from a file: surrounding white space
+/// ignored, at least 16 characters, none of them white space or control characters, with a
+/// warning on stderr when the file is readable by others or the token weak. Every command
+/// reads secrets through this one rule, so a token `probe userdata` embeds is one the agent
+/// and the collector accept.
+///
+/// # Errors
+/// A one-line message naming the file and the fix.
+pub fn read_secret(path: &Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let token = text.trim();
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(TokenError::Malformed(path.to_path_buf()));
+    }
+    if token.len() < MIN_LEN {
+        return Err(TokenError::ShortFile(path.to_path_buf()));
+    }
+    for warning in weaknesses(path, token) {
+        eprintln!("probe: warning: token file {}: {warning}", path.display());
+    }
+    Ok(token.to_string())
 }
 
 impl Token {
-    /// Reads the token from a file (surrounding white space ignored).
+    /// Reads the token from a file by [`read_secret`]'s rule.
     ///
     /// # Errors
     /// A one-line message naming the file and the fix.
     pub fn load(path: &Path) -> Result<Self, TokenError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let token = text.trim();
-        for warning in weaknesses(path, token) {
-            eprintln!("probe: warning: token file {}: {warning}", path.display());
-        }
-        Self::new(token).map_err(|_| TokenError::ShortFile(path.to_path_buf()))
+        Self::new(&read_secret(path)?)
     }
 
     /// A token from its text.

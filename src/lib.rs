@@ -15,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod output;
+pub mod stop;
 pub mod terminal;
 
 pub mod check;

@@ -677,15 +677,113 @@ fn a_relay_acknowledges_only_what_it_has_queued() {
     }
 }
 
+/// Issue 17: "a relay whose queue folder has no free inodes acknowledged 35 of 36 reports it
+/// never forwarded". The relay's queue is a tmpfs of 11 inodes (its root and 10 reports) in a
+/// mount namespace of its own, and the upstream does not answer until the queue is full: the
+/// relay acknowledges the 10 it queued, answers 503 to the 11th, and every acknowledged
+/// report reaches the upstream once it answers; the refused one, sent again, goes too.
+#[test]
+fn a_relay_with_no_free_inodes_acknowledges_only_what_it_can_forward() {
+    if !support::can_run("relay-inodes", &["unshare", "mount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("relay");
+    let queue = data.join("forward");
+    std::fs::create_dir_all(&queue).unwrap();
+    let (open, gate) = std::sync::mpsc::channel();
+    let (port, acked) = gated_upstream(Duration::ZERO, gate);
+    let probe_bin = env!("CARGO_BIN_EXE_probe");
+    let q = queue.to_str().unwrap();
+    let mut cmd = Command::new("unshare");
+    support::isolate(&mut cmd);
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "mount --make-rprivate / && mount -t tmpfs -o nr_inodes=11,size=4m probe-queue {q} && exec {probe_bin} \"$@\""
+        ),
+        "sh",
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--forward",
+        &format!("http://127.0.0.1:{port}"),
+    ]);
+    let relay = Collector::spawn(cmd);
+    let mut answered = Vec::new();
+    for n in 0..11 {
+        let id = format!("inode-{n}");
+        let (status, answer) = post_signed(&relay.url, &sample_report(&id));
+        answered.push((id, status, answer));
+    }
+    let ok: Vec<String> = answered
+        .iter()
+        .filter(|(_, s, _)| *s == 201)
+        .map(|(id, _, _)| id.clone())
+        .collect();
+    assert_eq!(ok.len(), 10, "{answered:?}");
+    let (_, status, answer) = &answered[10];
+    assert_eq!(*status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{answer}"
+    );
+    open.send(()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while acked.lock().unwrap().len() < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged but not forwarded: {:?} of {ok:?}",
+            acked.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut forwarded = acked.lock().unwrap().clone();
+    forwarded.sort();
+    let mut want = ok.clone();
+    want.sort();
+    assert_eq!(forwarded, want);
+    // Room again: the refused report, sent again, is queued and forwarded.
+    let (status, answer) = post_signed(&relay.url, &sample_report("inode-10"));
+    assert!(status == 200 || status == 201, "{answer}");
+    while !acked.lock().unwrap().contains(&"inode-10".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "inode-10 not forwarded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// An upstream that answers 500 to every report holding "poison" and acknowledges the rest,
 /// as a collector does, after `delay`; counts what it acknowledged.
 fn picky_upstream(delay: Duration) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let (_, open) = std::sync::mpsc::channel();
+    gated_upstream(delay, open)
+}
+
+/// [`picky_upstream`], accepting no connection before `gate` says so (or is dropped).
+fn gated_upstream(
+    delay: Duration,
+    gate: std::sync::mpsc::Receiver<()>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = acked.clone();
     std::thread::spawn(move || {
+        let _ = gate.recv();
         for stream in listener.incoming().map_while(Result::ok) {
             let mut reader = BufReader::new(stream);
             let mut length = 0;

@@ -19,9 +19,16 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
         .unwrap()
 }
 
+/// A secret file as it should be: strong, and readable by its owner only (else probe warns).
+fn secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn token_file(dir: &Path) -> String {
     let path = dir.join("probe.token");
-    std::fs::write(&path, "c2VjcmV0LXRva2VuLWZvci10aGUtY29sbGVjdG9yCg==\n").unwrap();
+    secret(&path, "c2VjcmV0LXRva2VuLWZvci10aGUtY29sbGVjdG9yCg==\n");
     path.to_str().unwrap().to_string()
 }
 
@@ -166,7 +173,12 @@ fn bad_values_are_refused_with_one_line_and_nothing_printed() {
     let dir = dir_guard.path();
     let token = token_file(dir);
     let quoted = dir.join("quoted.token");
-    std::fs::write(&quoted, "it's\n").unwrap();
+    secret(&quoted, "it's-c2VjcmV0LXRva2VuLWZvci10aGUtY29sbGVjdG9yCg\n");
+    // What the agent would refuse at boot is refused here, by the same rule.
+    let short = dir.join("short.token");
+    std::fs::write(&short, "short-token\n").unwrap();
+    let spaced = dir.join("spaced.token");
+    std::fs::write(&spaced, "two words of a long enough token\n").unwrap();
     let long = "x".repeat(17_000);
     // Each case's arguments, '|' between them; the words in capitals stand for values.
     let cases = [
@@ -194,8 +206,13 @@ fn bad_values_are_refused_with_one_line_and_nothing_printed() {
         ),
         ("PREFIX|--token-file|QUOTED|--|s3", "would break the script"),
         (
+            "PREFIX|--token-file|SHORT|--|s3",
+            "shorter than 16 characters",
+        ),
+        ("PREFIX|--token-file|SPACED|--|s3", "white space or control"),
+        (
             "PREFIX|--token-file|/no/such/token|--|s3",
-            "--token-file /no/such/token",
+            "--token-file: cannot read the token file /no/such/token",
         ),
         (
             "PREFIX|--token-file|TOKEN|--|s3|--token-file|/x",
@@ -221,6 +238,8 @@ fn bad_values_are_refused_with_one_line_and_nothing_printed() {
             .replace("SRC", "http://10.10.0.10:7878/v1/probe")
             .replace("PIN", &format!("x86_64={SHA}"))
             .replace("QUOTED", quoted.to_str().unwrap())
+            .replace("SHORT", short.to_str().unwrap())
+            .replace("SPACED", spaced.to_str().unwrap())
             .replace("TOKEN", &token)
             .replace("LONG", &long);
         let args: Vec<&str> = line.split('|').collect();

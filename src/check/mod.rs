@@ -121,7 +121,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         }
         tokio::select! {
             () = tokio::time::sleep(period) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(exit::PASS),
+            () = crate::stop::requested() => return Ok(exit::PASS),
         }
     }
 }

@@ -132,15 +132,24 @@ pub fn tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves `router` on `listener` until Ctrl-C, admitting connections through `gate`.
+/// How long a stop waits at most for the connections in flight to finish their requests.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener`, admitting connections through `gate`, until `stop`
+/// resolves; then stops accepting, lets every connection finish the request it is in (an
+/// idle keep-alive connection is closed at once), and returns when they have, or after
+/// [`DRAIN`]: true when every connection finished in time.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     router: Router,
     gate: Arc<Gate>,
-) {
+    stop: impl std::future::Future<Output = ()>,
+) -> bool {
     let mut turned_away = 0u64;
     let mut said = std::time::Instant::now();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -152,7 +161,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = tokio::signal::ctrl_c() => return,
+            () = &mut stop => break,
         };
         let Some(ticket) = gate.admit(peer.ip()) else {
             // Closed at once; said at most every 10 s, so a flood cannot flood the log too.
@@ -169,6 +178,8 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let (router, tls) = (router.clone(), tls.clone());
+        // Taken before the handshake, so a stop waits for a connection that is starting too.
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _ticket = ticket;
             let service =
@@ -182,14 +193,35 @@ pub async fn serve(
             let result = match tls {
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await
                 {
-                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Ok(stream)) => {
+                        watcher
+                            .watch(http.serve_connection(TokioIo::new(stream), service))
+                            .await
+                    }
                     _ => return,
                 },
-                None => http.serve_connection(TokioIo::new(tcp), service).await,
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(tcp), service))
+                        .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");
             }
         });
     }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!("stopping: no new connections; {open} open, finishing their requests");
+    let finished = tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_ok();
+    if !finished {
+        tracing::warn!(
+            "stopping: connections still open after {} s are cut (what they were sent is not acknowledged)",
+            DRAIN.as_secs()
+        );
+    }
+    finished
 }

@@ -246,12 +246,25 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         identities,
         require_both: args.require == Require::Both,
     });
+    serve_until_stopped(app, relay, consoles, listener, tls).await
+}
+
+/// Starts the background tasks, serves until SIGTERM or SIGINT, then stops cleanly.
+async fn serve_until_stopped(
+    app: Arc<server::App>,
+    relay: Option<Arc<relay::Relay>>,
+    consoles: Option<console::Sources>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<u8, Error> {
+    // Every task this command starts is owned here and ended at the stop.
+    let mut tasks = tokio::task::JoinSet::new();
     if let Some(relay) = relay {
-        tokio::spawn(relay.run());
+        tasks.spawn(relay.run());
     }
     if app.enricher.is_some() {
         let app = app.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Some(e) = &app.enricher {
                 e.check_credentials().await;
             }
@@ -261,15 +274,28 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         let ec2 = crate::context::ec2::SdkEc2::load(&sources.region, Duration::from_secs(10))
             .await
             .map_err(|e| Error::Environment(format!("--from-console/--stack: {e}")))?;
-        tokio::spawn(console::poll(ec2, sources, app.store.clone()));
+        tasks.spawn(console::poll(ec2, sources, app.store.clone()));
     }
-    listen::serve(
+    let finished = listen::serve(
         listener,
         tls,
-        server::router(app),
+        server::router(app.clone()),
         listen::Gate::for_this_process(),
+        crate::stop::requested(),
     )
     .await;
+    // What was acknowledged is on disk already (the store and the relay's queue answer only
+    // after fsync); what the background tasks were doing is redone at the next start.
+    tasks.shutdown().await;
+    eprintln!(
+        "probe collect: stopped{}; every acknowledged report is on disk ({})",
+        if finished {
+            " after finishing every request in flight"
+        } else {
+            ", cutting the connections still open"
+        },
+        app.store.path().display()
+    );
     Ok(exit::PASS)
 }
 
@@ -445,25 +471,8 @@ fn reads(file: Option<&std::path::Path>, relay: bool) -> Result<server::Reads, E
             server::Reads::Open
         });
     };
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Error::Usage(format!(
-            "--read-token-file {}: {e}; give a file holding the read token",
-            file.display()
-        ))
-    })?;
-    let token = text.trim().to_string();
-    for warning in crate::auth::weaknesses(file, &token) {
-        eprintln!(
-            "probe: warning: read token file {}: {warning}",
-            file.display()
-        );
-    }
-    if token.len() < 16 {
-        return Err(Error::Usage(format!(
-            "--read-token-file {}: the token is shorter than 16 characters; use `head -c 32 /dev/urandom | base64`",
-            file.display()
-        )));
-    }
+    let token = crate::auth::read_secret(file)
+        .map_err(|e| Error::Usage(format!("--read-token-file: {e}")))?;
     Ok(server::Reads::Token(token))
 }
 

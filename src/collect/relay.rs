@@ -37,6 +37,7 @@ impl Relay {
         };
         let delivery = Delivery::new(url, credentials, data.join("forward"), tls)?
             .with_limit(QUEUE_LIMIT)
+            .refusing_when_full()
             .unbounded();
         Ok(Self {
             delivery,
@@ -55,13 +56,12 @@ impl Relay {
         line: &[u8],
         proof: Option<&crate::deliver::Proof>,
     ) -> Result<(), SpoolError> {
-        let dropped = match proof {
+        // Full, the queue refuses (the agent keeps the report and sends it again): it never
+        // drops what it acknowledged.
+        match proof {
             Some(proof) => self.delivery.enqueue_signed(id, line, proof)?,
             None => self.delivery.enqueue(id, line)?,
         };
-        if dropped > 0 {
-            tracing::warn!("forward queue full: dropped the {dropped} oldest reports");
-        }
         self.wake.notify_one();
         Ok(())
     }

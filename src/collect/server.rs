@@ -187,11 +187,21 @@ async fn post(
         Ok((stored, changes)) => {
             // Queued on every acknowledgement, a duplicate's too: an earlier copy may have
             // been stored but not queued (503), and the upstream stores each id once.
-            if let (Some(relay), Some((line, proof))) = (&app.relay, &forward) {
-                if let Err(e) = relay.enqueue(&id, line, proof.as_ref()) {
+            if let (Some(relay), Some((line, proof))) = (&app.relay, forward) {
+                // Files written and synced: off the async threads.
+                let (relay, id) = (relay.clone(), id.clone());
+                let queued =
+                    tokio::task::spawn_blocking(move || relay.enqueue(&id, &line, proof.as_ref()))
+                        .await;
+                let why = match queued {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(why) = why {
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        format!("stored, but not queued for forwarding: {e}"),
+                        format!("stored, but not queued for forwarding: {why}"),
                     );
                 }
             }

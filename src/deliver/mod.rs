@@ -4,8 +4,10 @@
 //! stores each report id once). The spool is bounded and says what it drops.
 
 mod enrol;
+mod spool;
 
 pub use enrol::Enroller;
+use spool::{Spool, spooled_id};
 
 use crate::auth::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER, Token};
 use crate::error::innermost;
@@ -34,8 +36,7 @@ pub struct Delivery {
     base: String,
     token: Option<Token>,
     identity: Option<Enroller>,
-    spool: PathBuf,
-    limit: usize,
+    spool: Spool,
     client: reqwest::Client,
     /// Time one flush may take, when bounded.
     budget: Option<Duration>,
@@ -177,8 +178,11 @@ impl Delivery {
             base: url.to_string(),
             token,
             identity,
-            spool,
-            limit: SPOOL_LIMIT,
+            spool: Spool {
+                dir: spool,
+                limit: SPOOL_LIMIT,
+                refuse_when_full: false,
+            },
             client,
             budget: Some(BUDGET),
             refusals: std::sync::Mutex::default(),
@@ -194,26 +198,22 @@ impl Delivery {
 
     /// Counts an error answer for `path`; after [`ATTEMPTS`] the report is moved aside, so
     /// one report the collector keeps refusing never holds the ones behind it.
-    fn refused_again(&self, path: &Path, why: &str) {
-        let mut refusals = self
-            .refusals
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = refusals.entry(path.to_path_buf()).or_insert(0);
-        *n += 1;
-        if *n < ATTEMPTS {
-            return;
+    async fn refused_again(&self, path: &Path, why: &str) {
+        {
+            let mut refusals = self
+                .refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = refusals.entry(path.to_path_buf()).or_insert(0);
+            *n += 1;
+            if *n < ATTEMPTS {
+                return;
+            }
+            refusals.remove(path);
         }
-        refusals.remove(path);
-        let dead = self.spool.join(DEAD);
-        let moved = std::fs::create_dir_all(&dead)
-            .and_then(|()| std::fs::rename(path, dead.join(path.file_name().unwrap_or_default())));
-        let proof = path.with_extension(PROOF);
-        if proof.exists() {
-            let _ = std::fs::rename(&proof, dead.join(proof.file_name().unwrap_or_default()));
-        }
-        match moved {
-            Ok(()) => {
+        let buried = path.to_path_buf();
+        match self.on_spool(move |s| s.bury(&buried)).await {
+            Ok(dead) => {
                 self.dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                     "{} was refused {ATTEMPTS} times ({why}): moved to {} and not sent again",
@@ -228,10 +228,37 @@ impl Delivery {
         }
     }
 
+    /// Runs `f` on the spool from a blocking thread: its calls wait on the disk.
+    async fn on_spool<T: Send + 'static>(&self, f: impl FnOnce(&Spool) -> T + Send + 'static) -> T {
+        let spool = self.spool.clone();
+        tokio::task::spawn_blocking(move || f(&spool))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Spooled reports, oldest first.
+    async fn spooled(&self) -> Vec<PathBuf> {
+        self.on_spool(Spool::list).await
+    }
+
+    /// Removes a sent or refused report.
+    async fn remove(&self, path: &Path) {
+        let path = path.to_path_buf();
+        self.on_spool(move |_| spool::remove(&path)).await;
+    }
+
     /// Keeps at most `limit` reports waiting.
     #[must_use]
     pub fn with_limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
+        self.spool.limit = limit;
+        self
+    }
+
+    /// At the limit, refuses a new report rather than dropping the oldest (a relay's queue:
+    /// what it holds was acknowledged to its agents).
+    #[must_use]
+    pub fn refusing_when_full(mut self) -> Self {
+        self.spool.refuse_when_full = true;
         self
     }
 
@@ -252,13 +279,15 @@ impl Delivery {
             Ok(b) => b,
             Err(e) => return undelivered(e.to_string()),
         };
-        let dropped = match self.enqueue(&report.id, &body) {
+        let id = report.id.clone();
+        let dropped = match self.on_spool(move |s| s.enqueue(&id, &body, None)).await {
             Ok(dropped) => dropped,
             Err(e) => return undelivered(e.to_string()),
         };
         let f = self.flush().await;
         let delivered = !self
             .spooled()
+            .await
             .iter()
             .any(|p| spooled_id(p) == Some(report.id.as_str()));
         let mut line = format!("{} report(s) sent to {}", f.sent, self.url);
@@ -266,7 +295,7 @@ impl Delivery {
             line = format!(
                 "{line}; {} kept in {} for the next run ({})",
                 f.waiting,
-                self.spool.display(),
+                self.spool.dir.display(),
                 f.stopped.unwrap_or_default()
             );
         }
@@ -282,8 +311,7 @@ impl Delivery {
     /// # Errors
     /// When the spool cannot be written.
     pub fn enqueue(&self, id: &str, body: &[u8]) -> Result<usize, SpoolError> {
-        self.spool_one(id, body, None)?;
-        Ok(self.trim())
+        self.spool.enqueue(id, body, None)
     }
 
     /// As [`Self::enqueue`], with the agent's key id and signature kept beside the body, so
@@ -297,8 +325,7 @@ impl Delivery {
         body: &[u8],
         proof: &Proof,
     ) -> Result<usize, SpoolError> {
-        self.spool_one(id, body, Some(proof))?;
-        Ok(self.trim())
+        self.spool.enqueue(id, body, Some(proof))
     }
 
     /// The collector's URL without its route.
@@ -323,7 +350,7 @@ impl Delivery {
                     Err(why) => {
                         return Flushed {
                             sent: 0,
-                            waiting: self.spooled().len(),
+                            waiting: self.spooled().await.len(),
                             stopped: Some(why),
                         };
                     }
@@ -339,7 +366,7 @@ impl Delivery {
                 BUDGET.as_secs()
             ))
         };
-        for path in self.spooled() {
+        for path in self.spooled().await {
             let attempt = self.send(&path);
             let result = match deadline {
                 Some(d) if std::time::Instant::now() >= d => Err(out_of_time()),
@@ -350,7 +377,7 @@ impl Delivery {
             };
             match result {
                 Ok(()) => {
-                    remove(&path);
+                    self.remove(&path).await;
                     sent += 1;
                 }
                 Err(Fate::Refused(why)) => {
@@ -358,7 +385,7 @@ impl Delivery {
                         "the collector refused {} for good ({why}): dropping it",
                         path.display()
                     );
-                    remove(&path);
+                    self.remove(&path).await;
                 }
                 Err(Fate::Later(why)) => {
                     stopped = Some(why);
@@ -366,7 +393,7 @@ impl Delivery {
                 }
                 Err(Fate::Rejected(why)) => {
                     // The collector answered: the next report may fare better.
-                    self.refused_again(&path, &why);
+                    self.refused_again(&path, &why).await;
                     stopped = Some(why);
                 }
                 Err(Fate::Foreign) => {
@@ -379,68 +406,18 @@ impl Delivery {
         }
         Flushed {
             sent,
-            waiting: self.spooled().len(),
+            waiting: self.spooled().await.len(),
             stopped,
         }
     }
 
-    fn spool_one(&self, id: &str, body: &[u8], proof: Option<&Proof>) -> Result<(), SpoolError> {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let name = format!("{millis:015}-{id}.json");
-        let tmp = self.spool.join(format!(".{name}.tmp"));
-        // Written whole and synced, then renamed and the directory synced: neither a crash
-        // nor a power cut leaves half a report to send or loses one that was acknowledged.
-        let write = || -> std::io::Result<()> {
-            // The proof first: a spooled body is never without the proof it came with.
-            if let Some(proof) = proof {
-                let sidecar = self.spool.join(&name).with_extension(PROOF);
-                let mut file = std::fs::File::create(&sidecar)?;
-                std::io::Write::write_all(&mut file, &serde_json::to_vec(proof)?)?;
-                file.sync_data()?;
-            }
-            let mut file = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut file, body)?;
-            file.sync_data()?;
-            std::fs::rename(&tmp, self.spool.join(&name))?;
-            std::fs::File::open(&self.spool)?.sync_all()
-        };
-        write().map_err(|source| SpoolError {
-            path: self.spool.clone(),
-            source,
-        })
-    }
-
-    /// Spooled reports, oldest first: only files probe wrote, by their name
-    /// (`MILLIS-ID.json`). Anything else in the folder is left alone, never sent or removed.
-    fn spooled(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                    .map(|e| e.path())
-                    .filter(|p| spooled_id(p).is_some())
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
-    }
-
-    /// Keeps the spool within its limit by removing the oldest; returns how many went.
-    fn trim(&self) -> usize {
-        let files = self.spooled();
-        let extra = files.len().saturating_sub(self.limit);
-        for path in files.iter().take(extra) {
-            remove(path);
-        }
-        extra
-    }
-
     async fn send(&self, path: &Path) -> Result<(), Fate> {
         let id = spooled_id(path).unwrap_or_default();
-        let body = std::fs::read(path).map_err(|e| Fate::Later(e.to_string()))?;
+        let file = path.to_path_buf();
+        let (body, kept) = self
+            .on_spool(move |_| spool::read(&file))
+            .await
+            .map_err(|e| Fate::Later(e.to_string()))?;
         // The name says probe wrote it; the content must agree before it goes anywhere.
         if !written_by_probe(&body, id) {
             return Err(Fate::Foreign);
@@ -462,9 +439,7 @@ impl Delivery {
                     .key()
                     .sign(&crate::identity::wire::report_message(&body)),
             }),
-            None => std::fs::read(path.with_extension(PROOF))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Proof>(&b).ok()),
+            None => kept,
         };
         if let Some(proof) = proof {
             request = request
@@ -543,9 +518,6 @@ struct Ack {
     stored: bool,
 }
 
-/// The sidecar of a spooled report that carries its agent's proof (a relay's queue).
-const PROOF: &str = "proof";
-
 /// An agent's proof of a report: its key's id and signature.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Proof {
@@ -553,12 +525,6 @@ pub struct Proof {
     pub key_id: String,
     /// Its signature of the body, base64.
     pub signature: String,
-}
-
-/// Removes a spooled report and its proof.
-fn remove(path: &Path) {
-    let _ = std::fs::remove_file(path);
-    let _ = std::fs::remove_file(path.with_extension(PROOF));
 }
 
 /// At most `limit` bytes (and a chunk) of a response body: an answer is small, whoever
@@ -572,18 +538,6 @@ pub async fn read_limited(mut response: reqwest::Response, limit: usize) -> Vec<
         }
     }
     body
-}
-
-/// The report id in a spool file's name (`MILLIS-ID.json`, as `spool_one` writes it).
-fn spooled_id(path: &Path) -> Option<&str> {
-    let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
-    let (millis, id) = name.split_once('-')?;
-    let ours = millis.len() == 15
-        && millis.bytes().all(|b| b.is_ascii_digit())
-        && !id.is_empty()
-        && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    ours.then_some(id)
 }
 
 /// Whether `body` is a probe report with the id its file name gives.

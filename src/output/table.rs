@@ -51,32 +51,18 @@ pub fn render_width(report: &Report, width: Option<usize>) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    if let Some(width) = width {
-        // Two spaces between columns; only the target column gives way.
-        let others: usize = widths[1..].iter().map(|w| w + 2).sum();
-        let room = width.saturating_sub(others + 2).max(MIN_TARGET);
-        if widths[0] > room {
-            widths[0] = room;
-            for row in &mut rows {
-                row[0] = shorten(&row[0], room);
-            }
-        }
-    }
     let mut out = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (cell, &w) in row.iter().zip(&widths) {
-            let _ = write!(line, "{cell:<w$}  ");
+    match width {
+        Some(width) if !fit_columns(&mut rows, &mut widths, width) => {
+            stacked(&rows, width, &mut out);
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        _ => columns_out(&rows, &widths, &mut out),
     }
     out.push('\n');
     verdicts(report, width, &mut out);
     let passed = report.targets.iter().filter(|t| t.verdict.pass).count();
-    let _ = writeln!(
-        out,
-        "\n{} of {} targets pass · {:.2} s · {} · resolver {} · metadata {} · EC2 API {}",
+    let summary = format!(
+        "{} of {} targets pass · {:.2} s · {} · resolver {} · metadata {} · EC2 API {}",
         passed,
         report.targets.len(),
         std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
@@ -89,7 +75,78 @@ pub fn render_width(report: &Report, width: Option<usize>) -> String {
         report.agent.context.imds,
         report.agent.context.ec2,
     );
+    out.push('\n');
+    put(&mut out, 0, &summary, width);
     out
+}
+
+/// Shortens the target column until the rows fit `width` (two spaces between columns; only
+/// the target gives way, down to [`MIN_TARGET`]); false when they cannot fit even so.
+fn fit_columns(rows: &mut [Vec<String>], widths: &mut [usize], width: usize) -> bool {
+    let others: usize = widths[1..].iter().map(|w| w + 2).sum();
+    if others + MIN_TARGET > width {
+        return false;
+    }
+    let room = width - others;
+    if widths[0] > room {
+        widths[0] = room;
+        for row in rows {
+            row[0] = shorten(&row[0], room);
+        }
+    }
+    true
+}
+
+fn columns_out(rows: &[Vec<String>], widths: &[usize], out: &mut String) {
+    for row in rows {
+        let mut line = String::new();
+        for (cell, &w) in row.iter().zip(widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// The rows for a terminal too narrow for the columns (an IPv6 address and a few failures
+/// take over 130): the target on a line of its own, each address under it, and its stages
+/// named on the next line, wrapped.
+fn stacked(rows: &[Vec<String>], width: usize, out: &mut String) {
+    let Some((header, rows)) = rows.split_first() else {
+        return;
+    };
+    for row in rows {
+        if !row[0].is_empty() {
+            put(out, 0, &shorten(&row[0], width), Some(width));
+        }
+        if row[2..].iter().all(|c| c == "-") {
+            // No address: the row says why (`dns nxdomain`).
+            put(out, 2, &row[1], Some(width));
+            continue;
+        }
+        put(out, 2, &format!("{}  {}", row[1], row[2]), Some(width));
+        let stages: Vec<String> = header
+            .iter()
+            .zip(row)
+            .skip(3)
+            .map(|(name, cell)| format!("{} {cell}", name.to_ascii_lowercase()))
+            .collect();
+        put(out, 4, &stages.join(" · "), Some(width));
+    }
+}
+
+/// Writes `text` indented by `indent`: wrapped within `width` when given, else on one line.
+fn put(out: &mut String, indent: usize, text: &str, width: Option<usize>) {
+    match width {
+        Some(w) => {
+            for line in wrap(text, w.saturating_sub(indent).max(20)) {
+                let _ = writeln!(out, "{:indent$}{line}", "");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "{:indent$}{text}", "");
+        }
+    }
 }
 
 /// One line per target: PASS or FAIL, the path and the reason, then what explains a failure.
@@ -104,6 +161,7 @@ fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
     if let Some(w) = width {
         name_width = name_width.min((w / 3).max(MIN_TARGET));
     }
+    let indent = 6 + name_width + 2;
     for t in &report.targets {
         let mark = if t.verdict.pass { "PASS" } else { "FAIL" };
         let state = if t.verdict.reachable {
@@ -116,30 +174,22 @@ fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
         match width {
             Some(w) if head.chars().count() + 1 + t.verdict.reason.chars().count() > w => {
                 let _ = writeln!(out, "{head}");
-                let indent = 6 + name_width + 2;
-                for line in wrap(&t.verdict.reason, w.saturating_sub(indent).max(20)) {
-                    let _ = writeln!(out, "{:indent$}{line}", "");
-                }
+                put(out, indent, &t.verdict.reason, width);
             }
             _ => {
                 let _ = writeln!(out, "{head} {}", t.verdict.reason);
             }
         }
         for d in &t.verdict.diagnoses {
-            match width {
-                Some(w) => {
-                    let indent = 6 + name_width + 2;
-                    for (i, line) in wrap(&d.message, w.saturating_sub(indent + 2).max(20))
-                        .iter()
-                        .enumerate()
-                    {
-                        let mark = if i == 0 { "! " } else { "  " };
-                        let _ = writeln!(out, "{:indent$}{mark}{line}", "");
-                    }
-                }
-                None => {
-                    let _ = writeln!(out, "      {:<name_width$}  ! {}", "", d.message);
-                }
+            // The first line marked, the lines it wraps into under its text.
+            let mut lines = String::new();
+            put(&mut lines, indent + 2, &d.message, width);
+            let mut lines = lines.lines();
+            if let Some(first) = lines.next() {
+                let _ = writeln!(out, "{:indent$}! {}", "", first.trim_start());
+            }
+            for line in lines {
+                let _ = writeln!(out, "{line}");
             }
         }
         if let Some(p) = &t.verdict.predicted {
@@ -148,42 +198,30 @@ fn verdicts(report: &Report, width: Option<usize>, out: &mut String) {
             } else {
                 "config: "
             };
-            let text = format!("{mark}{}", p.says);
-            match width {
-                Some(w) => {
-                    let indent = 6 + name_width + 2;
-                    for line in wrap(&text, w.saturating_sub(indent).max(20)) {
-                        let _ = writeln!(out, "{:indent$}{line}", "");
-                    }
-                }
-                None => {
-                    let _ = writeln!(out, "      {:<name_width$}  {text}", "");
-                }
-            }
+            put(out, indent, &format!("{mark}{}", p.says), width);
         }
         if !t.dns.cname.is_empty() {
-            let _ = writeln!(
+            put(
                 out,
-                "      {:<name_width$}  CNAME {}",
-                "",
-                t.dns.cname.join(" -> ")
+                indent,
+                &format!("CNAME {}", t.dns.cname.join(" -> ")),
+                width,
             );
         }
         for a in &t.addresses {
             if let (Some(cert), Some(e)) = (&a.tls.cert, &a.tls.error) {
-                let _ = writeln!(
-                    out,
-                    "      {:<name_width$}  {} certificate {}: names {}, issuer {}, valid until {}",
-                    "",
+                let text = format!(
+                    "{} certificate {}: names {}, issuer {}, valid until {}",
                     a.ip,
                     e.kind,
                     cert.names.join(" "),
                     cert.issuer,
                     cert.not_after
                 );
+                put(out, indent, &text, width);
             }
             if let Some(hint) = &a.icmp.hint {
-                let _ = writeln!(out, "      {:<name_width$}  ping skipped: {hint}", "");
+                put(out, indent, &format!("ping skipped: {hint}"), width);
                 break;
             }
         }
@@ -205,19 +243,24 @@ fn shorten(text: &str, max: usize) -> String {
     s
 }
 
-/// `text` in lines of at most `width` characters, broken at spaces (a word longer than the
-/// width gets a line of its own).
+/// `text` in lines of at most `width` characters, broken at spaces; a word longer than the
+/// width (a URL) is cut into pieces that fit.
 fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
+        let chars: Vec<char> = word.chars().collect();
+        for piece in chars.chunks(width) {
+            let piece: String = piece.iter().collect();
+            if !line.is_empty() && line.chars().count() + 1 + piece.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&piece);
         }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
     }
     if !line.is_empty() {
         lines.push(line);
@@ -302,17 +345,55 @@ mod tests {
         r
     }
 
-    #[test]
-    fn on_a_terminal_every_line_fits_its_width() {
-        let text = render_width(&sample(), Some(100));
-        for line in text.lines().filter(|l| !l.contains(" targets pass ")) {
+    /// A dual-stack target whose stages failed: an IPv6 address and the failures' names
+    /// make the columns wider than 100 whatever the target's length.
+    fn dual_stack() -> Report {
+        let mut r = sample();
+        r.agent.hostname = "ip-10-10-1-5.eu-central-1.compute.internal".repeat(2);
+        let t = &mut r.targets[0];
+        let mut v6 = t.addresses[0].clone();
+        v6.ip = "2a05:d014:1234:5678:9abc:def0:1234:5678".parse().unwrap();
+        t.addresses.push(v6);
+        r
+    }
+
+    fn assert_fits(text: &str, width: usize) {
+        for line in text.lines() {
             assert!(
-                line.chars().count() <= 100,
-                "{} columns: {line}",
+                line.chars().count() <= width,
+                "{} columns: {line}\n{text}",
                 line.chars().count()
             );
         }
+    }
+
+    #[test]
+    fn on_a_terminal_every_line_fits_its_width() {
+        let text = render_width(&sample(), Some(100));
+        assert_fits(&text, 100);
         assert!(text.contains('…'), "{text}");
+        assert!(text.contains("TARGET"), "{text}");
+    }
+
+    #[test]
+    fn columns_too_wide_for_the_terminal_are_stacked_under_their_target() {
+        let r = dual_stack();
+        let text = render_width(&r, Some(100));
+        assert_fits(&text, 100);
+        assert!(
+            text.contains("2a05:d014:1234:5678:9abc:def0:1234:5678"),
+            "{text}"
+        );
+        assert!(text.contains("tcp "), "{text}");
+        assert!(!text.contains("TARGET"), "{text}");
+        // Past the target column, the columns need more than 100 less the shortest target.
+        let wide = render(&r);
+        let header = wide.lines().next().unwrap();
+        let rest = header.len() - header.find("ADDRESS").unwrap();
+        assert!(
+            rest + MIN_TARGET + 2 > 100,
+            "the sample no longer needs stacking: {wide}"
+        );
     }
 
     #[test]

@@ -249,19 +249,20 @@ fn validate_hex(what: &str, hex: &str) -> Result<String, String> {
 }
 
 fn read_token(file: &Path, cfn: bool) -> Result<String, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        format!(
-            "--token-file {}: {e}; give the file the collector reads with --token-file",
-            file.display()
-        )
-    })?;
-    let token = text.trim().to_string();
-    if token.is_empty() {
-        return Err(format!(
-            "--token-file {}: the file is empty",
-            file.display()
-        ));
+    // A template's parameter reference (`${CollectorToken}`) is not the secret: the stack
+    // puts the secret in its place, so the secret's rule cannot apply to it here.
+    if cfn {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let text = text.trim();
+            if let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+                {
+                    return Ok(text.to_string());
+                }
+            }
+        }
     }
+    let token = crate::auth::read_secret(file).map_err(|e| format!("--token-file: {e}"))?;
     check_value(&format!("the token in {}", file.display()), &token, false)
         .map_err(|e| e.to_string())?;
     if token.contains("${") && !cfn {
