@@ -1,6 +1,7 @@
 //! `probe collect`: the operator's collector. Agents post signed reports; the collector
 //! stores them durably and shows the whole VPC at a glance.
 
+pub mod alerts;
 pub mod cache;
 pub mod console;
 pub mod dashboard;
@@ -140,6 +141,15 @@ pub struct Args {
     #[arg(long, value_name = "SIZE")]
     pub retain_size: Option<String>,
 
+    /// Sends a message when a cell's verdict changes and when it recovers: webhook=URL (the
+    /// alert as JSON) or slack=URL (a Slack incoming webhook); repeat for more.
+    #[arg(long, value_name = "KIND=URL")]
+    pub alert: Vec<String>,
+
+    /// Reports in a row a new verdict needs before it is alerted (1 alerts at once).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub alert_after: u32,
+
     /// Reports per second one source may post (bursts of twice that); 0 turns it off.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub rate_limit: u32,
@@ -199,6 +209,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         _ => None,
     };
     let relay = relay(args)?;
+    let alerts = alerts_of(args)?;
     let consoles = console_sources(args, &|k| std::env::var(k).ok())?;
     let ec2_max_age = humantime::parse_duration(&args.ec2_max_age).map_err(|_| {
         Error::Usage(format!(
@@ -234,7 +245,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         ),
         None => None,
     };
+    if let Some(alerts) = &alerts {
+        alerts.start_from(&store.views().matrix);
+    }
     let app = Arc::new(server::App {
+        alerts,
         store,
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),
@@ -261,6 +276,9 @@ async fn serve_until_stopped(
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(relay) = relay {
         tasks.spawn(relay.run());
+    }
+    if let Some(alerts) = &app.alerts {
+        alerts.spawn(&mut tasks);
     }
     if app.enricher.is_some() {
         let app = app.clone();
@@ -443,6 +461,23 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
     Ok(Some(Arc::new(enrol::Identities::new(
         trust, policy, registry,
     ))))
+}
+
+/// The alerts' destinations, when asked for.
+fn alerts_of(args: &Args) -> Result<Option<Arc<alerts::Alerts>>, Error> {
+    if args.alert.is_empty() {
+        return Ok(None);
+    }
+    let trust =
+        crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
+    let alerts = alerts::Alerts::new(
+        &args.alert,
+        args.alert_after,
+        &args.data,
+        trust.client_config(),
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(Some(Arc::new(alerts)))
 }
 
 /// The forwarding queue, when this collector is a relay.

@@ -27,6 +27,8 @@ pub use signed::{BODY_LIMIT, BODY_TIME};
 
 /// What every handler shares.
 pub struct App {
+    /// Messages when verdicts change, when asked for.
+    pub alerts: Option<Arc<super::alerts::Alerts>>,
     /// The durable store.
     pub store: Store,
     /// The shared token; `None` only on loopback.
@@ -183,8 +185,16 @@ async fn post(
             (Some(_), Some(proof)) => (bytes.to_vec(), Some(proof.clone())),
             _ => (entry.doc().as_bytes().to_vec(), None),
         });
+    let for_alerts = app.alerts.as_ref().map(|_| entry.report.clone());
     match app.store.put(entry).await {
         Ok((stored, changes)) => {
+            if let (Some(alerts), Some(report), Stored::New) = (&app.alerts, &for_alerts, stored) {
+                // The report is stored: an outbox that cannot be written loses the message,
+                // said here, not the report.
+                if let Err(e) = alerts.observe(report).await {
+                    tracing::error!("an alert is lost: {e}");
+                }
+            }
             // Queued on every acknowledgement, a duplicate's too: an earlier copy may have
             // been stored but not queued (503), and the upstream stores each id once.
             if let (Some(relay), Some((line, proof))) = (&app.relay, forward) {

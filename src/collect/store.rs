@@ -237,7 +237,8 @@ impl Views {
 }
 
 /// `a` is before `b`; times that do not parse are taken as they come.
-fn older(a: &str, b: &str) -> bool {
+#[must_use]
+pub fn older(a: &str, b: &str) -> bool {
     match (
         humantime::parse_rfc3339_weak(a),
         humantime::parse_rfc3339_weak(b),

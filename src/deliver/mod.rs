@@ -4,7 +4,7 @@
 //! stores each report id once). The spool is bounded and says what it drops.
 
 mod enrol;
-mod spool;
+pub mod spool;
 
 pub use enrol::Enroller;
 use spool::{Spool, spooled_id};

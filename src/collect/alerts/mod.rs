@@ -1,0 +1,340 @@
+//! Alerts: a message to each `--alert` destination when a cell's verdict changes (after
+//! `--alert-after` reports in a row) and when it recovers. Each message is written to the
+//! destination's outbox (`DATA/alerts/NAME/`, synced) before the report that made it is
+//! acknowledged, and sent from there by one task per destination, oldest first, retried with
+//! back-off: a destination that fails or hangs never holds ingestion or the others, and a
+//! restart loses nothing.
+
+pub mod rule;
+
+use crate::deliver::spool::{self, Spool};
+use crate::model::Report;
+use rule::{Alert, Event, Streaks};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Time one delivery may take: a receiver that hangs is cut then, and tried again.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// First and longest wait after a failed delivery.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+/// Messages an outbox keeps at most; past it the oldest go, with a warning.
+const OUTBOX: usize = 10_000;
+
+/// The form a destination takes its messages in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The alert as JSON (see [`Alert`]).
+    Webhook,
+    /// A Slack incoming webhook: `{"text": ...}`.
+    Slack,
+}
+
+/// A destination that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    /// Not `webhook=URL` or `slack=URL`.
+    #[error(
+        "--alert {0:?}: write webhook=URL or slack=URL, as slack=https://hooks.slack.com/services/..."
+    )]
+    Form(String),
+    /// The URL is not http(s).
+    #[error("--alert {0:?}: the URL must start with http:// or https://")]
+    Url(String),
+    /// The outbox cannot be made.
+    #[error("--alert: cannot create the outbox {}: {source}; check --data", path.display())]
+    Outbox {
+        /// The outbox.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client cannot be built.
+    #[error("--alert: cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// One destination and its outbox.
+struct Destination {
+    kind: Kind,
+    url: String,
+    /// The URL without its path, for logs (a Slack URL's path is its secret).
+    shown: String,
+    outbox: Spool,
+    wake: Notify,
+}
+
+/// Every destination, and the cells' streaks.
+pub struct Alerts {
+    streaks: Mutex<Streaks>,
+    destinations: Vec<Arc<Destination>>,
+    client: reqwest::Client,
+}
+
+impl Alerts {
+    /// The destinations `specs` name (`webhook=URL`, `slack=URL`), their outboxes in
+    /// `data/alerts`, alerting after `after` reports in a row.
+    ///
+    /// # Errors
+    /// What is wrong with a spec or an outbox.
+    pub fn new(
+        specs: &[String],
+        after: u32,
+        data: &Path,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, AlertError> {
+        let mut destinations = Vec::new();
+        for spec in specs {
+            let (kind, url) = match spec.split_once('=') {
+                Some(("webhook", url)) => (Kind::Webhook, url),
+                Some(("slack", url)) => (Kind::Slack, url),
+                _ => return Err(AlertError::Form(spec.clone())),
+            };
+            let Ok(parsed) = reqwest::Url::parse(url) else {
+                return Err(AlertError::Url(spec.clone()));
+            };
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(AlertError::Url(spec.clone()));
+            }
+            // The outbox is named by the URL, so a reordered command line keeps each
+            // message with its destination.
+            let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+            let name = crate::auth::hex(&digest.as_ref()[..6]);
+            let dir = data.join("alerts").join(name);
+            std::fs::create_dir_all(&dir).map_err(|source| AlertError::Outbox {
+                path: dir.clone(),
+                source,
+            })?;
+            destinations.push(Arc::new(Destination {
+                kind,
+                url: url.to_string(),
+                shown: format!(
+                    "{} {}://{}",
+                    spec.split('=').next().unwrap_or_default(),
+                    parsed.scheme(),
+                    parsed.host_str().unwrap_or_default()
+                ),
+                outbox: Spool {
+                    dir,
+                    limit: OUTBOX,
+                    refuse_when_full: false,
+                },
+                wake: Notify::new(),
+            }));
+        }
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(AlertError::Client)?;
+        Ok(Self {
+            streaks: Mutex::new(Streaks::new(after)),
+            destinations,
+            client,
+        })
+    }
+
+    /// Starts every cell at the verdict the store holds.
+    pub fn start_from(
+        &self,
+        matrix: &std::collections::BTreeMap<(String, String), super::store::Cell>,
+    ) {
+        let mut streaks = self.streaks();
+        for (key, cell) in matrix {
+            streaks.start(key, cell);
+        }
+    }
+
+    /// Takes a stored report and writes the messages it makes to every outbox; returns
+    /// once they are on disk.
+    ///
+    /// # Errors
+    /// When an outbox cannot be written.
+    pub async fn observe(&self, report: &Report) -> Result<(), crate::deliver::SpoolError> {
+        let alerts = self.streaks().observe(report);
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let bodies: Vec<Vec<u8>> = alerts
+            .iter()
+            .map(|a| serde_json::to_vec(a).unwrap_or_default())
+            .collect();
+        for d in &self.destinations {
+            let (outbox, bodies) = (d.outbox.clone(), bodies.clone());
+            let written = tokio::task::spawn_blocking(
+                move || -> Result<usize, crate::deliver::SpoolError> {
+                    let mut dropped = 0;
+                    for body in &bodies {
+                        dropped += outbox.enqueue(&message_id(), body, None)?;
+                    }
+                    Ok(dropped)
+                },
+            )
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+            if written > 0 {
+                tracing::warn!(
+                    "alerts to {}: outbox full, dropped the {written} oldest",
+                    d.shown
+                );
+            }
+            d.wake.notify_one();
+        }
+        for a in &alerts {
+            tracing::info!("alert: {}", crate::terminal::safe(&text(a)));
+        }
+        Ok(())
+    }
+
+    /// Sends each destination's outbox, for ever: one task per destination, owned by `tasks`.
+    pub fn spawn(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {
+        for d in &self.destinations {
+            let (d, client) = (d.clone(), self.client.clone());
+            tasks.spawn(async move { send_for_ever(&d, &client).await });
+        }
+    }
+
+    fn streaks(&self) -> std::sync::MutexGuard<'_, Streaks> {
+        self.streaks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A fresh message id: the outbox orders by time, this only tells two apart.
+fn message_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    crate::auth::hex(&bytes)
+}
+
+async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
+    let mut backoff = BACKOFF.0;
+    loop {
+        let outbox = d.outbox.clone();
+        let files = tokio::task::spawn_blocking(move || outbox.list())
+            .await
+            .unwrap_or_default();
+        if files.is_empty() {
+            d.wake.notified().await;
+            continue;
+        }
+        for path in files {
+            let file = path.clone();
+            let sent = match tokio::task::spawn_blocking(move || spool::read(&file)).await {
+                Ok(Ok((body, _))) => {
+                    let Ok(alert) = serde_json::from_slice::<Alert>(&body) else {
+                        tracing::warn!("{}: not an alert probe wrote: removed", path.display());
+                        let _ = tokio::task::spawn_blocking(move || spool::remove(&path)).await;
+                        continue;
+                    };
+                    deliver(d, client, &alert).await
+                }
+                Ok(Err(e)) => Err(format!("cannot read {}: {e}", path.display())),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(()) => {
+                    backoff = BACKOFF.0;
+                    let _ = tokio::task::spawn_blocking(move || spool::remove(&path)).await;
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "alerts to {}: {why}; next try in {} s",
+                        d.shown,
+                        backoff.as_secs()
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF.1);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one message; any 2xx is taken.
+async fn deliver(d: &Destination, client: &reqwest::Client, alert: &Alert) -> Result<(), String> {
+    let body = match d.kind {
+        Kind::Webhook => serde_json::to_vec(alert),
+        Kind::Slack => serde_json::to_vec(&serde_json::json!({ "text": slack_text(alert) })),
+    }
+    .map_err(|e| e.to_string())?;
+    let response = client
+        .post(&d.url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("unreachable: {}", crate::error::innermost(&e)))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered HTTP {}", status.as_u16()))
+    }
+}
+
+/// The message in one line.
+fn text(a: &Alert) -> String {
+    let what = match a.event {
+        Event::Failing => "FAILING",
+        Event::Recovered => "RECOVERED",
+        Event::Changed => "CHANGED",
+    };
+    format!(
+        "{what}: {} -> {}: {} -> {} ({} reports in a row since {}): {}",
+        a.instance, a.target, a.from.path, a.to.path, a.reports, a.at, a.reason
+    )
+}
+
+/// The line for Slack: what reports say cannot become a link, a mention or markup there
+/// (`&`, `<` and `>` escaped as Slack asks), nor a control character.
+fn slack_text(a: &Alert) -> String {
+    text(a)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_cannot_put_a_mention_or_a_link_in_slack() {
+        let mut r: Alert = Alert {
+            event: Event::Failing,
+            instance: "<!channel> web".into(),
+            instance_key: "i-1".into(),
+            target: "<https://evil|click>".into(),
+            from: rule::State {
+                path: crate::model::Path::Vpc,
+                pass: true,
+            },
+            to: rule::State {
+                path: crate::model::Path::Unreachable,
+                pass: false,
+            },
+            reason: "a\u{1b}[2Jb & c".into(),
+            at: "2026-12-04T10:00:00Z".into(),
+            reports: 1,
+        };
+        let t = slack_text(&r);
+        assert!(
+            !t.contains('<') && !t.contains('>') && !t.contains('\u{1b}'),
+            "{t}"
+        );
+        assert!(
+            t.contains("&lt;!channel&gt;") && t.contains("b &amp; c"),
+            "{t}"
+        );
+        r.event = Event::Recovered;
+        assert!(slack_text(&r).starts_with("RECOVERED: "));
+    }
+}

@@ -1,0 +1,217 @@
+//! When a cell (an instance and a target) is worth a message: its verdict (the path, and
+//! whether the expectation was met) differs from the one last told for `after` reports in a
+//! row. The first verdict seen of a cell is told to no one: it is where the cell starts.
+
+use crate::collect::store::{Cell, instance_key, instance_label};
+use crate::model::{Path, Report};
+use std::collections::HashMap;
+
+/// A cell's verdict, as alerts compare it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    /// The path the packets took.
+    pub path: Path,
+    /// The expectation was met.
+    pub pass: bool,
+}
+
+/// What happened to the cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// It passed, and no longer does.
+    Failing,
+    /// It failed, and passes again.
+    Recovered,
+    /// Its path moved, passing or failing as before.
+    Changed,
+}
+
+/// One message: the same for every destination, rendered for each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// What happened.
+    pub event: Event,
+    /// The instance as shown (Name tag, else host name, with its id).
+    pub instance: String,
+    /// The instance's id, else its host name.
+    pub instance_key: String,
+    /// The target as the agent named it.
+    pub target: String,
+    /// The verdict told before.
+    pub from: State,
+    /// The verdict now.
+    pub to: State,
+    /// The newest report's reason for it.
+    pub reason: String,
+    /// When the newest report was made (RFC 3339).
+    pub at: String,
+    /// Reports in a row that gave the new verdict.
+    pub reports: u32,
+}
+
+struct Streak {
+    told: State,
+    seen: State,
+    count: u32,
+    at: String,
+}
+
+/// Every cell's last told verdict and the run of reports that differ from it.
+pub struct Streaks {
+    after: u32,
+    cells: HashMap<(String, String), Streak>,
+}
+
+impl Streaks {
+    /// Alerting after `after` reports in a row (at least 1).
+    #[must_use]
+    pub fn new(after: u32) -> Self {
+        Self {
+            after: after.max(1),
+            cells: HashMap::new(),
+        }
+    }
+
+    /// Starts a cell at the verdict the store holds (at a restart), so a change that
+    /// happened while the collector was down is still told.
+    pub fn start(&mut self, key: &(String, String), cell: &Cell) {
+        let state = State {
+            path: cell.path,
+            pass: cell.pass,
+        };
+        self.cells.insert(
+            key.clone(),
+            Streak {
+                told: state,
+                seen: state,
+                count: 0,
+                at: cell.at.clone(),
+            },
+        );
+    }
+
+    /// Takes a stored report; returns the messages it makes.
+    pub fn observe(&mut self, report: &Report) -> Vec<Alert> {
+        let key = instance_key(report);
+        let mut alerts = Vec::new();
+        for t in &report.targets {
+            let state = State {
+                path: t.verdict.path,
+                pass: t.verdict.pass,
+            };
+            let cell = (key.clone(), t.target.clone());
+            let Some(streak) = self.cells.get_mut(&cell) else {
+                self.cells.insert(
+                    cell,
+                    Streak {
+                        told: state,
+                        seen: state,
+                        count: 0,
+                        at: report.started_at.clone(),
+                    },
+                );
+                continue;
+            };
+            // A report older than the cell's newest (a spool flushed late) changes nothing.
+            if crate::collect::store::older(&report.started_at, &streak.at) {
+                continue;
+            }
+            streak.at.clone_from(&report.started_at);
+            if state == streak.told {
+                streak.seen = state;
+                streak.count = 0;
+                continue;
+            }
+            if state == streak.seen {
+                streak.count += 1;
+            } else {
+                streak.seen = state;
+                streak.count = 1;
+            }
+            if streak.count < self.after {
+                continue;
+            }
+            let event = match (streak.told.pass, state.pass) {
+                (true, false) => Event::Failing,
+                (false, true) => Event::Recovered,
+                _ => Event::Changed,
+            };
+            alerts.push(Alert {
+                event,
+                instance: instance_label(report),
+                instance_key: key.clone(),
+                target: t.target.clone(),
+                from: streak.told,
+                to: state,
+                reason: t.verdict.reason.clone(),
+                at: report.started_at.clone(),
+                reports: streak.count,
+            });
+            streak.told = state;
+            streak.count = 0;
+        }
+        alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(n: u32, pass: bool) -> Report {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../../tests/fixtures/report.json")).unwrap();
+        r.id = format!("r-{n}");
+        r.started_at = format!("2026-12-04T10:{n:02}:00Z");
+        let t = &mut r.targets[0];
+        t.verdict.pass = pass;
+        t.verdict.path = if pass {
+            Path::GatewayEndpoint
+        } else {
+            Path::Public
+        };
+        r.targets.truncate(1);
+        r
+    }
+
+    #[test]
+    fn a_change_is_told_once_after_n_reports_and_again_when_it_recovers() {
+        let mut s = Streaks::new(2);
+        let mut told = Vec::new();
+        // pass (the start), fail once (a blip), pass, fail, fail (told), fail, pass, pass (told).
+        for (n, pass) in [true, false, true, false, false, false, true, true]
+            .into_iter()
+            .enumerate()
+        {
+            for a in s.observe(&report(u32::try_from(n).unwrap(), pass)) {
+                told.push((n, a.event, a.reports));
+            }
+        }
+        assert_eq!(told, vec![(4, Event::Failing, 2), (7, Event::Recovered, 2)]);
+    }
+
+    #[test]
+    fn a_late_report_changes_nothing_and_a_restart_starts_from_the_store() {
+        let mut s = Streaks::new(1);
+        assert!(s.observe(&report(10, true)).is_empty());
+        assert!(s.observe(&report(5, false)).is_empty(), "an older report");
+        let mut again = Streaks::new(1);
+        let r = report(10, true);
+        let cell = Cell {
+            path: Path::GatewayEndpoint,
+            reachable: true,
+            pass: true,
+            at: r.started_at.clone(),
+            parted: None,
+        };
+        again.start(&(instance_key(&r), r.targets[0].target.clone()), &cell);
+        let a = again.observe(&report(11, false));
+        assert_eq!(
+            a.len(),
+            1,
+            "the first report after a restart is compared with the store"
+        );
+        assert_eq!(a[0].from.path, Path::GatewayEndpoint);
+    }
+}

@@ -1,0 +1,252 @@
+//! Alerts end to end on 127.0.0.1: `probe collect --alert` against receivers the test runs,
+//! one that answers, one that fails before it answers, one that hangs; and a collector killed
+//! with messages in its outbox, which sends them after its restart.
+
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::collector::{Collector, post_signed, sample_report, token_file};
+
+/// How a receiver answers.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// This status to every message.
+    Answer(u16),
+    /// 500 to the first `n` messages, then 200.
+    FailFirst(usize),
+    /// Reads the message and never answers.
+    Hang,
+}
+
+/// A loopback HTTP receiver; `got` holds the messages it acknowledged, `tries` counts all.
+struct Receiver {
+    url: String,
+    mode: Arc<Mutex<Mode>>,
+    got: Arc<Mutex<Vec<Value>>>,
+    tries: Arc<Mutex<usize>>,
+}
+
+fn receiver(mode: Mode) -> Receiver {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let mode = Arc::new(Mutex::new(mode));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let tries = Arc::new(Mutex::new(0usize));
+    let (modes, acked, counted) = (mode.clone(), got.clone(), tries.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (modes, acked, counted) = (modes.clone(), acked.clone(), counted.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let nth = {
+                    let mut tries = counted.lock().unwrap();
+                    *tries += 1;
+                    *tries
+                };
+                let status = match *modes.lock().unwrap() {
+                    Mode::Answer(status) => status,
+                    Mode::FailFirst(first) if nth <= first => 500,
+                    Mode::FailFirst(_) => 200,
+                    Mode::Hang => {
+                        std::thread::sleep(Duration::from_secs(60));
+                        return;
+                    }
+                };
+                if (200..300).contains(&status) {
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                }
+                let _ = write!(
+                    reader.into_inner(),
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            });
+        }
+    });
+    Receiver {
+        url,
+        mode,
+        got,
+        tries,
+    }
+}
+
+impl Receiver {
+    /// Waits up to 30 s for `n` acknowledged messages; returns them.
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages: {got:?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Report `n` of one instance, its target passing through the gateway endpoint or failing
+/// through the internet.
+fn report(n: u32, pass: bool) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample_report(&format!("alert-{n}"))).unwrap();
+    v["started_at"] = Value::String(format!("2026-12-04T10:{n:02}:00Z"));
+    let targets = v["targets"].as_array_mut().unwrap();
+    targets.truncate(1);
+    let verdict = &mut targets[0]["verdict"];
+    verdict["pass"] = Value::Bool(pass);
+    verdict["path"] = Value::String(if pass { "gateway-endpoint" } else { "public" }.into());
+    verdict["reason"] = Value::String(format!("reason {n}"));
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Posts report `n`; the answer must come at once, whatever the receivers do.
+fn post(collector: &Collector, n: u32, pass: bool) {
+    let started = Instant::now();
+    let (status, answer) = post_signed(&collector.url, &report(n, pass));
+    assert_eq!(status, 201, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "report {n} waited {:?} for an answer",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_change_is_told_once_after_n_reports_and_its_recovery_too_whatever_the_receivers_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let webhook = receiver(Mode::Answer(200));
+    let slack = receiver(Mode::FailFirst(2));
+    let hanging = receiver(Mode::Hang);
+    let collector = Collector::start_with(
+        &dir.path().join("data"),
+        &token,
+        "127.0.0.1:0",
+        &[
+            "--alert",
+            &format!("webhook={}", webhook.url),
+            "--alert",
+            &format!("slack={}", slack.url),
+            "--alert",
+            &format!("webhook={}", hanging.url),
+            "--alert-after",
+            "2",
+        ],
+    );
+    // Pass (where the cell starts), a one-report blip, then two failures (told), a third,
+    // and two passes (told as recovered).
+    for (n, pass) in [true, false, true, false, false, false, true, true]
+        .into_iter()
+        .enumerate()
+    {
+        post(&collector, u32::try_from(n).unwrap(), pass);
+    }
+    let got = webhook.wait_for(2);
+    std::thread::sleep(Duration::from_millis(500));
+    let got_now = webhook.got.lock().unwrap().clone();
+    assert_eq!(got_now.len(), 2, "one message per change: {got_now:#?}");
+    assert_eq!(got[0]["event"], "failing");
+    assert_eq!(got[0]["from"]["path"], "gateway-endpoint");
+    assert_eq!(got[0]["to"]["path"], "public");
+    assert_eq!(got[0]["reports"], 2);
+    assert_eq!(got[0]["reason"], "reason 4");
+    assert!(got[0]["target"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(got[1]["event"], "recovered");
+    assert_eq!(got[1]["to"]["path"], "gateway-endpoint");
+
+    // Slack refused twice: retried with back-off until it took both, in order.
+    let texts: Vec<String> = slack
+        .wait_for(2)
+        .iter()
+        .map(|v| v["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(texts[0].starts_with("FAILING: "), "{texts:?}");
+    assert!(texts[1].starts_with("RECOVERED: "), "{texts:?}");
+    assert!(*slack.tries.lock().unwrap() >= 4);
+
+    // The hanging receiver was asked, took nothing, and held no one.
+    assert!(*hanging.tries.lock().unwrap() >= 1);
+    assert!(hanging.got.lock().unwrap().is_empty());
+    assert!(
+        collector
+            .wait_for_line(
+                "alerts to webhook http://127.0.0.1",
+                Duration::from_secs(15)
+            )
+            .is_some(),
+        "the hang was not said: {:#?}",
+        collector.lines()
+    );
+}
+
+#[test]
+fn messages_in_the_outbox_are_sent_after_a_crash_and_a_restart_compares_with_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("data");
+    let down = receiver(Mode::Answer(503));
+    let args = ["--alert".to_string(), format!("webhook={}", down.url)];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    post(&collector, 0, true);
+    post(&collector, 1, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *down.tries.lock().unwrap() == 0 {
+        assert!(Instant::now() < deadline, "the message was never tried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    collector.kill();
+    *down.mode.lock().unwrap() = Mode::Answer(200);
+    let collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let got = down.wait_for(1);
+    assert_eq!(got[0]["event"], "failing");
+    // The cell starts at the store's verdict (failing): a pass is a recovery.
+    post(&collector, 2, true);
+    let got = down.wait_for(2);
+    assert_eq!(got[1]["event"], "recovered", "{got:#?}");
+}
+
+#[test]
+fn a_bad_alert_is_one_line_naming_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, want) in [
+        ("pager=http://x/", "write webhook=URL or slack=URL"),
+        ("webhook=ftp://x/", "must start with http:// or https://"),
+        ("slack=", "must start with http:// or https://"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
+            .args(["collect", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .args(["--alert", spec])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {said}");
+        assert_eq!(said.trim().lines().count(), 1, "{spec}: {said}");
+        assert!(said.contains(want), "{spec}: {said}");
+    }
+}
