@@ -1,6 +1,7 @@
 //! The model: what probe reports and what it knows of the VPC, as plain serde data, and the
 //! vocabulary both share. It depends on nothing else of probe's; every other layer reads it.
 
+mod code;
 mod console;
 mod failure;
 mod firewall;
@@ -14,6 +15,7 @@ mod scheme;
 mod status;
 mod vpc;
 
+pub use code::Code;
 pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
 pub use firewall::{AclEntry, NetworkAcl, Ports, PrefixList, Protocol, SecurityGroup, SgRule};

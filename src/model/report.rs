@@ -482,7 +482,7 @@ fn lowercase<S: serde::Serializer>(kind: &EndpointKind, s: S) -> Result<S::Ok, S
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnosis {
     /// A stable name for the pattern, as `private-dns-disabled`.
-    pub code: String,
+    pub code: super::Code,
     /// A short sentence with the fix.
     pub message: String,
 }

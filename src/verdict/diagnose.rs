@@ -3,7 +3,7 @@
 
 use super::aws_service;
 use crate::model::{
-    Diagnosis, Endpoint, EndpointKind, EndpointState, Family, Instance, Path, RouteTarget,
+    Code, Diagnosis, Endpoint, EndpointKind, EndpointState, Family, Instance, Path, RouteTarget,
     TargetReport, VpcView,
 };
 
@@ -28,11 +28,8 @@ pub fn diagnose(t: &TargetReport, vpc: &VpcView, instance: Option<&Instance>) ->
     out
 }
 
-fn diagnosis(code: &str, message: String) -> Diagnosis {
-    Diagnosis {
-        code: code.into(),
-        message,
-    }
+fn diagnosis(code: Code, message: String) -> Diagnosis {
+    Diagnosis { code, message }
 }
 
 /// The service's name resolved to public addresses although an interface endpoint exists.
@@ -55,7 +52,7 @@ fn private_dns(t: &TargetReport, vpc: &VpcView, interfaces: &[&Endpoint]) -> Opt
             "this host does not ask the VPC resolver (VPC base + 2): check /etc/resolv.conf"
         };
         return Some(diagnosis(
-            "private-dns-unused",
+            Code::PrivateDnsUnused,
             format!(
                 "{} resolves to public addresses although {} has Private DNS on: {fix}",
                 t.host, e.id
@@ -68,7 +65,7 @@ fn private_dns(t: &TargetReport, vpc: &VpcView, interfaces: &[&Endpoint]) -> Opt
         .first()
         .map_or_else(|| format!("{}'s own DNS name", e.id), Clone::clone);
     Some(diagnosis(
-        "private-dns-disabled",
+        Code::PrivateDnsDisabled,
         format!(
             "{} has Private DNS off, so {} stays public: use {name}, or turn Private DNS on",
             e.id, t.host
@@ -101,7 +98,7 @@ fn gateway_route(t: &TargetReport, vpc: &VpcView, service: Option<&str>) -> Opti
             },
         );
     Some(diagnosis(
-        "no-gateway-route",
+        Code::NoGatewayRoute,
         format!(
             "route table {} of {} has no gateway endpoint route for {svc}{}: {fix}",
             table.id,
@@ -157,7 +154,7 @@ fn endpoint_policy(t: &TargetReport, vpc: &VpcView) -> Option<Diagnosis> {
     let req = super::policy::request(&e.service, &t.host, path);
     let why = super::policy::refuses(policy, &req)?;
     Some(diagnosis(
-        "endpoint-policy-denies",
+        Code::EndpointPolicyDenies,
         format!(
             "HTTP 403 through {} comes from its endpoint policy, not from the path (the service answered through the endpoint): {why}; allow {} on {} in {}'s policy if requests like this should pass",
             e.id, req.action, req.resource, e.id
@@ -186,7 +183,7 @@ fn ipv6_bypass(t: &TargetReport) -> Option<Diagnosis> {
     let endpoint = via(Family::Ipv4).map_or_else(String::new, |(_, r)| r.target.to_string());
     let endpoint = t.verdict.endpoint_id.clone().unwrap_or(endpoint);
     Some(diagnosis(
-        "ipv6-bypasses-endpoint",
+        Code::Ipv6BypassesEndpoint,
         format!(
             "{}'s AAAA answers ({v6_ip}) leave by {} ({}; route {} of {}) while its A answers use {endpoint}: clients that prefer IPv6 bypass the endpoint and its policy; make the endpoint dual-stack (its route or ENIs then carry the service's IPv6 too), or take the IPv6 route away",
             t.host,
@@ -205,7 +202,7 @@ fn pending(e: &Endpoint) -> Option<Diagnosis> {
     }
     let svc_id = e.service.rsplit('.').next().unwrap_or(&e.service);
     Some(diagnosis(
-        "endpoint-pending-acceptance",
+        Code::EndpointPendingAcceptance,
         format!(
             "{} is pendingAcceptance: the owner of {svc_id} must accept it (aws ec2 accept-vpc-endpoint-connections --service-id {svc_id} --vpc-endpoint-ids {})",
             e.id, e.id
@@ -215,10 +212,10 @@ fn pending(e: &Endpoint) -> Option<Diagnosis> {
 
 /// The code of a diagnosis that explains no failure: traffic crossing zones costs money and
 /// latency, but it gets through.
-const CROSS_ZONE: &str = "endpoint-no-eni-in-zone";
+const CROSS_ZONE: Code = Code::EndpointNoEniInZone;
 
 /// Advice too: S3 across a transit gateway may still get through another VPC's NAT.
-const ACROSS: &str = "gateway-endpoint-not-transitive";
+const ACROSS: Code = Code::GatewayEndpointNotTransitive;
 
 /// Whether `d` may explain why a target failed (every pattern but the advice).
 #[must_use]

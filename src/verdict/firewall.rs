@@ -3,7 +3,7 @@
 //! (stateless, numbered, the first match decides).
 
 use super::predict::fix;
-use crate::model::{Fact, FactKind, NetworkAcl, Protocol, SgRule, VpcView};
+use crate::model::{Code, Fact, FactKind, NetworkAcl, Protocol, SgRule, VpcView};
 use std::net::IpAddr;
 
 /// Which rules of a security group apply.
@@ -66,11 +66,11 @@ pub(super) fn groups(vpc: &VpcView, ids: &[String], side: Side, peer: Peer<'_>, 
     let target = ids.first().map_or("a security group", String::as_str);
     let (code, rule) = match side {
         Side::Out => (
-            "security-group-egress",
+            Code::SecurityGroupEgress,
             format!("an outbound rule to {target}: tcp {port} to {}/32", peer.ip),
         ),
         Side::In => (
-            "security-group-ingress",
+            Code::SecurityGroupIngress,
             match peer.groups.first() {
                 Some(g) => format!(
                     "an inbound rule to {target}: tcp {port} from {}/32, or from the group {g}",
@@ -173,7 +173,7 @@ pub(super) fn acl_allows(
         allows,
         fix: (!allows).then(|| {
             fix(
-                "network-acl-denies",
+                Code::NetworkAclDenies,
                 format!(
                     "{says}: add an {dir} allow rule{below} to {}: {what}",
                     acl.id

@@ -7,8 +7,8 @@
 use super::answer::{self, Answer, Expected};
 use super::firewall::{Peer, Side, acl_allows, groups};
 use crate::model::{
-    AddressClass, AddressReport, Diagnosis, Endpoint, EndpointState, Fact, FactKind, Instance,
-    NetworkAcl, Path, Prediction, TargetReport, VpcView,
+    AddressClass, AddressReport, Code, Diagnosis, Endpoint, EndpointState, Fact, FactKind,
+    Instance, NetworkAcl, Path, Prediction, TargetReport, VpcView,
 };
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -106,7 +106,7 @@ fn no_ipv6(instance: &Instance, ip: IpAddr) -> Fact {
     let says = format!("{subnet}: the instance has no IPv6 address, so {ip} is out of its reach");
     with_fix(
         route_fact(subnet, false, says.clone()),
-        "no-ipv6-address",
+        Code::NoIpv6Address,
         format!(
             "{says}: assign one to its interface (its subnet needs an IPv6 block), or use the name's IPv4 answers"
         ),
@@ -358,7 +358,7 @@ fn endpoint_state(e: &Endpoint) -> Fact {
         // Waiting for acceptance has a diagnosis of its own (`endpoint-pending-acceptance`).
         fix: (!up && e.state != EndpointState::PendingAcceptance).then(|| {
             fix(
-                "endpoint-not-available",
+                Code::EndpointNotAvailable,
                 format!(
                     "{} is {}: it carries no traffic until it is available; re-create it, or ask the service's owner",
                     e.id, e.state
@@ -368,14 +368,11 @@ fn endpoint_state(e: &Endpoint) -> Fact {
     }
 }
 
-pub(super) fn fix(code: &str, message: String) -> Diagnosis {
-    Diagnosis {
-        code: code.into(),
-        message,
-    }
+pub(super) fn fix(code: Code, message: String) -> Diagnosis {
+    Diagnosis { code, message }
 }
 
-pub(super) fn with_fix(mut fact: Fact, code: &str, message: String) -> Fact {
+pub(super) fn with_fix(mut fact: Fact, code: Code, message: String) -> Fact {
     fact.fix = Some(fix(code, message));
     fact
 }

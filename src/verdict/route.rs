@@ -5,7 +5,7 @@
 
 use super::predict::{route_fact, with_fix};
 use crate::model::{
-    Fact, Matched, NatGateway, Path, Peering, Route, RouteState, RouteTarget, VpcView,
+    Code, Fact, Matched, NatGateway, Path, Peering, Route, RouteState, RouteTarget, VpcView,
 };
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -50,7 +50,7 @@ pub(super) fn route(
         return Some(refuse(
             &fact,
             says,
-            "no-route",
+            Code::NoRoute,
             "add an interface endpoint for the service, a NAT gateway, or a route to where it lives",
         ));
     };
@@ -94,7 +94,7 @@ fn cidr_route(
         return Some(refuse(
             &fact,
             says,
-            "route-blackhole",
+            Code::RouteBlackhole,
             "point the route at a live target, or delete it",
         ));
     }
@@ -109,7 +109,7 @@ fn cidr_route(
             refuse(
                 &fact,
                 says,
-                "no-public-address",
+                Code::NoPublicAddress,
                 "route through a NAT gateway or an endpoint, or give the instance a public address",
             )
         }
@@ -138,7 +138,7 @@ fn cidr_route(
 }
 
 /// A route fact that blocks, with its fix: `<says>: <fix>`.
-fn refuse(fact: &impl Fn(bool, String) -> Fact, says: String, code: &str, fix: &str) -> Hop {
+fn refuse(fact: &impl Fn(bool, String) -> Fact, says: String, code: Code, fix: &str) -> Hop {
     let message = format!("{says}: {fix}");
     blocked(with_fix(fact(false, says), code, message))
 }
@@ -165,7 +165,7 @@ fn nat(
         return refuse(
             &fact,
             says,
-            "nat-gateway-not-available",
+            Code::NatGatewayNotAvailable,
             "it carries nothing until it is available; re-create it",
         );
     }
@@ -174,7 +174,7 @@ fn nat(
         return refuse(
             &fact,
             says,
-            "nat-gateway-private",
+            Code::NatGatewayPrivate,
             "a private NAT gateway reaches other VPCs and networks only; route to a public NAT gateway",
         );
     }
@@ -195,7 +195,7 @@ fn nat(
         return refuse(
             &fact,
             says,
-            "nat-gateway-no-internet",
+            Code::NatGatewayNoInternet,
             &format!(
                 "a NAT gateway reaches the internet through its subnet's internet gateway; route 0.0.0.0/0 of {subnet} to it"
             ),
@@ -220,7 +220,7 @@ fn peering(p: &Peering, ip: IpAddr, says: &str, fact: impl Fn(bool, String) -> F
         return refuse(
             &fact,
             says,
-            "peering-not-active",
+            Code::PeeringNotActive,
             &format!("the owner of {peer} must accept it"),
         );
     }
@@ -234,7 +234,7 @@ fn peering(p: &Peering, ip: IpAddr, says: &str, fact: impl Fn(bool, String) -> F
         return refuse(
             &fact,
             says,
-            "peering-not-transitive",
+            Code::PeeringNotTransitive,
             "a peering connection carries nothing beyond the peer VPC: its internet gateway, NAT gateways and gateway endpoints are not used from here; add a route of this VPC's own",
         );
     }
@@ -283,7 +283,7 @@ mod tests {
                 h.path,
                 h.fact.allows,
                 h.fact.says,
-                h.fact.fix.map(|d| d.code),
+                h.fact.fix.map(|d| d.code.to_string()),
             )
         })
     }
