@@ -17,6 +17,7 @@ pub mod limits;
 pub mod output;
 pub mod stop;
 pub mod terminal;
+pub mod values;
 
 pub mod check;
 pub mod cli;

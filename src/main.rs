@@ -7,7 +7,20 @@ use probe::error::{Error, exit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and the version, asked for or shown for a bare `probe`, are clap's to print.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("probe: {}", probe::values::one_line(&e));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     init_logging(cli.verbose);
     // Checks are I/O bound; one thread keeps memory small and timing honest.
     let runtime = match tokio::runtime::Builder::new_current_thread()

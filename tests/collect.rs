@@ -1262,20 +1262,25 @@ fn retention_bounds_the_log_and_keeps_the_latest_of_everything() {
 #[test]
 fn retention_options_are_checked_before_anything_starts() {
     for (flag, value, want) in [
-        ("--retain", "0s", "--retain \"0s\": write a duration"),
-        ("--retain", "forever", "--retain \"forever\""),
+        (
+            "--retain",
+            "0s",
+            "invalid value '0s' for '--retain <DURATION>': give a duration longer than zero",
+        ),
+        ("--retain", "forever", "'forever' for '--retain <DURATION>'"),
         (
             "--retain-size",
             "lots",
-            "--retain-size \"lots\": write a size",
+            "'lots' for '--retain-size <SIZE>': write a size",
         ),
-        ("--retain-size", "0MB", "--retain-size \"0MB\""),
+        ("--retain-size", "0MB", "'0MB' for '--retain-size <SIZE>'"),
     ] {
         let out = run_within(
             probe().args(["collect", "--listen", "127.0.0.1:0", flag, value]),
             Duration::from_secs(10),
         );
         assert_eq!(out.code, 2, "{flag} {value}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(out.stderr.contains(want), "{flag} {value}: {}", out.stderr);
     }
 }

@@ -5,7 +5,7 @@ use crate::model::{Expect, Instance, SourceStatus, region};
 use crate::output::{self, Form};
 use crate::target::{self, Target};
 use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,13 +43,13 @@ pub struct Args {
     pub region: Option<String>,
 
     /// DNS server to ask instead of those in /etc/resolv.conf.
-    #[arg(long, value_name = "IP[:PORT]")]
-    pub resolver: Option<String>,
+    #[arg(long, value_name = "IP[:PORT]", value_parser = crate::values::resolver)]
+    pub resolver: Option<SocketAddr>,
 
     /// A VPC CIDR block, to classify addresses (repeatable) [default: the instance
     /// metadata's].
-    #[arg(long = "vpc-cidr", value_name = "CIDR")]
-    pub vpc_cidrs: Vec<String>,
+    #[arg(long = "vpc-cidr", value_name = "CIDR", value_parser = crate::values::cidr)]
+    pub vpc_cidrs: Vec<IpNet>,
 
     /// What a target should come to: a path (interface-endpoint, gateway-endpoint, vpc,
     /// peering, transit-gateway, private, nat-gateway, public, unreachable, dns-failed),
@@ -63,17 +63,17 @@ pub struct Args {
     pub ping_count: u16,
 
     /// Time between echo requests to one address.
-    #[arg(long, value_name = "DURATION", default_value = "10ms")]
-    pub ping_interval: String,
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = crate::values::duration)]
+    pub ping_interval: Duration,
 
     /// Time limit of each stage (each DNS server asked, each echo, TCP, TLS, HTTP).
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::values::duration)]
+    pub timeout: Duration,
 
     /// Time limit of the checks, DNS to the last HTTP byte [default: 5 x --timeout]; the
     /// instance metadata is read before them, the EC2 API alongside (--ec2-timeout).
-    #[arg(long, value_name = "DURATION")]
-    pub deadline: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::duration)]
+    pub deadline: Option<Duration>,
 
     /// Most addresses checked at once [default: as many as the open-file limit allows,
     /// raised at start].
@@ -116,8 +116,8 @@ pub struct Args {
     pub spool: Option<PathBuf>,
 
     /// Check again every DURATION (as 60s), logging each verdict that changes.
-    #[arg(long, value_name = "DURATION")]
-    pub every: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::period)]
+    pub every: Option<Duration>,
 
     /// Also write each verdict as one marked line to /dev/console, which the EC2 API's
     /// GetConsoleOutput returns even from an instance with no network path.
@@ -248,20 +248,13 @@ pub fn build(
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut vpc_cidrs: Vec<IpNet> = args
-        .vpc_cidrs
-        .iter()
-        .map(|c| validate_cidr(c))
-        .collect::<Result<_, _>>()?;
+    let mut vpc_cidrs = args.vpc_cidrs.clone();
     if vpc_cidrs.is_empty() {
         vpc_cidrs = instance.map(|i| i.vpc_cidrs.clone()).unwrap_or_default();
     }
     let expects = validate_expects(&args.expects, &targets)?;
-    let timeout = validate_duration("--timeout", &args.timeout)?;
-    let deadline = match &args.deadline {
-        Some(d) => validate_duration("--deadline", d)?,
-        None => timeout * 5,
-    };
+    let timeout = args.timeout;
+    let deadline = args.deadline.unwrap_or(timeout * 5);
     if deadline < timeout {
         return Err(format!(
             "--deadline {} is shorter than --timeout {}: make it at least as long",
@@ -293,14 +286,10 @@ pub fn build(
     Ok(Plan {
         targets: targets.into_iter().zip(expects).collect(),
         region,
-        resolver: args
-            .resolver
-            .as_deref()
-            .map(validate_resolver)
-            .transpose()?,
+        resolver: args.resolver,
         vpc_cidrs,
         ping_count: args.ping_count,
-        ping_interval: validate_duration("--ping-interval", &args.ping_interval)?,
+        ping_interval: args.ping_interval,
         timeout,
         deadline,
         concurrency: args.concurrency,
@@ -312,7 +301,7 @@ pub fn build(
             .as_ref()
             .map(|url| report_to(args, url))
             .transpose()?,
-        every: args.every.as_deref().map(validate_every).transpose()?,
+        every: args.every,
         console: args.console,
     })
 }
@@ -332,11 +321,8 @@ pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
         args: Args,
     }
     let argv = std::iter::once("probe check".to_string()).chain(words.iter().cloned());
-    let mut line = <Line as clap::Parser>::try_parse_from(argv).map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or_default();
-        first.strip_prefix("error: ").unwrap_or(first).to_string()
-    })?;
+    let mut line =
+        <Line as clap::Parser>::try_parse_from(argv).map_err(|e| crate::values::one_line(&e))?;
     if !files {
         line.args.ca_files.clear();
     }
@@ -354,14 +340,6 @@ fn format(output: Output, tty: bool) -> Format {
         Form::Table => Format::Table,
         Form::Json => Format::Json,
     }
-}
-
-fn validate_every(value: &str) -> Result<Duration, String> {
-    let d = validate_duration("--every", value)?;
-    if d < Duration::from_secs(1) {
-        return Err(format!("--every {value}: give 1s or more"));
-    }
-    Ok(d)
 }
 
 fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option<Expect>>, String> {
@@ -402,32 +380,6 @@ fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option
         }
     }
     Ok(out)
-}
-
-fn validate_duration(flag: &str, value: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(value)
-        .map_err(|e| format!("{flag} {value:?}: {e}; write a duration such as 2s or 500ms"))?;
-    if d.is_zero() {
-        return Err(format!("{flag} must be longer than zero"));
-    }
-    Ok(d)
-}
-
-fn validate_resolver(value: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = value.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    value
-        .parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("--resolver {value:?}: give an IP address, IP:PORT or [IPv6]:PORT"))
-}
-
-fn validate_cidr(value: &str) -> Result<IpNet, String> {
-    value
-        .parse::<IpNet>()
-        .map(|n| n.trunc())
-        .map_err(|_| format!("--vpc-cidr {value:?}: give a CIDR block such as 10.10.0.0/16"))
 }
 
 /// `--report-to`'s proofs: the token, the identity (the default without a token), or both.
@@ -471,7 +423,7 @@ mod tests {
 
     fn plan_of(line: &str, env: &[(&str, &str)]) -> Result<Plan, String> {
         let argv = std::iter::once("check").chain(line.split_whitespace());
-        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_from(argv).map_err(|e| crate::values::one_line(&e))?;
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
@@ -579,7 +531,11 @@ mod tests {
                 vec![],
                 "twice",
             ),
-            ("h.example --timeout 2x", vec![], "--timeout \"2x\""),
+            (
+                "h.example --timeout 2x",
+                vec![],
+                "'2x' for '--timeout <DURATION>'",
+            ),
             ("h.example --timeout 0s", vec![], "longer than zero"),
             (
                 "h.example --timeout 3s --deadline 1s",
@@ -590,12 +546,12 @@ mod tests {
             (
                 "h.example --resolver dns.local",
                 vec![],
-                "--resolver \"dns.local\"",
+                "'dns.local' for '--resolver <IP[:PORT]>'",
             ),
             (
                 "h.example --vpc-cidr 10.10.0.0/33",
                 vec![],
-                "--vpc-cidr \"10.10.0.0/33\"",
+                "'10.10.0.0/33' for '--vpc-cidr <CIDR>': give a CIDR block",
             ),
             (
                 "h.example --ca-file /nonexistent/ca.pem",

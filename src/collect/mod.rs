@@ -74,8 +74,8 @@ pub struct Args {
     pub action: Option<Action>,
 
     /// Address and port to listen on.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7878")]
-    pub listen: String,
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7878", value_parser = crate::values::listen)]
+    pub listen: SocketAddr,
 
     /// File holding the shared token agents sign reports with (beyond loopback, this or
     /// --allow-account is required).
@@ -133,13 +133,13 @@ pub struct Args {
 
     /// Drop reports made longer ago than this from the log (as 7d), keeping the latest of
     /// every instance and target [default: keep everything].
-    #[arg(long, value_name = "DURATION")]
-    pub retain: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = crate::values::duration)]
+    pub retain: Option<Duration>,
 
     /// Keep the log under this size (as 500MB or 2GiB), dropping the oldest reports first
     /// but never the latest of an instance and target [default: no limit].
-    #[arg(long, value_name = "SIZE")]
-    pub retain_size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = crate::values::size)]
+    pub retain_size: Option<u64>,
 
     /// Sends a message when a cell's verdict changes and when it recovers: webhook=URL (the
     /// alert as JSON) or slack=URL (a Slack incoming webhook); repeat for more.
@@ -161,8 +161,8 @@ pub struct Args {
 
     /// How long what the EC2 API said of a subnet is reused for other reports; a change to
     /// the VPC shows in labels after at most this long.
-    #[arg(long, value_name = "DURATION", default_value = "15s")]
-    pub ec2_max_age: String,
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::values::duration_or_zero)]
+    pub ec2_max_age: Duration,
 
     /// Also read verdicts from these instances' serial consoles (EC2 GetConsoleOutput); for
     /// agents run with --console.
@@ -178,8 +178,8 @@ pub struct Args {
     pub region: Option<String>,
 
     /// Time between two readings of the consoles.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub console_every: String,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::values::period)]
+    pub console_every: Duration,
 }
 
 /// Runs the collector until interrupted.
@@ -190,12 +190,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     if let Some(Action::Forget { instance, data }) = &args.action {
         return forget(instance, data);
     }
-    let addr: SocketAddr = args.listen.parse().map_err(|_| {
-        Error::Usage(format!(
-            "--listen {:?}: give ADDR:PORT, as 127.0.0.1:7878 or 0.0.0.0:7878",
-            args.listen
-        ))
-    })?;
+    let addr = args.listen;
     let token = args
         .token_file
         .as_deref()
@@ -211,13 +206,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let relay = relay(args)?;
     let alerts = alerts_of(args)?;
     let consoles = console_sources(args, &|k| std::env::var(k).ok())?;
-    let ec2_max_age = humantime::parse_duration(&args.ec2_max_age).map_err(|_| {
-        Error::Usage(format!(
-            "--ec2-max-age {:?}: write a duration such as 15s (0s asks the EC2 API for every report)",
-            args.ec2_max_age
-        ))
-    })?;
-    let retention = retention_of(args)?;
+    let ec2_max_age = args.ec2_max_age;
+    let retention = retention::Retention {
+        age: args.retain,
+        bytes: args.retain_size,
+    };
     let store = store::Store::open_with(&args.data, retention)
         .map_err(|e| Error::Environment(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -315,53 +308,6 @@ async fn serve_until_stopped(
         app.store.path().display()
     );
     Ok(exit::PASS)
-}
-
-/// `--retain` and `--retain-size`.
-fn retention_of(args: &Args) -> Result<retention::Retention, Error> {
-    let age = args
-        .retain
-        .as_deref()
-        .map(|d| {
-            humantime::parse_duration(d)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--retain {d:?}: write a duration such as 7d or 12h"
-                    ))
-                })
-        })
-        .transpose()?;
-    let bytes = args.retain_size.as_deref().map(parse_size).transpose()?;
-    Ok(retention::Retention { age, bytes })
-}
-
-/// A size as 500MB, 2GiB, 64KB or a number of bytes.
-fn parse_size(text: &str) -> Result<u64, Error> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let unit = match t[digits..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => Some(1),
-        "k" | "kb" => Some(1_000),
-        "kib" => Some(1 << 10),
-        "m" | "mb" => Some(1_000_000),
-        "mib" => Some(1 << 20),
-        "g" | "gb" => Some(1_000_000_000),
-        "gib" => Some(1 << 30),
-        _ => None,
-    };
-    t[..digits]
-        .parse::<u64>()
-        .ok()
-        .zip(unit)
-        .and_then(|(n, u)| n.checked_mul(u))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "--retain-size {text:?}: write a size such as 500MB or 2GiB"
-            ))
-        })
 }
 
 /// Whether the proofs given suffice: beyond loopback some proof is needed, and `--require
@@ -537,15 +483,7 @@ fn console_sources(
                     .into(),
             )
         })?;
-    let every = humantime::parse_duration(&args.console_every)
-        .ok()
-        .filter(|d| *d >= Duration::from_secs(1))
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "--console-every {:?}: write a duration of at least 1s, such as 60s",
-                args.console_every
-            ))
-        })?;
+    let every = args.console_every;
     Ok(Some(console::Sources {
         ids: args.from_console.clone(),
         stack: args.stack.clone(),

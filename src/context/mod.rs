@@ -31,8 +31,8 @@ pub struct Options {
     pub ec2: Ec2Mode,
 
     /// Time the EC2 API has to answer.
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub ec2_timeout: String,
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::values::duration)]
+    pub ec2_timeout: Duration,
 }
 
 /// The validated context options.
@@ -66,19 +66,10 @@ impl Options {
                 ));
             }
         }
-        let ec2_timeout = humantime::parse_duration(&self.ec2_timeout)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                format!(
-                    "--ec2-timeout {:?}: write a duration such as 2s",
-                    self.ec2_timeout
-                )
-            })?;
         Ok(Settings {
             imds,
             ec2: self.ec2,
-            ec2_timeout,
+            ec2_timeout: self.ec2_timeout,
         })
     }
 }
