@@ -40,6 +40,19 @@ impl Cache {
     }
 }
 
+/// The pages' style: each path's colour, the same on every page.
+pub const STYLE: &str = concat!(
+    "body{font:14px system-ui,sans-serif;margin:2em;color:#222}",
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.4em .7em;text-align:left}",
+    "td.cell{font-weight:600}.age{font-weight:400;color:#555;font-size:12px}",
+    ".interface-endpoint{background:#c8f0c8}.gateway-endpoint{background:#bfe3ff}",
+    ".vpc,.peering,.transit-gateway,.private{background:#e6f5d0}",
+    ".public,.nat-gateway{background:#fff3bf}.special{background:#eee}",
+    ".unreachable,.dns-failed{background:#ffc9c9}.fail{outline:2px solid #c00}",
+    ".parted{border:3px dashed #c60}.config{font-weight:400;color:#c60;font-size:12px}",
+    "td.cell a{color:inherit;text-decoration:none}",
+);
+
 /// Renders the page; `now` is Unix seconds, for the ages.
 #[must_use]
 pub fn render(v: &Views, now: u64) -> String {
@@ -71,16 +84,9 @@ pub fn render(v: &Views, now: u64) -> String {
     let mut html = String::from(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">",
         "<title>probe: the VPC at a glance</title><style>",
-        "body{font:14px system-ui,sans-serif;margin:2em;color:#222}",
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.4em .7em;text-align:left}",
-        "td.cell{font-weight:600}.age{font-weight:400;color:#555;font-size:12px}",
-        ".interface-endpoint{background:#c8f0c8}.gateway-endpoint{background:#bfe3ff}",
-        ".vpc,.peering,.transit-gateway,.private{background:#e6f5d0}",
-        ".public,.nat-gateway{background:#fff3bf}.special{background:#eee}",
-        ".unreachable,.dns-failed{background:#ffc9c9}.fail{outline:2px solid #c00}",
-        ".parted{border:3px dashed #c60}.config{font-weight:400;color:#c60;font-size:12px}",
-        "</style></head><body><h1>probe: the VPC at a glance</h1>",
     ));
+    html.push_str(STYLE);
+    html.push_str("</style></head><body><h1>probe: the VPC at a glance</h1>");
     if total == 0 && v.bootstraps.is_empty() {
         html.push_str("<p id=\"empty\">No report yet. Run <code>probe check ... --report-to URL --token-file FILE</code> on an instance.</p>");
     } else if total > 0 {
@@ -96,13 +102,15 @@ pub fn render(v: &Views, now: u64) -> String {
                     Some(c) => {
                         let _ = write!(
                             html,
-                            "<td class=\"cell {}{}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\">{}{}<div class=\"age\">{}</div></td>",
+                            "<td class=\"cell {}{}{}\" data-instance=\"{}\" data-target=\"{}\" data-path=\"{}\"><a href=\"/cell?instance={}&amp;target={}\">{}</a>{}<div class=\"age\">{}</div></td>",
                             esc(c.path.as_str()),
                             if c.pass { "" } else { " fail" },
                             if c.parted.is_some() { " parted" } else { "" },
                             esc(label),
                             esc(t),
                             esc(c.path.as_str()),
+                            query(key),
+                            query(t),
                             esc(c.path.as_str()),
                             // Packets and configuration part: the finding to look at first.
                             c.parted.map_or(String::new(), |p| format!(
@@ -195,8 +203,24 @@ fn age(at: &str, now: u64) -> String {
     }
 }
 
+/// Percent-encodes a query value (every byte but unreserved ones), so a target or an
+/// instance from a report cannot end the attribute or the query.
+#[must_use]
+pub fn query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// HTML-escapes text from reports, which come from the network.
-fn esc(s: &str) -> String {
+#[must_use]
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod enrol;
 mod enrolment;
 pub mod entry;
+pub mod history;
 pub mod identities;
 pub mod limit;
 pub mod listen;
@@ -243,6 +244,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     }
     let app = Arc::new(server::App {
         alerts,
+        scans: tokio::sync::Semaphore::new(history::SCANS),
         store,
         token,
         limit: (args.rate_limit > 0).then(|| limit::RateLimit::new(args.rate_limit)),

@@ -31,6 +31,8 @@ pub struct App {
     pub alerts: Option<Arc<super::alerts::Alerts>>,
     /// The durable store.
     pub store: Store,
+    /// Turns to read the log for a history (see [`super::history::SCANS`]).
+    pub scans: tokio::sync::Semaphore,
     /// The shared token; `None` only on loopback.
     pub token: Option<Token>,
     /// The per-source limit on posted reports, when on.
@@ -63,7 +65,7 @@ pub enum Reads {
 
 impl Reads {
     /// The refusal to send when the request's headers may not read.
-    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+    pub(super) fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
         match self {
             Self::Open => None,
             Self::Closed => Some(error(
@@ -120,6 +122,8 @@ pub fn router(app: Arc<App>) -> Router {
             get(list).post(post.layer(from_fn_with_state(app.clone(), signed::gate))),
         )
         .route("/metrics", get(prometheus))
+        .route("/v1/history", get(super::history::api))
+        .route("/cell", get(super::history::page))
         .route(
             crate::identity::wire::ENROL_PATH,
             get(super::enrolment::challenge).post(super::enrolment::enrol),
