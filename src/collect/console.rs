@@ -134,11 +134,17 @@ fn report(id: String, line: &ConsoleLine, instance: &InstanceInfo, region: &str)
     }
 }
 
-/// Reads every console now and then, for ever.
-pub async fn poll(ec2: SdkEc2, sources: Sources, store: Store) {
+/// Reads every console now and then, for ever; what it stores is alerted on like a report
+/// that was posted.
+pub async fn poll(
+    ec2: SdkEc2,
+    sources: Sources,
+    store: Store,
+    alerts: Option<std::sync::Arc<super::alerts::Alerts>>,
+) {
     loop {
         for instance in instances(&ec2, &sources).await {
-            read(&ec2, &instance, &sources.region, &store).await;
+            read(&ec2, &instance, &sources.region, &store, alerts.as_deref()).await;
         }
         tokio::time::sleep(sources.every).await;
     }
@@ -201,7 +207,13 @@ async fn instances(ec2: &SdkEc2, s: &Sources) -> Vec<InstanceInfo> {
     list
 }
 
-async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store) {
+async fn read(
+    ec2: &SdkEc2,
+    instance: &InstanceInfo,
+    region: &str,
+    store: &Store,
+    alerts: Option<&super::alerts::Alerts>,
+) {
     // Name tags are anyone's text: safe on the terminal.
     let label = crate::terminal::safe(&match &instance.name {
         Some(name) => format!("{} ({name})", instance.id),
@@ -228,6 +240,7 @@ async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store
     }
     let mut new = 0;
     for report in parsed.reports {
+        let for_alerts = alerts.map(|_| report.clone());
         let stored = match Entry::from_report(report) {
             Ok(entry) => store.put(entry).await.map_err(|e| e.to_string()),
             Err(why) => Err(why.to_string()),
@@ -236,6 +249,11 @@ async fn read(ec2: &SdkEc2, instance: &InstanceInfo, region: &str, store: &Store
             Ok((Stored::New, changes)) => {
                 new += 1;
                 print_changes(&changes);
+                if let (Some(alerts), Some(report)) = (alerts, &for_alerts) {
+                    if let Err(e) = alerts.observe(report).await {
+                        tracing::error!("an alert is lost: {e}");
+                    }
+                }
             }
             Ok((Stored::Duplicate, _)) => {}
             Err(why) => eprintln!("probe collect: console of {label}: not stored: {why}"),

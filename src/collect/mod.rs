@@ -287,7 +287,12 @@ async fn serve_until_stopped(
         let ec2 = crate::context::ec2::SdkEc2::load(&sources.region, Duration::from_secs(10))
             .await
             .map_err(|e| Error::Environment(format!("--from-console/--stack: {e}")))?;
-        tasks.spawn(console::poll(ec2, sources, app.store.clone()));
+        tasks.spawn(console::poll(
+            ec2,
+            sources,
+            app.store.clone(),
+            app.alerts.clone(),
+        ));
     }
     let finished = listen::serve(
         listener,
