@@ -297,4 +297,31 @@ fn the_dashboard_shows_the_matrix_by_path_and_colour_and_refreshes_itself() {
     let s3 = wait_for_refresh(&browser, "private-ec2", "s3", "unreachable");
     assert_eq!(s3[3], "rgb(255, 201, 201)", "unreachable is red");
     browser.screenshot(&artifact("dashboard-after-change.png"));
+
+    // The cell's link leads to its history: a bar per report, coloured as the matrix is.
+    let href = browser.run(
+        "return Array.from(document.querySelectorAll('td.cell a')).map(a => a.href).find(h => h.includes('i-0b7c4f9e2d1a38c65') && h.endsWith('target=s3'));",
+    );
+    browser.open(
+        href.as_str()
+            .expect("a link from the private instance's s3 cell"),
+    );
+    let bars = browser.run(
+        "return Array.from(document.querySelectorAll('#timeline .bar')).map(b => getComputedStyle(b).backgroundColor);",
+    );
+    assert_eq!(
+        bars,
+        json!([
+            "rgb(255, 201, 201)",
+            "rgb(191, 227, 255)",
+            "rgb(255, 201, 201)"
+        ]),
+        "unreachable, the gateway endpoint, unreachable again"
+    );
+    let verdict = browser.run("return document.getElementById('verdict').textContent;");
+    assert!(
+        verdict.as_str().unwrap().starts_with("FAIL unreachable"),
+        "{verdict}"
+    );
+    browser.screenshot(&artifact("cell.png"));
 }
