@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::collector::{Collector, post_signed, sample_report, token_file};
@@ -41,20 +41,9 @@ fn receiver(mode: Mode) -> Receiver {
             let (modes, acked, counted) = (modes.clone(), acked.clone(), counted.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_err() {
+                let Some(body) = support::servers::read_request(&mut reader) else {
                     return;
-                }
+                };
                 let nth = {
                     let mut tries = counted.lock().unwrap();
                     *tries += 1;

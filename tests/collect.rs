@@ -634,35 +634,13 @@ fn a_relay_acknowledges_only_what_it_has_queued() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(dir.path());
-    let data = dir.path().join("relay");
-    let queue = data.join("forward");
-    std::fs::create_dir_all(&queue).unwrap();
     // The relay alone sees its queue read-only (a mount namespace of its own), as if the
     // disk refused the file.
-    let probe_bin = env!("CARGO_BIN_EXE_probe");
-    let q = queue.to_str().unwrap();
-    let mut cmd = Command::new("unshare");
-    support::isolate(&mut cmd);
-    cmd.args([
-        "-m",
-        "sh",
-        "-c",
-        &format!(
-            "mount --make-rprivate / && mount --bind {q} {q} && mount -o remount,bind,ro {q} {q} && exec {probe_bin} \"$@\""
-        ),
-        "sh",
-        "collect",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-        "--forward",
+    let relay = relay_with_own_queue(
+        dir.path(),
+        "mount --bind {q} {q} && mount -o remount,bind,ro {q} {q}",
         &format!("http://127.0.0.1:{}", servers::refused_port()),
-    ]);
-    let relay = Collector::spawn(cmd);
+    );
     let body = sample_report("queued-1");
     for attempt in ["first", "retry"] {
         let (status, answer) = post_signed(&relay.url, &body);
@@ -688,35 +666,13 @@ fn a_relay_with_no_free_inodes_acknowledges_only_what_it_can_forward() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(dir.path());
-    let data = dir.path().join("relay");
-    let queue = data.join("forward");
-    std::fs::create_dir_all(&queue).unwrap();
     let (open, gate) = std::sync::mpsc::channel();
     let (port, acked) = gated_upstream(Duration::ZERO, gate);
-    let probe_bin = env!("CARGO_BIN_EXE_probe");
-    let q = queue.to_str().unwrap();
-    let mut cmd = Command::new("unshare");
-    support::isolate(&mut cmd);
-    cmd.args([
-        "-m",
-        "sh",
-        "-c",
-        &format!(
-            "mount --make-rprivate / && mount -t tmpfs -o nr_inodes=11,size=4m probe-queue {q} && exec {probe_bin} \"$@\""
-        ),
-        "sh",
-        "collect",
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-        "--forward",
+    let relay = relay_with_own_queue(
+        dir.path(),
+        "mount -t tmpfs -o nr_inodes=11,size=4m probe-queue {q}",
         &format!("http://127.0.0.1:{port}"),
-    ]);
-    let relay = Collector::spawn(cmd);
+    );
     let mut answered = Vec::new();
     for n in 0..11 {
         let id = format!("inode-{n}");
@@ -765,6 +721,36 @@ fn a_relay_with_no_free_inodes_acknowledges_only_what_it_can_forward() {
     }
 }
 
+/// A relay in `dir` forwarding to `upstream`, whose queue folder (`{q}`) the shell command
+/// `mount` remounts in a mount namespace the relay alone sees.
+fn relay_with_own_queue(dir: &Path, mount: &str, upstream: &str) -> Collector {
+    let token = token_file(dir);
+    let data = dir.join("relay");
+    let queue = data.join("forward");
+    std::fs::create_dir_all(&queue).unwrap();
+    let mount = mount.replace("{q}", queue.to_str().unwrap());
+    let probe_bin = env!("CARGO_BIN_EXE_probe");
+    let mut cmd = Command::new("unshare");
+    support::isolate(&mut cmd);
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        &format!("mount --make-rprivate / && {mount} && exec {probe_bin} \"$@\""),
+        "sh",
+        "collect",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--forward",
+        upstream,
+    ]);
+    Collector::spawn(cmd)
+}
+
 /// An upstream that answers 500 to every report holding "poison" and acknowledges the rest,
 /// as a collector does, after `delay`; counts what it acknowledged.
 fn picky_upstream(delay: Duration) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -777,7 +763,7 @@ fn gated_upstream(
     delay: Duration,
     gate: std::sync::mpsc::Receiver<()>,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -786,18 +772,7 @@ fn gated_upstream(
         let _ = gate.recv();
         for stream in listener.incoming().map_while(Result::ok) {
             let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            let body = servers::read_request(&mut reader).unwrap_or_default();
             let id = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v["id"].as_str().map(String::from))

@@ -7,7 +7,7 @@
 
 use super::dashboard::{STYLE, esc, query};
 use super::server::{App, error};
-use super::store::{instance_key, instance_label, older};
+use super::store::{instance_key, instance_label, older, parted};
 use crate::model::{Report, TargetReport};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -95,12 +95,7 @@ pub fn read(
             path: t.verdict.path,
             reachable: t.verdict.reachable,
             pass: t.verdict.pass,
-            parted: t
-                .verdict
-                .predicted
-                .as_ref()
-                .filter(|_| t.verdict.agrees == Some(false))
-                .map(|p| p.path),
+            parted: parted(t),
             reason: t.verdict.reason.clone(),
         });
         if points.len() > limit {
@@ -160,8 +155,11 @@ fn since(text: Option<&str>) -> Result<Option<String>, String> {
     Ok(Some(humantime::format_rfc3339_seconds(at).to_string()))
 }
 
-/// Runs the query on a blocking thread, at most [`SCANS`] at once.
-async fn run(app: &App, q: &Cell, limit: usize) -> Result<History, Response> {
+/// Runs the query, for those who may read, on a blocking thread, at most [`SCANS`] at once.
+async fn run(app: &App, headers: &HeaderMap, q: &Cell, limit: usize) -> Result<History, Response> {
+    if let Some(refusal) = app.reads.refusal(headers) {
+        return Err(refusal);
+    }
     let (Some(instance), Some(target)) = (q.instance.clone(), q.target.clone()) else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -190,11 +188,8 @@ pub async fn api(
     headers: HeaderMap,
     Query(q): Query<Cell>,
 ) -> Response {
-    if let Some(refusal) = app.reads.refusal(&headers) {
-        return refusal;
-    }
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_POINTS);
-    match run(&app, &q, limit).await {
+    match run(&app, &headers, &q, limit).await {
         Ok(h) => axum::Json(serde_json::json!({
             "instance": q.instance,
             "target": q.target,
@@ -212,10 +207,7 @@ pub async fn page(
     headers: HeaderMap,
     Query(q): Query<Cell>,
 ) -> Response {
-    if let Some(refusal) = app.reads.refusal(&headers) {
-        return refusal;
-    }
-    match run(&app, &q, PAGE_POINTS).await {
+    match run(&app, &headers, &q, PAGE_POINTS).await {
         Ok(h) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             render(

@@ -192,12 +192,7 @@ impl Views {
         for t in &report.targets {
             let cell = Cell {
                 path: t.verdict.path,
-                parted: t
-                    .verdict
-                    .predicted
-                    .as_ref()
-                    .filter(|_| t.verdict.agrees == Some(false))
-                    .map(|p| p.path),
+                parted: parted(t),
                 reachable: t.verdict.reachable,
                 pass: t.verdict.pass,
                 at: report.started_at.clone(),
@@ -234,6 +229,16 @@ impl Views {
         self.stored += 1;
         changes
     }
+}
+
+/// The path the configuration predicted for `t`, when it and the packets parted.
+#[must_use]
+pub fn parted(t: &crate::model::TargetReport) -> Option<crate::model::Path> {
+    t.verdict
+        .predicted
+        .as_ref()
+        .filter(|_| t.verdict.agrees == Some(false))
+        .map(|p| p.path)
 }
 
 /// `a` is before `b`; times that do not parse are taken as they come.
