@@ -590,3 +590,65 @@ fn the_token_and_the_identity_can_be_required_together() {
         "token-and-aws-identity"
     );
 }
+
+/// Issue 16: "when the EC2 API is reachable, DescribeInstances: running, and the report's
+/// subnet and groups match". The collector asks the EC2 API (stored answers on 127.0.0.1, the
+/// enrolled instance among them in subnet-0f9e8d7c6b5a43210) before it takes a signed
+/// report: one naming another subnet is refused with the reason, one naming its own is stored.
+#[test]
+fn a_signed_report_describe_instances_contradicts_is_refused() {
+    if !available("identity") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new(dir.path());
+    let answers = dir.path().join("ec2");
+    std::fs::create_dir_all(&answers).unwrap();
+    let stored = include_str!("fixtures/ec2/DescribeInstances.xml");
+    assert!(stored.contains("i-0d1e2f3a4b5c6d7e8"));
+    std::fs::write(
+        answers.join("DescribeInstances.xml"),
+        stored.replace("i-0d1e2f3a4b5c6d7e8", INSTANCE),
+    )
+    .unwrap();
+    let ec2 = Helper::start(
+        "tests/fixtures/ec2_recorded.py",
+        &[answers.to_str().unwrap()],
+    );
+    let mut cmd = probe();
+    cmd.args(["collect", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .args(["--allow-account", ACCOUNT, "--identity-ca"])
+        .arg(&signer.cert)
+        .env("AWS_ENDPOINT_URL_EC2", ec2.url())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let c = Collector::spawn(cmd);
+    let url = &c.url;
+    let agent_key = key(dir.path(), "agent.key");
+    let doc = document(INSTANCE, ACCOUNT, REGION, STARTED);
+    let (status, answer) = enrol(url, &doc, &signer.sign(&doc), &agent_key);
+    assert_eq!(status, 201, "{answer}");
+
+    let in_subnet = |subnet: &str| {
+        let mut r: Value = serde_json::from_slice(&report(INSTANCE)).unwrap();
+        r["agent"]["region"] = REGION.into();
+        r["agent"]["instance"]["subnet_id"] = subnet.into();
+        serde_json::to_vec(&r).unwrap()
+    };
+    let (status, answer) = post_signed(url, &in_subnet("subnet-0123elsewhere"), &agent_key);
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "ec2", "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("DescribeInstances says subnet-0f9e8d7c6b5a43210"),
+        "{answer}"
+    );
+    assert_eq!(refusals(url, "ec2"), 1);
+    assert!(stored_ids(url).is_empty(), "nothing stored");
+    let (status, answer) = post_signed(url, &in_subnet("subnet-0f9e8d7c6b5a43210"), &agent_key);
+    assert_eq!(status, 201, "{answer}");
+}
