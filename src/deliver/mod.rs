@@ -178,11 +178,7 @@ impl Delivery {
             base: url.to_string(),
             token,
             identity,
-            spool: Spool {
-                dir: spool,
-                limit: SPOOL_LIMIT,
-                refuse_when_full: false,
-            },
+            spool: Spool::new(spool, SPOOL_LIMIT),
             client,
             budget: Some(BUDGET),
             refusals: std::sync::Mutex::default(),
@@ -244,7 +240,7 @@ impl Delivery {
     /// Removes a sent or refused report.
     async fn remove(&self, path: &Path) {
         let path = path.to_path_buf();
-        self.on_spool(move |_| spool::remove(&path)).await;
+        self.on_spool(move |s| s.remove(&path)).await;
     }
 
     /// Keeps at most `limit` reports waiting.

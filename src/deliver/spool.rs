@@ -4,11 +4,12 @@
 
 use super::{DEAD, Proof, SpoolError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The sidecar of a spooled report that carries its agent's proof (a relay's queue).
 const PROOF: &str = "proof";
 
-/// A spool folder and the most reports it keeps.
+/// A spool folder and the most reports it keeps. Clones share the count of what it holds.
 #[derive(Debug, Clone)]
 pub struct Spool {
     /// The folder.
@@ -18,9 +19,34 @@ pub struct Spool {
     /// At the limit, refuse the new report rather than drop the oldest: a relay's queue
     /// holds reports it acknowledged to others, which must not be dropped.
     pub refuse_when_full: bool,
+    /// Reports held, counted from the folder once, then kept as they come and go: a relay
+    /// with 100,000 waiting does not list them for every report it takes.
+    held: Arc<Mutex<Option<usize>>>,
 }
 
 impl Spool {
+    /// The spool in `dir`, keeping at most `limit` reports (dropping the oldest past it).
+    #[must_use]
+    pub fn new(dir: PathBuf, limit: usize) -> Self {
+        Self {
+            dir,
+            limit,
+            refuse_when_full: false,
+            held: Arc::default(),
+        }
+    }
+
+    /// Reports held now; `change` added first.
+    fn held(&self, change: isize) -> usize {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = held.get_or_insert_with(|| self.list().len());
+        *n = n.saturating_add_signed(change);
+        *n
+    }
+
     /// Adds the report `body` (whose id is `id`), with its proof when given; returns how many
     /// of the oldest had to go to stay within the limit.
     ///
@@ -36,14 +62,19 @@ impl Spool {
             path: self.dir.clone(),
             source,
         };
-        if self.refuse_when_full && self.list().len() >= self.limit {
+        // Counted before the write, so a first count does not see the new report twice.
+        let held = self.held(0);
+        if self.refuse_when_full && held >= self.limit {
             return Err(failed(std::io::Error::other(format!(
                 "the queue holds {} reports, its limit, until the collector takes them",
                 self.limit
             ))));
         }
         self.write(id, body, proof).map_err(failed)?;
-        Ok(self.trim())
+        if self.held(1) > self.limit {
+            return Ok(self.trim());
+        }
+        Ok(0)
     }
 
     fn write(&self, id: &str, body: &[u8], proof: Option<&Proof>) -> std::io::Result<()> {
@@ -97,9 +128,20 @@ impl Spool {
         let files = self.list();
         let extra = files.len().saturating_sub(self.limit);
         for path in files.iter().take(extra) {
-            remove(path);
+            remove_files(path);
         }
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(files.len() - extra);
         extra
+    }
+
+    /// Removes a sent or refused report and its proof.
+    pub fn remove(&self, path: &Path) {
+        if remove_files(path) {
+            self.held(-1);
+        }
     }
 
     /// Moves a report and its proof to the dead-letter folder; returns that folder.
@@ -110,6 +152,7 @@ impl Spool {
         let dead = self.dir.join(DEAD);
         std::fs::create_dir_all(&dead)?;
         std::fs::rename(path, dead.join(path.file_name().unwrap_or_default()))?;
+        self.held(-1);
         let proof = path.with_extension(PROOF);
         if proof.exists() {
             let _ = std::fs::rename(&proof, dead.join(proof.file_name().unwrap_or_default()));
@@ -130,10 +173,11 @@ pub fn read(path: &Path) -> std::io::Result<(Vec<u8>, Option<Proof>)> {
     Ok((body, proof))
 }
 
-/// Removes a spooled report and its proof.
-pub fn remove(path: &Path) {
-    let _ = std::fs::remove_file(path);
+/// Removes a spooled report and its proof; true when the report was there.
+fn remove_files(path: &Path) -> bool {
+    let removed = std::fs::remove_file(path).is_ok();
     let _ = std::fs::remove_file(path.with_extension(PROOF));
+    removed
 }
 
 /// The report id in a spool file's name (`MILLIS-ID.json`, as [`Spool::enqueue`] writes it).
@@ -147,4 +191,31 @@ pub fn spooled_id(path: &Path) -> Option<&str> {
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     ours.then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_follows_what_comes_and_goes_and_a_full_queue_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue = Spool::new(dir.path().to_path_buf(), 3);
+        queue.refuse_when_full = true;
+        for id in ["a", "b", "c"] {
+            assert_eq!(queue.enqueue(id, b"{}", None).unwrap(), 0);
+        }
+        let full = queue.enqueue("d", b"{}", None).unwrap_err();
+        assert!(full.to_string().contains("its limit"), "{full}");
+        let oldest = queue.list()[0].clone();
+        queue.clone().remove(&oldest);
+        assert_eq!(queue.enqueue("d", b"{}", None).unwrap(), 0);
+        assert_eq!(queue.list().len(), 3);
+
+        // An agent's spool, counted from what an earlier run left, drops the oldest.
+        let spool = Spool::new(dir.path().to_path_buf(), 3);
+        assert_eq!(spool.enqueue("e", b"{}", None).unwrap(), 1);
+        assert_eq!(spool.list().len(), 3);
+        assert!(spool.list().iter().all(|p| spooled_id(p) != Some("b")));
+    }
 }

@@ -115,11 +115,7 @@ impl Alerts {
                     parsed.scheme(),
                     parsed.host_str().unwrap_or_default()
                 ),
-                outbox: Spool {
-                    dir,
-                    limit: OUTBOX,
-                    refuse_when_full: false,
-                },
+                outbox: Spool::new(dir, OUTBOX),
                 wake: Notify::new(),
             }));
         }
@@ -227,7 +223,8 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
                 Ok(Ok((body, _))) => {
                     let Ok(alert) = serde_json::from_slice::<Alert>(&body) else {
                         tracing::warn!("{}: not an alert probe wrote: removed", path.display());
-                        let _ = tokio::task::spawn_blocking(move || spool::remove(&path)).await;
+                        let outbox = d.outbox.clone();
+                        let _ = tokio::task::spawn_blocking(move || outbox.remove(&path)).await;
                         continue;
                     };
                     deliver(d, client, &alert).await
@@ -238,7 +235,8 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
             match sent {
                 Ok(()) => {
                     backoff = BACKOFF.0;
-                    let _ = tokio::task::spawn_blocking(move || spool::remove(&path)).await;
+                    let outbox = d.outbox.clone();
+                    let _ = tokio::task::spawn_blocking(move || outbox.remove(&path)).await;
                 }
                 Err(why) => {
                     tracing::warn!(
