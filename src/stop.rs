@@ -2,19 +2,27 @@
 //! `systemctl stop`) and SIGINT (Ctrl-C). Both mean the same: finish what was promised, then
 //! exit 0.
 
-/// Resolves when SIGTERM or SIGINT arrives.
-pub async fn requested() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Resolves when SIGTERM or SIGINT arrives. The handlers are installed when this is called,
+/// not when it is first awaited: a signal that comes while the command is still busy (the
+/// first check of `--every`) waits for it instead of killing the process.
+pub fn requested() -> impl std::future::Future<Output = ()> {
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        match (term, int) {
+            (Some(mut term), Some(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        // No SIGTERM handler could be installed: Ctrl-C still stops cleanly.
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            (Some(mut one), None) | (None, Some(mut one)) => {
+                one.recv().await;
+            }
+            // No handler could be installed: the default (the process ends) stands.
+            (None, None) => std::future::pending::<()>().await,
         }
     }
 }

@@ -162,3 +162,53 @@ fn sigint_stops_an_idle_collector_at_once() {
     );
     drop(idle);
 }
+
+#[test]
+fn sigterm_ends_an_agent_run_with_every_after_its_check() {
+    let mut agent = support::probe()
+        .args([
+            "check",
+            &format!("http://127.0.0.1:{}/", support::servers::refused_port()),
+            "--every",
+            "1s",
+            "--no-imds",
+            "--ec2",
+            "off",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + STOP_LIMIT;
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!("the agent did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit {status:?}");
+    let mut out = String::new();
+    agent
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("\"schema\""),
+        "no report before the stop: {out}"
+    );
+}

@@ -89,6 +89,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         trust,
     };
     let mut last: HashMap<String, Path> = HashMap::new();
+    // Installed before the first run, so a stop asked during it lets it finish first.
+    let mut stop = std::pin::pin!(crate::stop::requested());
     loop {
         let report = once(&plan, &deps, &settings, metadata.instance.as_ref()).await?;
         let text = match plan.format {
@@ -121,7 +123,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         }
         tokio::select! {
             () = tokio::time::sleep(period) => {}
-            () = crate::stop::requested() => return Ok(exit::PASS),
+            () = &mut stop => return Ok(exit::PASS),
         }
     }
 }

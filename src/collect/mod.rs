@@ -191,6 +191,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     if let Some(Action::Forget { instance, data }) = &args.action {
         return forget(instance, data);
     }
+    // Before anything is said to be listening: a stop asked from then on is a clean one.
+    let stop = crate::stop::requested();
     let addr = args.listen;
     let token = args
         .token_file
@@ -256,7 +258,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         identities,
         require_both: args.require == Require::Both,
     });
-    serve_until_stopped(app, relay, consoles, listener, tls).await
+    serve_until_stopped(app, relay, consoles, (listener, tls), stop).await
 }
 
 /// Starts the background tasks, serves until SIGTERM or SIGINT, then stops cleanly.
@@ -264,8 +266,8 @@ async fn serve_until_stopped(
     app: Arc<server::App>,
     relay: Option<Arc<relay::Relay>>,
     consoles: Option<console::Sources>,
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    (listener, tls): (tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<u8, Error> {
     // Every task this command starts is owned here and ended at the stop.
     let mut tasks = tokio::task::JoinSet::new();
@@ -299,7 +301,7 @@ async fn serve_until_stopped(
         tls,
         server::router(app.clone()),
         listen::Gate::for_this_process(),
-        crate::stop::requested(),
+        stop,
     )
     .await;
     // What was acknowledged is on disk already (the store and the relay's queue answer only
