@@ -177,6 +177,29 @@ fn a_change_is_told_once_after_n_reports_and_its_recovery_too_whatever_the_recei
     assert!(texts[1].starts_with("RECOVERED: "), "{texts:?}");
     assert!(*slack.tries.lock().unwrap() >= 4);
 
+    // The counters: the webhook took 2, Slack refused 2 tries then took 2.
+    let metrics = support::collector::get(&format!("{}/metrics", collector.url)).1;
+    let line = |name: &str, n: usize| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{n=\"{n}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} for {n}: {metrics}"))
+    };
+    assert_eq!(line("probe_alerts_sent_total", 0), 2);
+    assert_eq!(line("probe_alerts_sent_total", 1), 2);
+    assert_eq!(line("probe_alerts_failed_total", 1), 2);
+    assert_eq!(line("probe_alerts_waiting", 0), 0);
+    assert!(
+        line("probe_alerts_waiting", 2) >= 1,
+        "the hanging one still holds its messages"
+    );
+    assert!(
+        !metrics.contains("/hook"),
+        "a URL's path is a secret: {metrics}"
+    );
+
     // The hanging receiver was asked, took nothing, and held no one.
     assert!(*hanging.tries.lock().unwrap() >= 1);
     assert!(hanging.got.lock().unwrap().is_empty());

@@ -349,7 +349,8 @@ async fn prometheus(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
             .identities
             .as_ref()
             .map(|i| i.metrics())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            + &app.alerts.as_ref().map(|a| a.metrics()).unwrap_or_default(),
     )
         .into_response()
 }

@@ -36,6 +36,12 @@ impl Spool {
         }
     }
 
+    /// Reports held now.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.held(0)
+    }
+
     /// Reports held now; `change` added first.
     fn held(&self, change: isize) -> usize {
         let mut held = self

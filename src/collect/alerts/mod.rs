@@ -11,6 +11,7 @@ use crate::deliver::spool::{self, Spool};
 use crate::model::Report;
 use rule::{Alert, Event, Streaks};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -21,6 +22,14 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 /// Messages an outbox keeps at most; past it the oldest go, with a warning.
 const OUTBOX: usize = 10_000;
+
+/// A metric's name, type, help and value for a destination.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Destination) -> u64,
+);
 
 /// The form a destination takes its messages in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +72,9 @@ struct Destination {
     shown: String,
     outbox: Spool,
     wake: Notify,
+    /// Messages the destination took, and deliveries that failed, since start.
+    sent: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// Every destination, and the cells' streaks.
@@ -110,13 +122,16 @@ impl Alerts {
                 kind,
                 url: url.to_string(),
                 shown: format!(
-                    "{} {}://{}",
+                    "{} {}://{}{}",
                     spec.split('=').next().unwrap_or_default(),
                     parsed.scheme(),
-                    parsed.host_str().unwrap_or_default()
+                    parsed.host_str().unwrap_or_default(),
+                    parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
                 ),
                 outbox: Spool::new(dir, OUTBOX),
                 wake: Notify::new(),
+                sent: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
             }));
         }
         let client = reqwest::Client::builder()
@@ -192,6 +207,47 @@ impl Alerts {
         }
     }
 
+    /// The destinations' counters, in Prometheus text (a destination named by its position,
+    /// kind, scheme and host: a Slack URL's path is its secret).
+    #[must_use]
+    pub fn metrics(&self) -> String {
+        use super::metrics::{escape, family};
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let series: [Series; 3] = [
+            (
+                "probe_alerts_sent_total",
+                "counter",
+                "Alert messages the destination took.",
+                |d| d.sent.load(Ordering::Relaxed),
+            ),
+            (
+                "probe_alerts_failed_total",
+                "counter",
+                "Deliveries of alert messages that failed (each is tried again).",
+                |d| d.failed.load(Ordering::Relaxed),
+            ),
+            (
+                "probe_alerts_waiting",
+                "gauge",
+                "Alert messages in the destination's outbox.",
+                |d| u64::try_from(d.outbox.waiting()).unwrap_or(u64::MAX),
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            family(&mut out, name, kind, help);
+            for (n, d) in self.destinations.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{n=\"{n}\",destination=\"{}\"}} {}",
+                    escape(&d.shown),
+                    value(d)
+                );
+            }
+        }
+        out
+    }
+
     fn streaks(&self) -> std::sync::MutexGuard<'_, Streaks> {
         self.streaks
             .lock()
@@ -235,10 +291,12 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
             match sent {
                 Ok(()) => {
                     backoff = BACKOFF.0;
+                    d.sent.fetch_add(1, Ordering::Relaxed);
                     let outbox = d.outbox.clone();
                     let _ = tokio::task::spawn_blocking(move || outbox.remove(&path)).await;
                 }
                 Err(why) => {
+                    d.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(
                         "alerts to {}: {why}; next try in {} s",
                         d.shown,
