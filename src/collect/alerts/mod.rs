@@ -255,11 +255,15 @@ impl Alerts {
     }
 }
 
-/// A fresh message id: the outbox orders by time, this only tells two apart.
+/// A fresh message id. The outbox orders by the millisecond, then by this id: a counter
+/// first keeps two messages of the same millisecond in the order they were made; the random
+/// part keeps ids apart across restarts.
 fn message_id() -> String {
-    let mut bytes = [0u8; 8];
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    crate::auth::hex(&bytes)
+    format!("{seq:012x}-{}", crate::auth::hex(&bytes))
 }
 
 async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
