@@ -109,6 +109,12 @@ fn the_cell_page_draws_the_timeline_and_the_last_report_escaped() {
     assert!(page.contains("id=\"verdict\""), "{page}");
     assert!(page.contains("because 4 &lt;b&gt;"), "{page}");
     assert!(page.contains("id=\"addresses\""), "{page}");
+    // The addresses' cells as the table shows them: HTTP with its status code.
+    assert!(
+        page.contains("<td>10.10.1.100</td><td>endpoint-eni</td><td>0/2</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<td>404 0.8ms</td>"), "{page}");
 
     let empty = get(&format!("{}/cell?instance=web-9&target=s3", c.url)).1;
     assert!(empty.contains("id=\"none\""), "{empty}");

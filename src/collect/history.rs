@@ -230,7 +230,7 @@ pub fn render(instance: &str, target: &str, h: &History) -> String {
         &h.label
     };
     let mut html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>probe: {} to {}</title><style>{STYLE}{}</style></head><body><p><a href=\"/\">the VPC at a glance</a></p><h1>{} &rarr; {}</h1>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\"><title>probe: {} to {}</title><style>{STYLE}{}</style></head><body><p><a href=\"/\">the VPC at a glance</a></p><h1>{} &rarr; {}</h1>",
         esc(label),
         esc(target),
         ".bars{display:flex;gap:1px;height:2.2em;margin:1em 0}.bar{flex:1;min-width:2px;max-width:12px}.bar.parted{border:0;border-bottom:4px solid #c60}",
@@ -295,21 +295,9 @@ fn last_report(html: &mut String, instance: &str, at: &str, t: &TargetReport) {
     }
     html.push_str("</tr>");
     for a in &t.addresses {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}/{}</td>",
-            a.ip,
-            esc(&a.class.to_string()),
-            a.icmp.received,
-            a.icmp.sent
-        );
-        for s in a.stages() {
-            let cell = match (s.error, s.ms) {
-                (Some(e), _) => esc(e.kind.as_str()),
-                (None, Some(ms)) => format!("{ms:.1} ms"),
-                (None, None) => "-".into(),
-            };
-            let _ = write!(html, "<td>{cell}</td>");
+        html.push_str("<tr>");
+        for cell in crate::output::table::address_cells(a) {
+            let _ = write!(html, "<td>{}</td>", esc(&cell));
         }
         html.push_str("</tr>");
     }

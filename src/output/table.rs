@@ -269,7 +269,17 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 fn address_row(name: String, a: &AddressReport) -> Vec<String> {
-    let mut row = vec![name, a.ip.to_string(), a.class.to_string(), ping(&a.icmp)];
+    let mut row = vec![name];
+    row.extend(address_cells(a));
+    row
+}
+
+/// An address's cells as the table shows them: the address, its class, ping, then each
+/// connection stage (its time, or how it failed; HTTP with its status code). The collector's
+/// cell page shows the same.
+#[must_use]
+pub fn address_cells(a: &AddressReport) -> Vec<String> {
+    let mut row = vec![a.ip.to_string(), a.class.to_string(), ping(&a.icmp)];
     row.extend(a.stages().iter().map(|s| {
         let code = if s.phase == Phase::Http {
             a.http.code
