@@ -165,14 +165,7 @@ impl Delivery {
             .identity
             .map(|imds| Enroller::new(&spool, imds))
             .transpose()?;
-        // A redirect is never followed: a 301/302 would turn the POST into a GET whose 2xx
-        // acknowledges nothing, and a 307 would send the signed report to another host.
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(SetupError::Client)?;
+        let client = post_client(tls, TIMEOUT).map_err(SetupError::Client)?;
         Ok(Self {
             url: format!("{url}/v1/reports"),
             base: url.to_string(),
@@ -521,6 +514,23 @@ pub struct Proof {
     pub key_id: String,
     /// Its signature of the body, base64.
     pub signature: String,
+}
+
+/// The client every POST that leaves probe goes through (reports, alerts): `timeout` for
+/// each request, and a redirect never followed: a 301/302 would turn the POST into a GET
+/// whose 2xx acknowledges nothing, and a 307 would send the signed body to another host.
+///
+/// # Errors
+/// When the client cannot be built.
+pub fn post_client(
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
 }
 
 /// At most `limit` bytes (and a chunk) of a response body: an answer is small, whoever

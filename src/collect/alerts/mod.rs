@@ -134,12 +134,7 @@ impl Alerts {
                 failed: AtomicU64::new(0),
             }));
         }
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(AlertError::Client)?;
+        let client = crate::deliver::post_client(tls, TIMEOUT).map_err(AlertError::Client)?;
         Ok(Self {
             streaks: Mutex::new(Streaks::new(after)),
             destinations,
