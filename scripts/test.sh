@@ -14,7 +14,7 @@ if [[ $(id -u) != 0 ]]; then
   exec sudo --preserve-env=PATH,CARGO_HOME,RUSTUP_HOME,CARGO_TARGET_DIR,PROBE_VENV,PROBE_REQUIRE_ALL "$0" "$@"
 fi
 missing=()
-for tool in cargo ip dnsmasq nft dig ping curl openssl python3 systemd-nspawn mmdebstrap nsenter musl-gcc chromium chromedriver shellcheck dash systemd-analyze; do
+for tool in cargo ip dnsmasq nft dig ping curl openssl python3 systemd-nspawn mmdebstrap nsenter unshare mount kill musl-gcc chromium chromedriver shellcheck dash systemd-analyze; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 ((${#missing[@]} == 0)) || die "missing ${missing[*]}: run .ci/run once (it installs them), or apt-get install them"

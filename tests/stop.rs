@@ -5,6 +5,7 @@
 
 mod support;
 
+use rustix::process::Signal;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -92,7 +93,7 @@ fn sigterm_under_load_finishes_what_is_in_flight_and_exits_zero() {
     // A request whose body is still to come when the signal arrives.
     let (slow, slow_body) = start_post(&addr, "in-flight").unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    collector.signal("TERM");
+    collector.signal(Signal::TERM);
     std::thread::sleep(Duration::from_millis(500));
     let slow_status = finish(slow, &slow_body).unwrap();
     assert_eq!(slow_status, 201, "the request in flight was not finished");
@@ -150,7 +151,7 @@ fn sigint_stops_an_idle_collector_at_once() {
     // An idle keep-alive connection does not hold the stop.
     let idle = TcpStream::connect(address(&collector.url)).unwrap();
     let started = Instant::now();
-    collector.signal("INT");
+    collector.signal(Signal::INT);
     let status = collector
         .wait_exit(STOP_LIMIT)
         .expect("the collector did not exit");
@@ -182,11 +183,7 @@ fn sigterm_ends_an_agent_run_with_every_after_its_check() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    support::signal(agent.id(), Signal::TERM);
     let deadline = Instant::now() + STOP_LIMIT;
     let status = loop {
         if let Some(status) = agent.try_wait().unwrap() {

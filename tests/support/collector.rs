@@ -114,14 +114,9 @@ impl Collector {
         kb / 1024.0
     }
 
-    /// Sends `signal` (`TERM`, `INT`) to the collector, by its PID.
-    pub fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{signal} failed");
+    /// Sends `signal` to the collector, by its PID.
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        super::signal(self.child.id(), signal);
     }
 
     /// Waits up to `limit` for the collector to exit; its status, or `None` when it still runs.

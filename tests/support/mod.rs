@@ -6,6 +6,12 @@
 )]
 
 pub mod collector;
+
+/// Sends `signal` to the process `pid` (one the test started), without a `kill` binary.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
 pub mod dns;
 pub mod lab;
 pub mod servers;
