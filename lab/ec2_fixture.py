@@ -6,6 +6,9 @@
       While the file $LAB_EC2_DELAY_FILE holds a number N, every answer waits N ms first
       (each on its own thread, so calls made at once wait at once): the benchmark's stand-in
       for AWS's latency.
+  ec2_fixture.py pages HOST PORT UPSTREAM
+      a proxy in front of moto at UPSTREAM that answers every Describe call one item per page,
+      with a NextToken to the next, as AWS pages a large VPC's answers; prints "listening PORT".
   ec2_fixture.py seed URL STEP STATE_DIR
       makes moto's VPC match a tutorial step (idempotent), then writes STATE_DIR/ec2.json
       (the ids moto chose) and STATE_DIR/imds-pub.json, imds-priv.json (metadata per instance).
@@ -450,8 +453,9 @@ def policies(ec2, state, step):
 def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
     0.0.0.0/0, then the second VPC over a peering connection, then over a transit gateway,
-    from both tables, then 0.0.0.0/0 to a NAT gateway since deleted. Each is made once and
-    routed to only in its step."""
+    from both tables, then 0.0.0.0/0 to a NAT gateway since deleted; last, a spoke's
+    0.0.0.0/0 and the second VPC both to the transit gateway (transit-egress, where this VPC
+    has no S3 gateway endpoint). Each is made once and routed to only in its step."""
     if step == "nat-gateway" and "nat" not in state:
         eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_PUBLIC_IP"])["AllocationId"]
         state["nat"] = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"][
@@ -463,7 +467,7 @@ def beyond(ec2, state, step):
         ]
         ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
         state["pcx"] = pcx
-    if step == "transit-gateway" and "tgw" not in state:
+    if step in ("transit-gateway", "transit-egress") and "tgw" not in state:
         state["tgw"] = ec2.create_transit_gateway(Description="lab")["TransitGateway"]["TransitGatewayId"]
     if step == "blackhole" and "nat_gone" not in state:
         eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_GONE_PUBLIC_IP"])["AllocationId"]
@@ -475,11 +479,13 @@ def beyond(ec2, state, step):
         default = {"NatGatewayId": state["nat"]}
     elif step == "blackhole":
         default = {"NatGatewayId": state["nat_gone"]}
+    elif step == "transit-egress":
+        default = {"TransitGatewayId": state["tgw"]}
     route(ec2, state["priv_rt"], "0.0.0.0/0", **default)
     to_vpc2 = {}
     if step == "peering":
         to_vpc2 = {"VpcPeeringConnectionId": state["pcx"]}
-    elif step == "transit-gateway":
+    elif step in ("transit-gateway", "transit-egress"):
         to_vpc2 = {"TransitGatewayId": state["tgw"]}
     for table in (state["pub_rt"], state["priv_rt"]):
         route(ec2, table, N["VPC2_CIDR"], **to_vpc2)
@@ -494,7 +500,7 @@ def seed(url, step, state_dir):
     base(ec2, state)
     at = STEPS.index(step)
     region = N["REGION"]
-    if at < STEPS.index("gateway"):
+    if at < STEPS.index("gateway") or step == "transit-egress":
         remove(ec2, state, "s3")
     elif "s3" not in state:
         state["s3"] = {
@@ -642,9 +648,73 @@ def identity(state_dir, state, role, region, ip):
     }
 
 
+def one_item_pages(answer, token):
+    """moto's whole answer cut down to item number `token` (0 without one) of its list, with
+    a nextToken when more follow; an answer without a list of items is left as it is."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(answer)
+    namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    ET.register_namespace("", namespace)
+    lists = [c for c in root if c.tag.endswith(("Set", "Info")) and len(c)]
+    if not lists:
+        return answer
+    items = list(lists[0])
+    index = int(token or 0)
+    for n, item in enumerate(items):
+        if n != index:
+            lists[0].remove(item)
+    if index + 1 < len(items):
+        tag = f"{{{namespace}}}nextToken" if namespace else "nextToken"
+        ET.SubElement(root, tag).text = str(index + 1)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def pages(host, port, upstream):
+    import http.server
+    import urllib.parse
+    import urllib.request
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            form = urllib.parse.parse_qsl(body.decode(), keep_blank_values=True)
+            token = dict(form).get("NextToken")
+            asked = [(k, v) for k, v in form if k not in ("NextToken", "MaxResults")]
+            action = dict(form).get("Action", "")
+            # moto picks its backend by the signature's credential scope: the headers go on
+            # (the body changed, but moto does not check signatures).
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            request = urllib.request.Request(upstream, data=urllib.parse.urlencode(asked).encode(), headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as r:
+                    status, answer = r.status, r.read()
+            except urllib.error.HTTPError as e:
+                status, answer = e.code, e.read()
+            if status == 200 and action.startswith("Describe"):
+                answer = one_item_pages(answer, token)
+            self.send_response(status)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    print(f"listening {server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "serve":
         serve(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 5 and sys.argv[1] == "pages":
+        pages(sys.argv[2], sys.argv[3], sys.argv[4])
     elif len(sys.argv) == 5 and sys.argv[1] == "seed":
         seed(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -9,7 +9,8 @@
 #                         multi-eni endpoint-policy), then
 #                         other routes on top of it (nat-gateway peering transit-gateway
 #                         blackhole),
-#                         then IPv6 (dual-stack dual-stack-endpoint)
+#                         then IPv6 (dual-stack dual-stack-endpoint), then a spoke that sends
+#                         everything to the transit gateway (transit-egress)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
 #   lab.sh start ID ROLE NAME CMD...   start CMD in the background on a lab host; its PID is
 #                         recorded (ended by down), its output goes to /tmp/probe-lab-ID/log/NAME.log
@@ -32,7 +33,8 @@
 #           step transit-gateway, and never from the internet by its private addresses
 #   nat     the NAT gateway, 10.10.0.20 in the public subnet: it forwards what the private route
 #           table sends it (step nat-gateway) from its Elastic IP 192.0.2.88 (nftables SNAT)
-#   tgw     the transit gateway between the VPC router and the second VPC
+#   tgw     the transit gateway between the VPC router and the second VPC; in step
+#           transit-egress the second VPC is also the egress VPC (it NATs to the internet)
 # The internet routes back to the public subnet and the NAT's Elastic IP only; the S3 front end
 # answers the whole VPC (the way back of its gateway endpoint).
 #
@@ -347,14 +349,38 @@ table inet mgmt {
 EOF
 }
 
+# Step transit-egress: the transit gateway sends what is not a VPC's to the second VPC, which
+# forwards it to the internet from its own address (an egress VPC's NAT).
+egress() {
+  ip -n "$(ns tgw)" route del default 2>/dev/null || true
+  on vpc2 nft delete table ip egress 2>/dev/null || true
+  if [[ $1 != transit-egress ]]; then
+    on vpc2 sysctl -qw net.ipv4.ip_forward=0
+    return 0
+  fi
+  ip -n "$(ns tgw)" route add default via 100.64.5.2
+  on vpc2 sysctl -qw net.ipv4.ip_forward=1
+  on vpc2 nft -f - <<EOF
+table ip egress {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr $VPC_CIDR oifname "to-inet" snat to $EGRESS_NAT_IP
+  }
+}
+EOF
+}
+
 # The step's routes beyond the VPC: the private table's 0.0.0.0/0 to the NAT gateway, the
 # second VPC over the peering link or through the transit gateway (both subnets' tables),
 # and the second VPC's way back.
 routes() {
   local step=$1 table
   second_interface "$step"
+  egress "$step"
   if [[ $step == nat-gateway ]]; then
     R route replace default via "$NAT_IP" table 101
+  elif [[ $step == transit-egress ]]; then
+    R route replace default via 100.64.4.2 table 101
   else
     R route replace blackhole default table 101
   fi
@@ -373,7 +399,7 @@ routes() {
   local via back
   case $step in
     peering) via=100.64.3.2 back=100.64.3.1 ;;
-    transit-gateway) via=100.64.4.2 back=100.64.5.1 ;;
+    transit-gateway | transit-egress) via=100.64.4.2 back=100.64.5.1 ;;
     *) return 0 ;;
   esac
   for table in main 101; do
@@ -465,7 +491,8 @@ step() {
   [[ " $STEPS " == *" $name "* ]] || die "unknown step '$name': use one of $STEPS"
   # The gateway endpoint: a prefix-list route to the vpce in the private route table.
   R route del "$S3_PREFIX" table 101 2>/dev/null || true
-  [[ $name == base ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
+  # (A spoke that sends everything to the transit gateway has none of its own.)
+  [[ $name == base || $name == transit-egress ]] || R route add "$S3_PREFIX" via 100.64.0.2 table 101
   routes "$name"
   faults "$name"
   # What the EC2 API says follows the step too.

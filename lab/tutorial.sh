@@ -124,6 +124,10 @@ run priv "$S3_DUALSTACK_NAME" --expect auto
 step dual-stack-endpoint "the gateway endpoint made dual-stack: S3's IPv6 prefix list is routed to it too"
 run priv "$S3_DUALSTACK_NAME" --expect auto
 
+# A spoke of a transit gateway.
+step transit-egress "a spoke without an S3 gateway endpoint: 0.0.0.0/0 to the transit gateway, the second VPC NATs it out"
+run priv s3 --expect s3=transit-gateway
+
 echo
 echo "================================================================================"
 echo "The operator's collector ($OPERATOR_IP:7878, reports relayed by the public instance):"

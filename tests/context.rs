@@ -361,3 +361,37 @@ fn bad_ec2_answers_leave_one_clear_line_and_never_hang() {
         );
     }
 }
+
+#[test]
+fn every_page_of_a_large_vpcs_answers_is_read() {
+    let lab = Ec2Lab::start("peering");
+    let whole = lab.context_json();
+    let paged = Helper::start(
+        "ec2_fixture.py",
+        &["pages", "127.0.0.1", "0", &lab.moto.url()],
+    );
+    let out = run_within(
+        &mut lab.probe(&paged.url(), &["context", "-o", "json"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = json_of(&out);
+    assert_eq!(r["ec2"], "ok", "{r:#}");
+    for list in [
+        "interfaces",
+        "endpoints",
+        "security_groups",
+        "network_acls",
+        "peerings",
+    ] {
+        let n = whole["vpc"][list].as_array().map_or(0, Vec::len);
+        assert!(
+            n > 1 || list == "peerings" && n == 1,
+            "{list}: {n} in {whole:#}"
+        );
+    }
+    assert_eq!(
+        r["vpc"], whole["vpc"],
+        "one item a page, the VPC reads the same"
+    );
+}

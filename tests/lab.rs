@@ -27,27 +27,31 @@ fn after(n: &HashMap<String, String>, step: &str, which: &str) -> bool {
 /// (S3's prefix list still wins), then the second VPC's web server over a peering connection
 /// and through a transit gateway (a target only where a route to it exists: the lab's
 /// internet, like AWS's, does not carry another VPC's private addresses, which the
-/// configuration cannot know).
+/// configuration cannot know). After IPv6, transit-egress: a spoke without an S3 gateway
+/// endpoint sends everything to the transit gateway, and the second VPC NATs it out.
 fn expectations(
     step: &str,
     n: &HashMap<String, String>,
 ) -> Vec<(String, &'static str, &'static str)> {
     let (ie, public, unreachable, nodns) =
         ("interface-endpoint", "public", "unreachable", "dns-failed");
-    let gateway = after(n, step, "gateway");
+    // The spoke of transit-egress has no S3 gateway endpoint of its own.
+    let gateway = after(n, step, "gateway") && step != "transit-egress";
     let s3 = if gateway { "gateway-endpoint" } else { public };
-    let s3_private = if gateway && step != "network-acl" {
-        s3
-    } else {
-        unreachable
+    // The private subnet reaches the internet only through the NAT gateway's step, and through
+    // the transit gateway (the egress VPC's NAT) in transit-egress.
+    let internet_private = match step {
+        "nat-gateway" => "nat-gateway",
+        "transit-egress" => "transit-gateway",
+        _ => unreachable,
+    };
+    let s3_private = match step {
+        "transit-egress" => internet_private,
+        "network-acl" => unreachable,
+        _ if gateway => s3,
+        _ => unreachable,
     };
     let private_dns = step == "interface";
-    // The private subnet reaches the internet only through the NAT gateway's step.
-    let internet_private = if step == "nat-gateway" {
-        "nat-gateway"
-    } else {
-        unreachable
-    };
     let vpce = match step {
         _ if !after(n, step, "interface") => (nodns, nodns),
         "endpoint-sg" => (ie, unreachable),
@@ -96,7 +100,9 @@ fn expectations(
     let web = format!("http://{}/", n["WEB1_NAME"]);
     match step {
         "peering" => targets.push((web, "peering", "peering")),
-        "transit-gateway" => targets.push((web, "transit-gateway", "transit-gateway")),
+        "transit-gateway" | "transit-egress" => {
+            targets.push((web, "transit-gateway", "transit-gateway"));
+        }
         // A by the gateway endpoint; AAAA by the internet (egress-only) gateway, then by the
         // endpoint too: the best path is the endpoint's either way, the families tell.
         "dual-stack" | "dual-stack-endpoint" => targets.push((
@@ -275,7 +281,13 @@ fn expected_diagnoses(
         // route to a public address.
         ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
         (t, "blackhole", "priv") if t.contains("cloudneta") => vec!["route-blackhole"],
-        (t, s, "priv") if t.contains("cloudneta") && s != "nat-gateway" => vec!["no-route"],
+        (t, s, "priv")
+            if t.contains("cloudneta") && !["nat-gateway", "transit-egress"].contains(&s) =>
+        {
+            vec!["no-route"]
+        }
+        // Advice: S3 gets through the egress VPC, never by a gateway endpoint over there.
+        ("s3", "transit-egress", "priv") => vec!["gateway-endpoint-not-transitive"],
         (t, "endpoint-sg", "priv") if t.starts_with("vpce-") => vec!["security-group-ingress"],
         _ => vec![],
     };

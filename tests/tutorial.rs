@@ -43,6 +43,7 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "(blackhole: the NAT gateway is gone)",
         "; by family: IPv4 gateway-endpoint, IPv6 public",
         "'s AAAA answers (",
+        "a gateway endpoint serves only its own VPC",
     ] {
         assert!(stdout.contains(line), "{line} not in {stdout}");
     }

@@ -196,6 +196,18 @@ fn decode_console(encoded: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// Every page of a Describe call's answer, as one list: a large VPC's interfaces, groups or
+/// tables do not fit in one page, and a prediction from the first page alone would be wrong.
+macro_rules! every {
+    ($call:expr) => {
+        $call
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+    };
+}
+
 impl SdkEc2 {
     /// What the EC2 API says around `subnet_id` in `vpc_id`.
     ///
@@ -204,15 +216,12 @@ impl SdkEc2 {
     pub async fn discover(&self, vpc_id: &str, subnet_id: &str) -> Result<VpcView, Ec2Error> {
         let c = &self.client;
         let (tables, endpoints, enis, support, hostnames, groups, acls, nats, peerings) = tokio::join!(
-            c.describe_route_tables()
-                .filters(filter("vpc-id", vpc_id))
-                .send(),
-            c.describe_vpc_endpoints()
-                .filters(filter("vpc-id", vpc_id))
-                .send(),
-            c.describe_network_interfaces()
-                .filters(filter("vpc-id", vpc_id))
-                .send(),
+            every!(c.describe_route_tables().filters(filter("vpc-id", vpc_id))),
+            every!(c.describe_vpc_endpoints().filters(filter("vpc-id", vpc_id))),
+            every!(
+                c.describe_network_interfaces()
+                    .filters(filter("vpc-id", vpc_id))
+            ),
             c.describe_vpc_attribute()
                 .vpc_id(vpc_id)
                 .attribute(VpcAttributeName::EnableDnsSupport)
@@ -221,25 +230,23 @@ impl SdkEc2 {
                 .vpc_id(vpc_id)
                 .attribute(VpcAttributeName::EnableDnsHostnames)
                 .send(),
-            // Without MaxResults the API returns every group in one answer.
-            c.describe_security_groups()
-                .filters(filter("vpc-id", vpc_id))
-                .send(),
-            c.describe_network_acls()
-                .filters(filter("vpc-id", vpc_id))
-                .send(),
-            c.describe_nat_gateways()
-                .filter(filter("vpc-id", vpc_id))
-                .send(),
+            every!(
+                c.describe_security_groups()
+                    .filters(filter("vpc-id", vpc_id))
+            ),
+            every!(c.describe_network_acls().filters(filter("vpc-id", vpc_id))),
+            every!(c.describe_nat_gateways().filter(filter("vpc-id", vpc_id))),
             // Either end may be this VPC: the two filters of one call would both have to hold.
             async {
                 tokio::try_join!(
-                    c.describe_vpc_peering_connections()
-                        .filters(filter("requester-vpc-info.vpc-id", vpc_id))
-                        .send(),
-                    c.describe_vpc_peering_connections()
-                        .filters(filter("accepter-vpc-info.vpc-id", vpc_id))
-                        .send(),
+                    every!(
+                        c.describe_vpc_peering_connections()
+                            .filters(filter("requester-vpc-info.vpc-id", vpc_id))
+                    ),
+                    every!(
+                        c.describe_vpc_peering_connections()
+                            .filters(filter("accepter-vpc-info.vpc-id", vpc_id))
+                    ),
                 )
             },
         );
@@ -255,10 +262,10 @@ impl SdkEc2 {
             }
         };
         let security_groups: Vec<SecurityGroup> = groups
-            .map(|g| g.security_groups().iter().map(security_group).collect())
+            .map(|g| g.iter().map(security_group).collect())
             .unwrap_or_default();
         let network_acls = acls
-            .map(|a| a.network_acls().iter().map(network_acl).collect())
+            .map(|a| a.iter().map(network_acl).collect())
             .unwrap_or_default();
         let tables = tables.map_err(|e| describe("DescribeRouteTables", &e))?;
         let endpoints = endpoints.map_err(|e| describe("DescribeVpcEndpoints", &e))?;
@@ -269,7 +276,7 @@ impl SdkEc2 {
         let named = named_prefix_lists(&security_groups);
         let (route_table, prefix_lists) = tokio::join!(
             async {
-                match subnet_table(tables.route_tables(), subnet_id) {
+                match subnet_table(&tables, subnet_id) {
                     Some((table, main)) => self.route_table(table, main).await.map(Some),
                     None => Ok(None),
                 }
@@ -281,15 +288,14 @@ impl SdkEc2 {
             firewalls = SourceStatus::Unavailable(e.to_string());
             Vec::new()
         });
-        let (nat_gateways, peerings) = beyond(nats, peerings, tables.route_tables(), vpc_id);
+        let (nat_gateways, peerings) = beyond(nats, peerings, &tables, vpc_id);
         Ok(VpcView {
             vpc_id: vpc_id.to_string(),
             subnet_id: subnet_id.to_string(),
             route_table,
             endpoints: endpoints
-                .vpc_endpoints()
                 .iter()
-                .filter_map(|e| endpoint(e, enis.network_interfaces()))
+                .filter_map(|e| endpoint(e, &enis))
                 .collect(),
             dns_support: support.ok().and_then(|o| flag(o.enable_dns_support())),
             dns_hostnames: hostnames.ok().and_then(|o| flag(o.enable_dns_hostnames())),
@@ -298,7 +304,7 @@ impl SdkEc2 {
             firewalls,
             nat_gateways,
             peerings,
-            interfaces: enis.network_interfaces().iter().map(interface).collect(),
+            interfaces: enis.iter().map(interface).collect(),
             prefix_lists: prefix_lists
                 .into_iter()
                 .map(|(id, cidrs)| PrefixList { id, cidrs })
@@ -460,18 +466,14 @@ impl SdkEc2 {
     }
 }
 
-type NatAnswer = Result<
-    aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput,
-    aws_sdk_ec2::error::SdkError<
-        aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysError,
-        aws_sdk_ec2::config::http::HttpResponse,
-    >,
+type Answer<T, E> =
+    Result<Vec<T>, aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>;
+type NatAnswer = Answer<
+    types::NatGateway,
+    aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysError,
 >;
 type PeeringAnswer = Result<
-    (
-        aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsOutput,
-        aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsOutput,
-    ),
+    (Vec<types::VpcPeeringConnection>, Vec<types::VpcPeeringConnection>),
     aws_sdk_ec2::error::SdkError<
         aws_sdk_ec2::operation::describe_vpc_peering_connections::DescribeVpcPeeringConnectionsError,
         aws_sdk_ec2::config::http::HttpResponse,
@@ -491,12 +493,7 @@ fn beyond(
             tracing::debug!("{}", describe("DescribeNatGateways", &e));
             Vec::new()
         },
-        |o| {
-            o.nat_gateways()
-                .iter()
-                .map(|n| nat_gateway(n, tables))
-                .collect()
-        },
+        |o| o.iter().map(|n| nat_gateway(n, tables)).collect(),
     );
     let peerings = peerings.map_or_else(
         |e| {
@@ -510,9 +507,8 @@ fn beyond(
                     .any(|v| v.and_then(|v| v.vpc_id()) == Some(vpc_id))
             };
             let mut all: Vec<Peering> = requested
-                .vpc_peering_connections()
                 .iter()
-                .chain(accepted.vpc_peering_connections())
+                .chain(&accepted)
                 .filter(ours)
                 .map(|p| peering(p, vpc_id))
                 .collect();
