@@ -452,8 +452,9 @@ def policies(ec2, state, step):
 
 def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
-    0.0.0.0/0, then the second VPC over a peering connection, then over a transit gateway,
-    from both tables, then 0.0.0.0/0 to a NAT gateway since deleted; last, a spoke's
+    0.0.0.0/0, then a NAT instance's network interface, then the second VPC over a peering
+    connection, then over a transit gateway, from both tables, then 0.0.0.0/0 to a NAT
+    gateway since deleted; last, a spoke's
     0.0.0.0/0 and the second VPC both to the transit gateway (transit-egress, where this VPC
     has no S3 gateway endpoint). Each is made once and routed to only in its step."""
     if step == "nat-gateway" and "nat" not in state:
@@ -461,6 +462,10 @@ def beyond(ec2, state, step):
         state["nat"] = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"][
             "NatGatewayId"
         ]
+    if step == "nat-instance" and "nat_eni" not in state:
+        state["nat_eni"] = ec2.create_network_interface(
+            SubnetId=state["pub_subnet"], PrivateIpAddress=N["NAT_IP"], Description="NAT instance"
+        )["NetworkInterface"]["NetworkInterfaceId"]
     if step == "peering" and "pcx" not in state:
         pcx = ec2.create_vpc_peering_connection(VpcId=state["vpc"], PeerVpcId=state["vpc2"])["VpcPeeringConnection"][
             "VpcPeeringConnectionId"
@@ -477,6 +482,8 @@ def beyond(ec2, state, step):
     default = {}
     if step == "nat-gateway":
         default = {"NatGatewayId": state["nat"]}
+    elif step == "nat-instance":
+        default = {"NetworkInterfaceId": state["nat_eni"]}
     elif step == "blackhole":
         default = {"NatGatewayId": state["nat_gone"]}
     elif step == "transit-egress":

@@ -7,7 +7,7 @@
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
 #                         multi-eni endpoint-policy), then
-#                         other routes on top of it (nat-gateway peering transit-gateway
+#                         other routes on top of it (nat-gateway nat-instance peering transit-gateway
 #                         blackhole),
 #                         then IPv6 (dual-stack dual-stack-endpoint), then a spoke that sends
 #                         everything to the transit gateway (transit-egress)
@@ -32,7 +32,8 @@
 #           reached from the VPC router over a peering link in step peering, through tgw in
 #           step transit-gateway, and never from the internet by its private addresses
 #   nat     the NAT gateway, 10.10.0.20 in the public subnet: it forwards what the private route
-#           table sends it (step nat-gateway) from its Elastic IP 192.0.2.88 (nftables SNAT)
+#           table sends it (step nat-gateway) from its Elastic IP 192.0.2.88 (nftables SNAT); in
+#           step nat-instance the same host is a NAT instance's network interface
 #   tgw     the transit gateway between the VPC router and the second VPC; in step
 #           transit-egress the second VPC is also the egress VPC (it NATs to the internet)
 # The internet routes back to the public subnet and the NAT's Elastic IP only; the S3 front end
@@ -377,7 +378,7 @@ routes() {
   local step=$1 table
   second_interface "$step"
   egress "$step"
-  if [[ $step == nat-gateway ]]; then
+  if [[ $step == nat-gateway || $step == nat-instance ]]; then
     R route replace default via "$NAT_IP" table 101
   elif [[ $step == transit-egress ]]; then
     R route replace default via 100.64.4.2 table 101

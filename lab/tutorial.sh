@@ -111,6 +111,8 @@ run priv s3 "$CF_VPCE_NAME" --expect auto
 web="http://$WEB1_NAME/"
 step nat-gateway "the private subnet's 0.0.0.0/0 goes to a NAT gateway in the public subnet; S3's prefix list still wins"
 run priv s3 cloudformation "$nlb" --expect s3=gateway-endpoint --expect cloudformation=nat-gateway --expect "$nlb=nat-gateway"
+step nat-instance "the private subnet's 0.0.0.0/0 goes to a NAT instance's network interface instead: an appliance"
+run priv cloudformation --expect cloudformation=private
 step peering "the second VPC ($VPC2_CIDR, public address space) over a peering connection, from both subnets"
 run priv "$web" --expect "$web=peering"
 step transit-gateway "the second VPC through a transit gateway instead"

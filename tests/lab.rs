@@ -23,11 +23,11 @@ fn after(n: &HashMap<String, String>, step: &str, which: &str) -> bool {
 /// steps after privatelink each add a fault: the endpoints' security group admitting the
 /// public subnet only, the private subnet's network ACL denying HTTPS to S3 and the
 /// PrivateLink ENI's answers, the PrivateLink endpoint awaiting acceptance, its service not
-/// answering. The last three change routes: the private subnet's 0.0.0.0/0 to a NAT gateway
-/// (S3's prefix list still wins), then the second VPC's web server over a peering connection
-/// and through a transit gateway (a target only where a route to it exists: the lab's
-/// internet, like AWS's, does not carry another VPC's private addresses, which the
-/// configuration cannot know). After IPv6, transit-egress: a spoke without an S3 gateway
+/// answering. The next change routes: the private subnet's 0.0.0.0/0 to a NAT gateway (S3's
+/// prefix list still wins) or to a NAT instance's interface, then the second VPC's web server
+/// over a peering connection and through a transit gateway (a target only where a route to it
+/// exists: the lab's internet, like AWS's, does not carry another VPC's private addresses,
+/// which the configuration cannot know). After IPv6, transit-egress: a spoke without an S3 gateway
 /// endpoint sends everything to the transit gateway, and the second VPC NATs it out.
 fn expectations(
     step: &str,
@@ -42,6 +42,8 @@ fn expectations(
     // the transit gateway (the egress VPC's NAT) in transit-egress.
     let internet_private = match step {
         "nat-gateway" => "nat-gateway",
+        // A NAT instance is an appliance: its route says where traffic goes, not beyond.
+        "nat-instance" => "private",
         "transit-egress" => "transit-gateway",
         _ => unreachable,
     };
@@ -282,7 +284,8 @@ fn expected_diagnoses(
         ("cloudformation", "base" | "gateway", "priv") => vec!["no-route"],
         (t, "blackhole", "priv") if t.contains("cloudneta") => vec!["route-blackhole"],
         (t, s, "priv")
-            if t.contains("cloudneta") && !["nat-gateway", "transit-egress"].contains(&s) =>
+            if t.contains("cloudneta")
+                && !["nat-gateway", "nat-instance", "transit-egress"].contains(&s) =>
         {
             vec!["no-route"]
         }
@@ -439,6 +442,8 @@ fn route_problems(
         "nat-gateway" => Some(("nat", Some(n["NAT_PUBLIC_IP"].as_str()))),
         "peering" => Some(("pcx", None)),
         "transit-gateway" => Some(("tgw", None)),
+        // The lab's only appliance route: the NAT instance's network interface.
+        "private" => Some(("nat_eni", None)),
         _ => None,
     };
     if let Some((key, public_ip)) = want {
@@ -516,14 +521,19 @@ fn route_problems(
             ));
         }
     }
-    if step == "nat-gateway/priv" && name == "s3" {
-        let over = format!("over 0.0.0.0/0 -> {}", state["nat"].as_str().unwrap());
+    let nat = match step {
+        "nat-gateway/priv" => Some("nat"),
+        "nat-instance/priv" => Some("nat_eni"),
+        _ => None,
+    };
+    if let (Some(nat), "s3") = (nat, name) {
+        let over = format!("over 0.0.0.0/0 -> {}", state[nat].as_str().unwrap());
         let why = t["verdict"]["predicted"]["says"]
             .as_str()
             .unwrap_or_default();
         if !t["verdict"]["reason"].as_str().unwrap().contains(&over) || !why.contains(&over) {
             problems.push(format!(
-                "{label}: the prefix list's win over the NAT gateway is not said: {} / {why}",
+                "{label}: the prefix list's win over the NAT is not said: {} / {why}",
                 t["verdict"]["reason"]
             ));
         }

@@ -2,7 +2,7 @@
 //! plain words.
 
 use crate::model::{
-    AddressReport, DnsReport, Expect, Family, FamilyVerdict, Path, Verdict, VpcView,
+    AddressClass, AddressReport, DnsReport, Expect, Family, FamilyVerdict, Path, Verdict, VpcView,
 };
 use std::fmt::Write as _;
 
@@ -128,7 +128,10 @@ fn describe(
         Path::InterfaceEndpoint => "interface endpoint ENI",
         Path::GatewayEndpoint | Path::Public | Path::NatGateway => "public address",
         Path::Vpc => "VPC address",
-        Path::Private => "private address outside the VPC",
+        // An appliance's route (a NAT instance) carries public addresses too.
+        Path::Private if on_path.iter().all(|a| a.class == AddressClass::Private) => {
+            "private address outside the VPC"
+        }
         _ => "address",
     };
     let answered = match reached.iter().find_map(|a| a.http.code) {

@@ -502,6 +502,26 @@ mod tests {
     }
 
     #[test]
+    fn a_public_address_through_a_nat_instance_is_not_called_private() {
+        let mut v = vpc(vec![], None);
+        v.route_table.as_mut().unwrap().routes = vec![crate::model::Route {
+            cidr: Some("0.0.0.0/0".parse().unwrap()),
+            prefix_list: None,
+            target: "eni-nat".into(),
+            state: crate::model::RouteState::Active,
+        }];
+        let t = target(CF, &["52.95.1.1"], true, &v);
+        assert_eq!(t.verdict.path.as_str(), "private");
+        assert!(
+            t.verdict.reason.ends_with(
+                "; address 52.95.1.1 via eni-nat (network interface; route 0.0.0.0/0 of rtb-priv)"
+            ),
+            "{}",
+            t.verdict.reason
+        );
+    }
+
+    #[test]
     fn a_403_through_an_endpoint_whose_policy_refuses_the_request_is_the_policy() {
         let s3 = "s3.ap-northeast-2.amazonaws.com";
         let mut gateway = s3_gateway();
