@@ -262,3 +262,30 @@ fn a_bad_alert_is_one_line_naming_the_fix() {
         assert!(said.contains(want), "{spec}: {said}");
     }
 }
+
+#[test]
+fn a_change_counted_before_a_restart_is_told_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("data");
+    let up = receiver(Mode::Answer(200));
+    let args = [
+        "--alert".to_string(),
+        format!("webhook={}", up.url),
+        "--alert-after".into(),
+        "3".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    post(&collector, 0, true);
+    post(&collector, 1, false);
+    post(&collector, 2, false);
+    // Two of three: nothing told yet, and the store's newest verdict is the failure.
+    collector.kill();
+    let collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    post(&collector, 3, false);
+    let got = up.wait_for(1);
+    assert_eq!(got[0]["event"], "failing", "{got:#?}");
+    assert_eq!(got[0]["reports"], 3, "{got:#?}");
+    assert_eq!(got[0]["from"]["path"], "gateway-endpoint", "{got:#?}");
+}

@@ -242,7 +242,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         None => None,
     };
     if let Some(alerts) = &alerts {
-        alerts.start_from(&store.views().matrix);
+        resume(alerts, &store).await?;
     }
     let app = Arc::new(server::App {
         alerts,
@@ -416,6 +416,23 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
     Ok(Some(Arc::new(enrol::Identities::new(
         trust, policy, registry,
     ))))
+}
+
+/// Starts the alerts' cells where they stood at the stop, and writes what was due then.
+async fn resume(alerts: &Arc<alerts::Alerts>, store: &store::Store) -> Result<(), Error> {
+    let (a, log, matrix) = (
+        alerts.clone(),
+        store.path().to_path_buf(),
+        store.views().matrix.clone(),
+    );
+    let due = tokio::task::spawn_blocking(move || a.resume(&log, &matrix))
+        .await
+        .map_err(|e| Error::Environment(format!("--alert: {e}")))?
+        .map_err(|e| Error::Environment(e.to_string()))?;
+    if let Err(e) = alerts.write(&due).await {
+        tracing::error!("an alert is lost: {e}");
+    }
+    Ok(())
 }
 
 /// The alerts' destinations, when asked for.

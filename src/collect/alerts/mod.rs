@@ -3,9 +3,11 @@
 //! destination's outbox (`DATA/alerts/NAME/`, synced) before the report that made it is
 //! acknowledged, and sent from there by one task per destination, oldest first, retried with
 //! back-off: a destination that fails or hangs never holds ingestion or the others, and a
-//! restart loses nothing.
+//! restart loses nothing: what each cell was last told is kept too (`told.rs`), and the
+//! store's reports are replayed over it at the start.
 
 pub mod rule;
+pub mod told;
 
 use crate::deliver::spool::{self, Spool};
 use crate::model::Report;
@@ -59,6 +61,17 @@ pub enum AlertError {
         /// Why.
         source: std::io::Error,
     },
+    /// The store or the told log cannot be read at the start.
+    #[error("--alert: cannot read {} to resume the alerts: {source}; check --data", path.display())]
+    Resume {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The told log cannot be written at the start.
+    #[error("--alert: {0}; check --data")]
+    Told(#[source] crate::deliver::SpoolError),
     /// The HTTP client cannot be built.
     #[error("--alert: cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -79,7 +92,9 @@ struct Destination {
 
 /// Every destination, and the cells' streaks.
 pub struct Alerts {
+    after: u32,
     streaks: Mutex<Streaks>,
+    told: told::Told,
     destinations: Vec<Arc<Destination>>,
     client: reqwest::Client,
 }
@@ -135,22 +150,85 @@ impl Alerts {
             }));
         }
         let client = crate::deliver::post_client(tls, TIMEOUT).map_err(AlertError::Client)?;
+        let dir = data.join("alerts");
+        std::fs::create_dir_all(&dir).map_err(|source| AlertError::Outbox {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(Self {
+            after,
             streaks: Mutex::new(Streaks::new(after)),
+            told: told::Told::new(&dir),
             destinations,
             client,
         })
     }
 
-    /// Starts every cell at the verdict the store holds.
-    pub fn start_from(
+    /// Starts every cell where it stood at the stop: at what it was last told, with the
+    /// store's reports (`log`) replayed over it, so a change half-counted before the stop goes
+    /// on being counted. A data directory without a told log starts at the store's newest
+    /// verdicts (`matrix`): what happened before alerts were asked for is not told. Blocks:
+    /// call it off the async threads.
+    ///
+    /// Returns the messages the replay made that were never written (a stop between the
+    /// store and the outboxes): they are due, for [`Alerts::write`].
+    ///
+    /// # Errors
+    /// When the store or the told log cannot be read, or the told log written.
+    pub fn resume(
         &self,
+        log: &Path,
         matrix: &std::collections::BTreeMap<(String, String), super::store::Cell>,
-    ) {
-        let mut streaks = self.streaks();
-        for (key, cell) in matrix {
-            streaks.start(key, cell);
+    ) -> Result<Vec<Alert>, AlertError> {
+        let resume = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| AlertError::Resume { path, source }
+        };
+        let Some(told) = self.told.read().map_err(resume(self.told.path()))? else {
+            let mut streaks = self.streaks();
+            for (key, cell) in matrix {
+                streaks.start(key, cell);
+            }
+            self.told
+                .rewrite(&streaks.told())
+                .map_err(AlertError::Told)?;
+            return Ok(Vec::new());
+        };
+        let mut streaks = Streaks::new(self.after);
+        for (key, state) in &told {
+            streaks.seed(key, *state);
         }
+        let mut last = std::collections::HashMap::new();
+        match std::fs::File::open(log) {
+            Ok(file) => {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(file).lines() {
+                    let line = line.map_err(resume(log))?;
+                    let Ok(report) = serde_json::from_str::<Report>(&line) else {
+                        continue;
+                    };
+                    for a in streaks.observe(&report) {
+                        last.insert((a.instance_key.clone(), a.target.clone()), a);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(resume(log)(e)),
+        }
+        // A message whose verdict the told log has was written; the last one of a cell whose
+        // verdict it has not was lost, and the cell stays at what was told until it is written.
+        let mut now = streaks.told();
+        let due: Vec<Alert> = last
+            .into_iter()
+            .filter(|(key, a)| told.get(key) != Some(&a.to))
+            .map(|(key, a)| {
+                now.insert(key, a.from);
+                a
+            })
+            .collect();
+        self.told.rewrite(&now).map_err(AlertError::Told)?;
+        *self.streaks() = streaks;
+        Ok(due)
     }
 
     /// Takes a stored report and writes the messages it makes to every outbox; returns
@@ -160,6 +238,14 @@ impl Alerts {
     /// When an outbox cannot be written.
     pub async fn observe(&self, report: &Report) -> Result<(), crate::deliver::SpoolError> {
         let alerts = self.streaks().observe(report);
+        self.write(&alerts).await
+    }
+
+    /// Writes `alerts` to every outbox, then to the told log; returns once they are on disk.
+    ///
+    /// # Errors
+    /// When an outbox or the told log cannot be written.
+    pub async fn write(&self, alerts: &[Alert]) -> Result<(), crate::deliver::SpoolError> {
         if alerts.is_empty() {
             return Ok(());
         }
@@ -188,7 +274,11 @@ impl Alerts {
             }
             d.wake.notify_one();
         }
-        for a in &alerts {
+        let (told, written) = (self.told.clone(), alerts.to_vec());
+        tokio::task::spawn_blocking(move || told.append(&written))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        for a in alerts {
             tracing::info!("alert: {}", crate::terminal::safe(&text(a)));
         }
         Ok(())
@@ -360,6 +450,58 @@ fn slack_text(a: &Alert) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(n: u32, pass: bool) -> String {
+        let mut r: Report =
+            serde_json::from_str(include_str!("../../../tests/fixtures/report.json")).unwrap();
+        r.id = format!("r-{n}");
+        r.started_at = format!("2026-12-04T10:{n:02}:00Z");
+        r.targets.truncate(1);
+        r.targets[0].verdict.pass = pass;
+        r.targets[0].verdict.path = if pass {
+            crate::model::Path::GatewayEndpoint
+        } else {
+            crate::model::Path::Public
+        };
+        serde_json::to_string(&r).unwrap()
+    }
+
+    fn alerts(data: &Path) -> Alerts {
+        let tls = crate::net::tls::Trust::new(&[]).unwrap().client_config();
+        Alerts::new(&["webhook=http://127.0.0.1:9/".into()], 1, data, tls).unwrap()
+    }
+
+    #[test]
+    fn a_message_the_store_made_but_no_outbox_took_is_due_at_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("reports.jsonl");
+        std::fs::write(&log, format!("{}\n{}\n", report(0, true), report(1, false))).unwrap();
+        let matrix = std::collections::BTreeMap::new();
+        // No told log: alerts start at the store's newest verdicts (none here), nothing due.
+        assert!(alerts(dir.path()).resume(&log, &matrix).unwrap().is_empty());
+        let first: Report = serde_json::from_str(&report(0, true)).unwrap();
+        let key = (
+            crate::collect::store::instance_key(&first),
+            first.targets[0].target.clone(),
+        );
+        // The told log says the cell passed: the failure the store holds was never written.
+        let told = told::Told::new(&dir.path().join("alerts"));
+        let mut passed = told::Cells::new();
+        let pass = rule::State {
+            path: crate::model::Path::GatewayEndpoint,
+            pass: true,
+        };
+        passed.insert(key.clone(), pass);
+        told.rewrite(&passed).unwrap();
+        let due = alerts(dir.path()).resume(&log, &matrix).unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].event, Event::Failing);
+        // Until it is written, the told log still says the cell passed.
+        assert_eq!(told.read().unwrap().unwrap()[&key], pass);
+        // Written, it is due no more.
+        told.append(&due).unwrap();
+        assert!(alerts(dir.path()).resume(&log, &matrix).unwrap().is_empty());
+    }
 
     #[test]
     fn a_report_cannot_put_a_mention_or_a_link_in_slack() {

@@ -73,8 +73,31 @@ impl Streaks {
         }
     }
 
-    /// Starts a cell at the verdict the store holds (at a restart), so a change that
-    /// happened while the collector was down is still told.
+    /// Starts a cell at the verdict last told (at a restart, from the told log), before the
+    /// store's reports are replayed through [`Streaks::observe`].
+    pub fn seed(&mut self, key: &(String, String), told: State) {
+        self.cells.insert(
+            key.clone(),
+            Streak {
+                told,
+                seen: told,
+                count: 0,
+                at: String::new(),
+            },
+        );
+    }
+
+    /// Every cell's verdict last told.
+    #[must_use]
+    pub fn told(&self) -> HashMap<(String, String), State> {
+        self.cells
+            .iter()
+            .map(|(key, s)| (key.clone(), s.told))
+            .collect()
+    }
+
+    /// Starts a cell at the verdict the store holds (alerts new to a data directory, which
+    /// has no told log): what happened before is not told.
     pub fn start(&mut self, key: &(String, String), cell: &Cell) {
         let state = State {
             path: cell.path,

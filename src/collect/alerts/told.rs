@@ -1,0 +1,124 @@
+//! What each cell was last told (`DATA/alerts/told.jsonl`): a line appended and synced for
+//! every message written to the outboxes, so that a restart compares the next reports with
+//! what was told, not with the store's newest verdict, which may be a change counted but not
+//! yet told. Rewritten with one line per cell at each start.
+
+use super::rule::{Alert, State};
+use crate::deliver::SpoolError;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Every cell's verdict last told, by (instance key, target).
+pub type Cells = HashMap<(String, String), State>;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Line {
+    instance: String,
+    target: String,
+    #[serde(flatten)]
+    told: State,
+}
+
+/// The told log of one data directory.
+#[derive(Clone)]
+pub struct Told {
+    path: PathBuf,
+}
+
+impl Told {
+    /// The log in `dir` (the alerts' directory).
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            path: dir.join("told.jsonl"),
+        }
+    }
+
+    fn failed(&self, source: std::io::Error) -> SpoolError {
+        SpoolError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The log's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every cell's last told verdict; `None` when there is no log yet. A line that cannot
+    /// be read (the torn end of a crash) is skipped.
+    ///
+    /// # Errors
+    /// When the log exists and cannot be read.
+    pub fn read(&self) -> std::io::Result<Option<Cells>> {
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut cells = Cells::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line?;
+            if let Ok(l) = serde_json::from_str::<Line>(&line) {
+                cells.insert((l.instance, l.target), l.told);
+            }
+        }
+        Ok(Some(cells))
+    }
+
+    /// Appends what `alerts` told, synced.
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub fn append(&self, alerts: &[Alert]) -> Result<(), SpoolError> {
+        let mut text = Vec::new();
+        for a in alerts {
+            line(&mut text, &a.instance_key, &a.target, a.to);
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.failed(e))?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| self.failed(e))
+    }
+
+    /// Replaces the log with one line per cell, synced and renamed into place.
+    ///
+    /// # Errors
+    /// When the log cannot be written.
+    pub fn rewrite(&self, cells: &Cells) -> Result<(), SpoolError> {
+        let mut text = Vec::new();
+        for ((instance, target), told) in cells {
+            line(&mut text, instance, target, *told);
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| self.failed(e))
+    }
+}
+
+fn line(out: &mut Vec<u8>, instance: &str, target: &str, told: State) {
+    let l = Line {
+        instance: instance.to_string(),
+        target: target.to_string(),
+        told,
+    };
+    if serde_json::to_writer(&mut *out, &l).is_ok() {
+        out.push(b'\n');
+    }
+}
