@@ -251,7 +251,7 @@ async fn read(
                 print_changes(&changes);
                 if let (Some(alerts), Some(report)) = (alerts, &for_alerts) {
                     if let Err(e) = alerts.observe(report).await {
-                        tracing::error!("an alert is lost: {e}");
+                        tracing::error!("an alert is not written: {e}; the next start writes it");
                     }
                 }
             }

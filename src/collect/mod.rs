@@ -430,7 +430,7 @@ async fn resume(alerts: &Arc<alerts::Alerts>, store: &store::Store) -> Result<()
         .map_err(|e| Error::Environment(format!("--alert: {e}")))?
         .map_err(|e| Error::Environment(e.to_string()))?;
     if let Err(e) = alerts.write(&due).await {
-        tracing::error!("an alert is lost: {e}");
+        tracing::error!("an alert is not written: {e}; the next start writes it");
     }
     Ok(())
 }

@@ -193,10 +193,11 @@ async fn post(
     match app.store.put(entry).await {
         Ok((stored, changes)) => {
             if let (Some(alerts), Some(report), Stored::New) = (&app.alerts, &for_alerts, stored) {
-                // The report is stored: an outbox that cannot be written loses the message,
-                // said here, not the report.
+                // The report is stored: an outbox that cannot be written holds the message
+                // back (said here, not the report) until the next start, which finds it
+                // missing from the told log and writes it.
                 if let Err(e) = alerts.observe(report).await {
-                    tracing::error!("an alert is lost: {e}");
+                    tracing::error!("an alert is not written: {e}; the next start writes it");
                 }
             }
             // Queued on every acknowledgement, a duplicate's too: an earlier copy may have
