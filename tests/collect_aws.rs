@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::collector::{Collector, TOKEN, get, post, signed, token_file};
+use support::receiver::{Mode, receiver};
 use support::{Helper, assert_valid, probe, run_within, seeded_moto};
 
 const REGION: &str = "ap-northeast-2";
@@ -142,6 +143,39 @@ fn verdicts_come_back_from_serial_consoles_by_instance_and_by_stack() {
         "instances by Name tag: {page}"
     );
     assert!(page.contains(&format!("public-ec2 ({PUBLIC})")), "{page}");
+}
+
+#[test]
+fn reports_read_from_a_console_are_alerted_on_like_posted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ec2 = recorded_ec2();
+    let hook = receiver(Mode::Answer(200));
+    let c = collector(
+        dir.path(),
+        &ec2.url(),
+        &[
+            "--from-console",
+            PRIVATE,
+            "--region",
+            REGION,
+            "--console-every",
+            "1s",
+            "--alert",
+            &format!("webhook={}", hook.url),
+        ],
+    );
+    // The private instance's console holds two runs: S3 unreachable, then by its gateway
+    // endpoint. The first is where the cell starts; the second is a change.
+    let got = hook.wait_for(1);
+    assert_eq!(got.len(), 1, "{got:#?}\n{:#?}", c.lines());
+    let m = &got[0];
+    assert_eq!(m["target"], "s3", "{m:#}");
+    assert_eq!(m["instance_key"], PRIVATE, "{m:#}");
+    assert_eq!(m["from"]["path"], "unreachable", "{m:#}");
+    assert_eq!(m["to"]["path"], "gateway-endpoint", "{m:#}");
+    // Reading the same console again tells nothing twice.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(hook.got.lock().unwrap().len(), 1);
 }
 
 /// An instance whose UserData never got probe there (its security group drops the relay's

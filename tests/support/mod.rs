@@ -6,6 +6,7 @@
 )]
 
 pub mod collector;
+pub mod receiver;
 
 /// Sends `signal` to the process `pid` (one the test started), without a `kill` binary.
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
