@@ -4,11 +4,19 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The command line or an input file is wrong; the message names the fix.
-    #[error("{0}")]
-    Usage(String),
+    #[error(transparent)]
+    Usage(#[from] crate::Usage),
     /// The machine cannot run the command (no resolver configuration, a socket denied...).
     #[error("{0}")]
     Environment(String),
+}
+
+impl Error {
+    /// A usage error the command line's own checks found (`message` names the fix).
+    #[must_use]
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::Usage(crate::Usage::Line(message.into()))
+    }
 }
 
 /// Named process exit codes, the only place they are defined.

@@ -31,6 +31,52 @@ pub mod userdata;
 use cli::{Cli, Command};
 use error::Error;
 
+/// What is wrong with the command line or a file it names, by where it was found: each
+/// command's own error types, composed here at the crate's root (above every layer), and
+/// rendered by `main` as one line with exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum Usage {
+    /// The command line's own checks (an option's value, options that do not go together,
+    /// a target): the message names the option and the fix.
+    #[error("{0}")]
+    Line(String),
+    /// A token file.
+    #[error(transparent)]
+    Token(#[from] auth::TokenError),
+    /// A CA file (`--ca-file`).
+    #[error(transparent)]
+    Ca(#[from] net::tls::TrustError),
+    /// An instance identity certificate (`--identity-ca`).
+    #[error(transparent)]
+    IdentityCa(#[from] identity::TrustError),
+    /// The region (`--region`, `AWS_REGION`).
+    #[error(transparent)]
+    Region(#[from] model::region::BadRegion),
+    /// A delivery that cannot be set up, named by the command's flags for the collector's URL
+    /// and the spool.
+    #[error("{}", error.with_flags(url, spool))]
+    Delivery {
+        /// What is wrong.
+        error: deliver::SetupError,
+        /// The flag of the collector's URL (`--report-to`, `--forward`).
+        url: &'static str,
+        /// The flag of the spool (`--spool`, `--data`).
+        spool: &'static str,
+    },
+    /// An alert destination (`--alert`).
+    #[error(transparent)]
+    Alert(#[from] collect::alerts::AlertError),
+    /// The collector's certificate and key (`--tls-cert`, `--tls-key`).
+    #[error(transparent)]
+    Tls(#[from] collect::listen::TlsSetupError),
+    /// UserData that could not be run safely.
+    #[error(transparent)]
+    UserData(#[from] userdata::render::Unsafe),
+    /// The check command line a service would run.
+    #[error(transparent)]
+    Service(#[from] install::unit::Refusal),
+}
+
 /// Runs the parsed command line and returns the process exit code.
 ///
 /// # Errors

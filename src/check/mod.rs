@@ -33,17 +33,17 @@ use std::sync::Arc;
 pub async fn execute(args: &Args) -> Result<u8, Error> {
     let env = |k: &str| std::env::var(k).ok();
     let tty = output::stdout_is_terminal();
-    let settings = args.context.settings(&env).map_err(Error::Usage)?;
+    let settings = args.context.settings(&env).map_err(Error::usage)?;
     // The command line and its files first: nothing is sent for a run that cannot happen.
-    let draft = plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::Usage)?;
-    let trust = Trust::new(&draft.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
+    let draft = plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::usage)?;
+    let trust = Trust::new(&draft.ca_files).map_err(|e| Error::Usage(e.into()))?;
     let delivery = draft
         .report_to
         .as_ref()
         .map(|r| {
             let identity = if r.identity {
                 let endpoint = settings.imds.clone().ok_or_else(|| {
-                    Error::Usage("--identity aws reads the instance identity document from IMDS, which is off here (AWS_EC2_METADATA_DISABLED): turn it on, or give --token-file and --identity off".into())
+                    Error::usage("--identity aws reads the instance identity document from IMDS, which is off here (AWS_EC2_METADATA_DISABLED): turn it on, or give --token-file and --identity off")
                 })?;
                 Some(endpoint)
             } else {
@@ -58,7 +58,13 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
                 r.spool.clone(),
                 trust.client_config(),
             )
-            .map_err(|e| Error::Usage(e.with_flags("--report-to", "--spool")))
+            .map_err(|error| {
+                Error::Usage(crate::Usage::Delivery {
+                    error,
+                    url: "--report-to",
+                    spool: "--spool",
+                })
+            })
         })
         .transpose()?;
     let metadata = context::metadata(&settings).await;
@@ -66,7 +72,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         instance: metadata.instance.as_ref(),
         status: &metadata.status,
     };
-    let plan = plan::build(args, &env, tty, fallback).map_err(Error::Usage)?;
+    let plan = plan::build(args, &env, tty, fallback).map_err(Error::usage)?;
     let needs_dns = plan.targets.iter().any(|(t, _)| t.ip_literal().is_none());
     let resolver = if needs_dns {
         SystemResolver::new(plan.resolver, plan.timeout)

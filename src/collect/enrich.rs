@@ -18,12 +18,32 @@ const LIMIT: Duration = Duration::from_secs(3);
 
 type Key = (String, String, String);
 
+/// Why the collector's EC2 API could not tell what a report lacks.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Lookup {
+    /// The report names no region.
+    #[error("no region in the report to look up")]
+    NoRegion,
+    /// The report names no VPC and subnet.
+    #[error("no VPC and subnet in the report to look up")]
+    NoPlace,
+    /// The API answered with an error.
+    #[error("EC2 API: {0}")]
+    Ec2(#[source] Ec2Error),
+    /// The API did not answer in time.
+    #[error("EC2 API did not answer within {}", humantime::format_duration(LIMIT))]
+    Timeout,
+    /// DescribeInstances does not list the instance.
+    #[error("DescribeInstances does not know {0}")]
+    Unknown(String),
+}
+
 /// Labels reports with this machine's EC2 API.
 pub struct Enricher {
     /// Cleared when this machine turns out to have no credentials.
     on: AtomicBool,
     clients: Cache<String, Result<Arc<SdkEc2>, Ec2Error>>,
-    views: Cache<Key, Result<Arc<VpcView>, String>>,
+    views: Cache<Key, Result<Arc<VpcView>, Lookup>>,
     instances: Cache<String, Option<InstanceInfo>>,
 }
 
@@ -72,10 +92,8 @@ impl Enricher {
         let mut instance = known.clone();
         let region = instance.region.clone().or_else(|| r.agent.region.clone());
         let client = match &region {
-            Some(region) => Box::pin(self.client(region))
-                .await
-                .map_err(|e| e.to_string()),
-            None => Err("no region in the report to look up".into()),
+            Some(region) => Box::pin(self.client(region)).await.map_err(Lookup::Ec2),
+            None => Err(Lookup::NoRegion),
         };
         let (view, described) = match &client {
             Ok(client) => {
@@ -118,7 +136,7 @@ impl Enricher {
                     report.pass = report.targets.iter().all(|t| t.verdict.pass);
                     SourceStatus::Ok
                 }
-                Err(why) => SourceStatus::Unavailable(why),
+                Err(why) => SourceStatus::Unavailable(why.to_string()),
             };
             report.agent.context.collector_ec2 = Some(status);
         }
@@ -131,7 +149,7 @@ impl Enricher {
         &self,
         region: &str,
         id: &str,
-    ) -> Option<Result<InstanceInfo, String>> {
+    ) -> Option<Result<InstanceInfo, Lookup>> {
         if !self.on.load(Ordering::Relaxed) {
             return None;
         }
@@ -142,10 +160,10 @@ impl Enricher {
                 found
                     .into_iter()
                     .next()
-                    .ok_or_else(|| format!("DescribeInstances does not know {id}")),
+                    .ok_or_else(|| Lookup::Unknown(id.to_string())),
             ),
             Ok(Err(e)) if e.to_string().contains("InvalidInstanceID") => {
-                Some(Err(format!("DescribeInstances does not know {id}")))
+                Some(Err(Lookup::Unknown(id.to_string())))
             }
             _ => None,
         }
@@ -180,14 +198,14 @@ impl Enricher {
         region: Option<&str>,
         instance: &Instance,
         wanted: bool,
-    ) -> Option<Result<Arc<VpcView>, String>> {
+    ) -> Option<Result<Arc<VpcView>, Lookup>> {
         if !wanted {
             return None;
         }
         let (Some(region), Some(vpc), Some(subnet)) =
             (region, &instance.vpc_id, &instance.subnet_id)
         else {
-            return Some(Err("no VPC and subnet in the report to look up".into()));
+            return Some(Err(Lookup::NoPlace));
         };
         let key = (region.to_string(), vpc.clone(), subnet.clone());
         let found = self
@@ -196,11 +214,8 @@ impl Enricher {
                 // The SDK's futures are large: keep them on the heap.
                 match tokio::time::timeout(LIMIT, Box::pin(client.discover(vpc, subnet))).await {
                     Ok(Ok(view)) => Ok(Arc::new(view)),
-                    Ok(Err(why)) => Err(format!("EC2 API: {why}")),
-                    Err(_) => Err(format!(
-                        "EC2 API did not answer within {}",
-                        humantime::format_duration(LIMIT)
-                    )),
+                    Ok(Err(why)) => Err(Lookup::Ec2(why)),
+                    Err(_) => Err(Lookup::Timeout),
                 }
             })
             .await;

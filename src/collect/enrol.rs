@@ -4,7 +4,7 @@
 //! report's signature by an enrolled key. Every refusal is logged with its reason, counted
 //! by reason for /metrics, and stores nothing.
 
-use super::identities::{Conflict, Registry};
+use super::identities::{Conflict, Registry, RegistryError};
 use crate::identity::trust::Unverified;
 use crate::identity::wire::{self, Challenge, Enrolled, Enrolment};
 use crate::identity::{Document, Trust, key};
@@ -128,6 +128,28 @@ impl Proven {
     }
 }
 
+/// Why a relay cannot keep an enrolment its collector accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    /// The document the agent sent does not read.
+    #[error(transparent)]
+    Document(#[from] crate::identity::document::DocumentError),
+    /// The collector's answer names another instance.
+    #[error("the collector enrolled {enrolled}, the document is {document}'s")]
+    OtherInstance {
+        /// The collector's.
+        enrolled: String,
+        /// The document's.
+        document: String,
+    },
+    /// The registry refuses it even after forgetting the older record.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The registry cannot be read or written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
 /// The collector's side of identities.
 pub struct Identities {
     trust: Trust,
@@ -230,7 +252,7 @@ impl Identities {
         doc: &Document,
         public_key: &str,
         key_id: &str,
-    ) -> Result<Enrolled, Result<Refusal, String>> {
+    ) -> Result<Enrolled, Result<Refusal, RegistryError>> {
         match self.registry.enrol(doc, public_key.trim(), key_id) {
             Ok(Ok(())) => {
                 self.enrolled.fetch_add(1, Ordering::Relaxed);
@@ -240,7 +262,7 @@ impl Identities {
                 })
             }
             Ok(Err(conflict)) => Err(Ok(Refusal::Conflict(conflict))),
-            Err(e) => Err(Err(e.to_string())),
+            Err(e) => Err(Err(e)),
         }
     }
 
@@ -250,26 +272,20 @@ impl Identities {
     ///
     /// # Errors
     /// When the document cannot be read or the registry written.
-    pub fn remember(&self, e: &Enrolment, enrolled: &Enrolled) -> Result<(), String> {
-        let doc = Document::parse(e.document.as_bytes()).map_err(|e| e.to_string())?;
+    pub fn remember(&self, e: &Enrolment, enrolled: &Enrolled) -> Result<(), KeepError> {
+        let doc = Document::parse(e.document.as_bytes())?;
         if doc.instance_id != enrolled.instance_id {
-            return Err("the collector enrolled another instance than the document's".into());
+            return Err(KeepError::OtherInstance {
+                enrolled: enrolled.instance_id.clone(),
+                document: doc.instance_id,
+            });
         }
         let key = e.public_key.trim();
-        match self.registry.enrol(&doc, key, &enrolled.key_id) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                self.registry
-                    .forget(&doc.instance_id)
-                    .map_err(|e| e.to_string())?;
-                match self.registry.enrol(&doc, key, &enrolled.key_id) {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(c)) => Err(c.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
-            Err(e) => Err(e.to_string()),
+        if self.registry.enrol(&doc, key, &enrolled.key_id)?.is_ok() {
+            return Ok(());
         }
+        self.registry.forget(&doc.instance_id)?;
+        Ok(self.registry.enrol(&doc, key, &enrolled.key_id)??)
     }
 
     /// The key behind a report's headers, if its signature over `body` verifies. Blocking at

@@ -67,7 +67,9 @@ pub async fn enrol(
                 let (enrolment, status) = (enrolment.clone(), *status);
                 let kept =
                     tokio::task::spawn_blocking(move || ids.remember(&enrolment, &enrolled)).await;
-                if !matches!(kept, Ok(Ok(()))) {
+                let kept = kept.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                if let Err(why) = kept {
+                    tracing::error!("an enrolment the collector accepted: {why}");
                     return error(
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
@@ -94,7 +96,7 @@ pub async fn enrol(
                     "{} is {}, not running",
                     doc.instance_id, info.state
                 )),
-                Err(why) => Some(why),
+                Err(why) => Some(why.to_string()),
             };
             if let Some(why) = why {
                 let why = Refusal::Ec2(why);
@@ -121,7 +123,7 @@ pub async fn enrol(
             ids.refused("an enrolment", peer, &why);
             refusal(StatusCode::FORBIDDEN, &why)
         }
-        Ok(Err(Err(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Ok(Err(Err(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

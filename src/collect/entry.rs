@@ -25,20 +25,15 @@ impl Entry {
         // stored: a deeply nested one would break every reader of the API (jq, Python).
         let depth = nesting(bytes);
         if depth > MAX_DEPTH {
-            return Err(Invalid::Json(format!(
-                "the report is nested {depth} levels deep, over the {MAX_DEPTH} a report needs"
-            )));
+            return Err(Invalid::Nested(depth));
         }
-        let report: Report = serde_json::from_slice(bytes)
-            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
-        validate(&report).map_err(Invalid::Content)?;
-        let text = std::str::from_utf8(bytes.trim_ascii())
-            .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+        let report: Report = serde_json::from_slice(bytes).map_err(Invalid::Json)?;
+        validate(&report)?;
+        let text = std::str::from_utf8(bytes.trim_ascii()).map_err(Invalid::Utf8)?;
         // JSON strings cannot hold a raw line break, so one is whitespace between tokens:
         // only a pretty-printed document needs rewriting to fit on one line.
         let doc = if text.contains(['\n', '\r']) {
-            let value: Value = serde_json::from_str(text)
-                .map_err(|e| Invalid::Json(format!("not a probe report: {e}")))?;
+            let value: Value = serde_json::from_str(text).map_err(Invalid::Json)?;
             value.to_string()
         } else {
             text.to_string()
@@ -51,8 +46,8 @@ impl Entry {
     /// # Errors
     /// When the report cannot be serialised or is not valid.
     pub fn from_report(report: Report) -> Result<Self, Invalid> {
-        validate(&report).map_err(Invalid::Content)?;
-        let doc = serde_json::to_string(&report).map_err(|e| Invalid::Json(e.to_string()))?;
+        validate(&report)?;
+        let doc = serde_json::to_string(&report).map_err(Invalid::Json)?;
         Ok(Self { report, doc })
     }
 
@@ -121,14 +116,37 @@ fn nesting(json: &[u8]) -> usize {
 }
 
 /// Why a body was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Invalid {
     /// Not JSON, or not shaped like a report (400).
-    #[error("{0}")]
-    Json(String),
+    #[error("the report is nested {0} levels deep, over the {MAX_DEPTH} a report needs")]
+    Nested(usize),
+    /// Not JSON, or not shaped like a report (400).
+    #[error("not a probe report: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Not UTF-8 (400).
+    #[error("not a probe report: {0}")]
+    Utf8(#[source] std::str::Utf8Error),
     /// A report whose content is refused (422).
-    #[error("{0}")]
-    Content(String),
+    #[error(transparent)]
+    Content(#[from] Refused),
+}
+
+/// What a collector refuses to store of a report that parses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Another schema.
+    #[error("schema {0:?} is not {SCHEMA}")]
+    Schema(String),
+    /// An id that cannot name a file or a line.
+    #[error("id must be 1 to 128 letters, digits or '-'")]
+    Id,
+    /// No host name, or one too long.
+    #[error("agent.hostname must be 1 to 255 characters")]
+    Hostname,
+    /// Nothing checked.
+    #[error("a report has at least one target")]
+    NoTarget,
 }
 
 /// Copies `typed` into `doc`: objects key by key, arrays of the same length element by
@@ -155,21 +173,21 @@ fn overlay(doc: &mut Value, typed: Value) {
 }
 
 /// What serde's types do not say about a report.
-fn validate(r: &Report) -> Result<(), String> {
+fn validate(r: &Report) -> Result<(), Refused> {
     if r.schema != SCHEMA {
-        return Err(format!("schema {:?} is not {SCHEMA}", r.schema));
+        return Err(Refused::Schema(r.schema.clone()));
     }
     if r.id.is_empty()
         || r.id.len() > 128
         || !r.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        return Err("id must be 1 to 128 letters, digits or '-'".into());
+        return Err(Refused::Id);
     }
     if r.agent.hostname.is_empty() || r.agent.hostname.len() > 255 {
-        return Err("agent.hostname must be 1 to 255 characters".into());
+        return Err(Refused::Hostname);
     }
     if r.targets.is_empty() {
-        return Err("a report has at least one target".into());
+        return Err(Refused::NoTarget);
     }
     Ok(())
 }
@@ -195,7 +213,9 @@ mod tests {
             "]".repeat(100_000)
         ) + &text[1..];
         match Entry::parse(deep.as_bytes()) {
-            Err(Invalid::Json(why)) => assert!(why.contains("nested 100001 levels"), "{why}"),
+            Err(why @ Invalid::Nested(_)) => {
+                assert!(why.to_string().contains("nested 100001 levels"), "{why}");
+            }
             other => panic!("accepted: {:?}", other.map(|e| e.report.id)),
         }
     }
@@ -224,9 +244,13 @@ mod tests {
         let mut doc: Value = serde_json::from_str(REPORT).unwrap();
         doc["schema"] = "probe.report/v9".into();
         let e = Entry::parse(doc.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, Invalid::Content(Refused::Schema(s)) if s == "probe.report/v9"),
+            "{e:?}"
+        );
         assert_eq!(
-            e,
-            Invalid::Content("schema \"probe.report/v9\" is not probe.report/v1".into())
+            e.to_string(),
+            "schema \"probe.report/v9\" is not probe.report/v1"
         );
     }
 }

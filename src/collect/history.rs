@@ -135,20 +135,23 @@ pub struct Cell {
     limit: Option<usize>,
 }
 
+/// A `since=` that is neither a time nor a duration.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "since={:?}: give a time (2026-12-04T10:00:00Z) or a duration back from now (24h)",
+    crate::terminal::safe(.0)
+)]
+struct BadSince(String);
+
 /// `since` as RFC 3339: a time as given, or a duration back from now (`24h`).
-fn since(text: Option<&str>) -> Result<Option<String>, String> {
+fn since(text: Option<&str>) -> Result<Option<String>, BadSince> {
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     if humantime::parse_rfc3339_weak(text).is_ok() {
         return Ok(Some(text.to_string()));
     }
-    let ago = humantime::parse_duration(text).map_err(|_| {
-        format!(
-            "since={:?}: give a time (2026-12-04T10:00:00Z) or a duration back from now (24h)",
-            crate::terminal::safe(text)
-        )
-    })?;
+    let ago = humantime::parse_duration(text).map_err(|_| BadSince(text.to_string()))?;
     let at = std::time::SystemTime::now()
         .checked_sub(ago)
         .unwrap_or(std::time::UNIX_EPOCH);
@@ -166,7 +169,8 @@ async fn run(app: &App, headers: &HeaderMap, q: &Cell, limit: usize) -> Result<H
             "give instance= (an instance id or host name) and target=",
         ));
     };
-    let since = since(q.since.as_deref()).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let since =
+        since(q.since.as_deref()).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     let Ok(_turn) = app.scans.acquire().await else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
     };

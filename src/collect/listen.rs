@@ -8,7 +8,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -102,33 +102,68 @@ impl Drop for Ticket {
     }
 }
 
+/// Why the collector's certificate and key cannot serve TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The certificate file cannot be read as PEM.
+    #[error("--tls-cert {}: {source}", path.display())]
+    Cert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The certificate file holds no certificate.
+    #[error("--tls-cert {}: no PEM certificate in it", path.display())]
+    NoCert {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file cannot be read as a PEM private key.
+    #[error("--tls-key {}: {source}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refuses the pair (or its protocol versions).
+    #[error("--tls-cert and --tls-key do not make a pair: {0}")]
+    Pair(#[source] rustls::Error),
+}
+
 /// A TLS acceptor from PEM files.
 ///
 /// # Errors
-/// A one-line message naming the file and the problem.
-pub fn tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+/// What is wrong, naming the file.
+pub fn tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsSetupError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad_cert = |source| TlsSetupError::Cert {
+        path: cert.to_path_buf(),
+        source,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?
+        .map_err(bad_cert)?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+        .map_err(bad_cert)?;
     if chain.is_empty() {
-        return Err(format!(
-            "--tls-cert {}: no PEM certificate in it",
-            cert.display()
-        ));
+        return Err(TlsSetupError::NoCert {
+            path: cert.to_path_buf(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::Key {
+        path: key.to_path_buf(),
+        source,
+    })?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .map_err(TlsSetupError::Pair)?
     .with_no_client_auth()
     .with_single_cert(chain, key)
-    .map_err(|e| format!("--tls-cert and --tls-key do not make a pair: {e}"))?;
+    .map_err(TlsSetupError::Pair)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

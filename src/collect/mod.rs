@@ -199,11 +199,13 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .as_deref()
         .map(Token::load)
         .transpose()
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::Usage(e.into()))?;
     let identities = identities(args)?;
     proofs(args, addr, token.is_some(), identities.is_some())?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::Usage)?),
+        (Some(cert), Some(key)) => {
+            Some(listen::tls(cert, key).map_err(|e| Error::Usage(e.into()))?)
+        }
         _ => None,
     };
     let relay = relay(args)?;
@@ -237,7 +239,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         Some(_) => Some(
             server::this_executable()
                 .await
-                .map_err(Error::Environment)?,
+                .map_err(|e| Error::Environment(e.to_string()))?,
         ),
         None => None,
     };
@@ -323,13 +325,13 @@ async fn serve_until_stopped(
 /// both` needs both.
 fn proofs(args: &Args, addr: SocketAddr, token: bool, identities: bool) -> Result<(), Error> {
     if !token && !identities && !addr.ip().is_loopback() {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "refusing to listen on {addr} without --token-file or --allow-account: anyone could post reports; give one, or listen on 127.0.0.1"
         )));
     }
     if args.require == Require::Both && !(token && identities) {
-        return Err(Error::Usage(
-            "--require both needs --token-file and an identity (--allow-account, or --forward for a relay)".into(),
+        return Err(Error::usage(
+            "--require both needs --token-file and an identity (--allow-account, or --forward for a relay)",
         ));
     }
     Ok(())
@@ -349,7 +351,7 @@ fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
         return Ok(exit::PASS);
     }
     let known: Vec<String> = registry.instances().into_keys().collect();
-    Err(Error::Usage(format!(
+    Err(Error::usage(format!(
         "{}: no key enrolled for it in {}{}",
         crate::terminal::safe(instance),
         data.display(),
@@ -369,8 +371,8 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
             && args.allow_vpcs.is_empty()
             && args.identity_cas.is_empty())
         {
-            return Err(Error::Usage(
-                "--allow-region, --allow-vpc and --identity-ca apply to instance identities: give --allow-account too".into(),
+            return Err(Error::usage(
+                "--allow-region, --allow-vpc and --identity-ca apply to instance identities: give --allow-account too",
             ));
         }
         return Ok(None);
@@ -380,7 +382,7 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
         .iter()
         .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--allow-account {bad:?}: give a 12-digit AWS account id"
         )));
     }
@@ -389,17 +391,17 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
         .iter()
         .find(|r| !crate::model::region::is_valid(r))
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--allow-region {bad:?}: give a region, as ap-northeast-2"
         )));
     }
     if let Some(bad) = args.allow_vpcs.iter().find(|v| !v.starts_with("vpc-")) {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--allow-vpc {bad:?}: give a VPC id, as vpc-0123456789abcdef0"
         )));
     }
     let trust =
-        crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.to_string()))?;
+        crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.into()))?;
     std::fs::create_dir_all(&args.data).map_err(|e| {
         Error::Environment(format!(
             "--data {}: cannot create it ({e})",
@@ -440,15 +442,14 @@ fn alerts_of(args: &Args) -> Result<Option<Arc<alerts::Alerts>>, Error> {
     if args.alert.is_empty() {
         return Ok(None);
     }
-    let trust =
-        crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
+    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.into()))?;
     let alerts = alerts::Alerts::new(
         &args.alert,
         args.alert_after,
         &args.data,
         trust.client_config(),
     )
-    .map_err(|e| Error::Usage(e.to_string()))?;
+    .map_err(|e| Error::Usage(e.into()))?;
     Ok(Some(Arc::new(alerts)))
 }
 
@@ -457,15 +458,20 @@ fn relay(args: &Args) -> Result<Option<Arc<relay::Relay>>, Error> {
     let Some(url) = &args.forward else {
         return Ok(None);
     };
-    let trust =
-        crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.to_string()))?;
+    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.into()))?;
     let relay = relay::Relay::new(
         url,
         args.token_file.as_deref(),
         &args.data,
         trust.client_config(),
     )
-    .map_err(|e| Error::Usage(e.with_flags("--forward", "--data")))?;
+    .map_err(|error| {
+        Error::Usage(crate::Usage::Delivery {
+            error,
+            url: "--forward",
+            spool: "--data",
+        })
+    })?;
     Ok(Some(Arc::new(relay)))
 }
 
@@ -479,7 +485,7 @@ fn reads(file: Option<&std::path::Path>, relay: bool) -> Result<server::Reads, E
         });
     };
     let token = crate::auth::read_secret(file)
-        .map_err(|e| Error::Usage(format!("--read-token-file: {e}")))?;
+        .map_err(|e| Error::usage(format!("--read-token-file: {e}")))?;
     Ok(server::Reads::Token(token))
 }
 
@@ -496,17 +502,16 @@ fn console_sources(
         .iter()
         .find(|id| !id.starts_with("i-") || id.len() > 32 || id.contains(char::is_whitespace))
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--from-console {bad:?}: give instance ids, as i-0123456789abcdef0"
         )));
     }
     let region = crate::model::region::choose(args.region.as_deref(), &env, None)
-        .map_err(|e| Error::Usage(e.to_string()))?
+        .map_err(|e| Error::Usage(e.into()))?
         .map(|(r, _)| r)
         .ok_or_else(|| {
-            Error::Usage(
-                "--from-console/--stack need the instances' region: give --region or set AWS_REGION"
-                    .into(),
+            Error::usage(
+                "--from-console/--stack need the instances' region: give --region or set AWS_REGION",
             )
         })?;
     let every = args.console_every;

@@ -154,8 +154,10 @@ async fn post(
 ) -> Response {
     let mut entry = match Entry::parse(&bytes) {
         Ok(e) => e,
-        Err(Invalid::Json(why)) => return error(StatusCode::BAD_REQUEST, why),
-        Err(Invalid::Content(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(Invalid::Content(why)) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, why.to_string());
+        }
+        Err(why) => return error(StatusCode::BAD_REQUEST, why.to_string()),
     };
     if let Some(identities) = &app.identities {
         if let Err(why) = identities.admit(&proven, &entry.report) {
@@ -310,12 +312,28 @@ async fn executable(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// Why a relay cannot serve its own executable.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutableError {
+    /// The system does not say where it is.
+    #[error("cannot find this executable: {0}")]
+    Find(#[source] std::io::Error),
+    /// It cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The executable.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// This executable and its sha256, for a relay's /v1/probe.
 ///
 /// # Errors
 /// When the executable cannot be found or read.
-pub async fn this_executable() -> Result<(std::path::PathBuf, String), String> {
-    let path = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+pub async fn this_executable() -> Result<(std::path::PathBuf, String), ExecutableError> {
+    let path = std::env::current_exe().map_err(ExecutableError::Find)?;
     let read = path.clone();
     let sha = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
         use std::io::Read;
@@ -332,8 +350,11 @@ pub async fn this_executable() -> Result<(std::path::PathBuf, String), String> {
         Ok(auth::hex(ctx.finish().as_ref()))
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    .map_err(|source| ExecutableError::Read {
+        path: path.clone(),
+        source,
+    })?;
     Ok((path, sha))
 }
 

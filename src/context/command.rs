@@ -53,11 +53,11 @@ pub struct ContextReport {
 /// Usage errors; an environment error when `--ec2 required` could not be met.
 pub async fn execute(args: &Args) -> Result<u8, Error> {
     let env = |k: &str| std::env::var(k).ok();
-    let settings = args.context.settings(&env).map_err(Error::Usage)?;
+    let settings = args.context.settings(&env).map_err(Error::usage)?;
     let metadata = super::metadata(&settings).await;
     let known = metadata.instance.as_ref().and_then(|i| i.region.as_deref());
     let region = region::choose(args.region.as_deref(), &env, known)
-        .map_err(|e| Error::Usage(e.to_string()))?
+        .map_err(|e| Error::Usage(e.into()))?
         .map(|(r, _)| r);
     let discovery = super::discover(&settings, region.as_deref(), metadata.instance.as_ref()).await;
     if settings.ec2 == super::Ec2Mode::Required && discovery.view.is_none() {

@@ -184,15 +184,13 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
 
 /// The console output is base64, wrapped over several lines in some answers; what the
 /// serial port carried is bytes, not always UTF-8.
-fn decode_console(encoded: &str) -> Result<String, String> {
+fn decode_console(encoded: &str) -> Result<String, base64::DecodeError> {
     use base64::Engine as _;
     let compact: Vec<u8> = encoded
         .bytes()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| format!("the output is not base64: {e}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(compact)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -372,10 +370,10 @@ impl SdkEc2 {
         let Some(encoded) = out.output() else {
             return Ok(String::new());
         };
-        decode_console(encoded).map_err(|detail| Ec2Error::Garbage {
+        decode_console(encoded).map_err(|e| Ec2Error::Garbage {
             call: "GetConsoleOutput",
             id: id.to_string(),
-            detail,
+            detail: format!("the output is not base64: {e}"),
         })
     }
 

@@ -2,7 +2,7 @@
 //! the instance's signed identity document before the first report goes, and again when the
 //! collector no longer knows it. A marker beside the key says which collector knows it.
 
-use crate::context::imds::HttpImds;
+use crate::context::imds::{HttpImds, ImdsError};
 use crate::identity::wire::{self, Challenge, Enrolled, Enrolment};
 use crate::identity::{AgentKey, KeyError, key};
 use serde::{Deserialize, Serialize};
@@ -59,23 +59,19 @@ impl Enroller {
         let _ = std::fs::remove_file(&self.marker);
     }
 
-    /// Enrols the key with the collector at `base`.
+    /// Enrols the key with the collector at `base`; returns the line to log.
     ///
     /// # Errors
-    /// One line: what failed, and the fix.
-    pub async fn enrol(&self, client: &reqwest::Client, base: &str) -> Result<String, String> {
-        let imds = HttpImds::new(&self.imds).map_err(|e| e.to_string())?;
-        let (document, signature) = imds.identity().await.map_err(|e| {
-            format!("--identity aws: cannot read the instance identity document ({e}): run on EC2 with IMDS reachable, or give --token-file")
-        })?;
+    /// What failed, and the fix.
+    pub async fn enrol(&self, client: &reqwest::Client, base: &str) -> Result<String, EnrolError> {
+        let imds = HttpImds::new(&self.imds)?;
+        let (document, signature) = imds.identity().await.map_err(EnrolError::Document)?;
         let url = format!("{base}{}", wire::ENROL_PATH);
-        let unreachable = |e: reqwest::Error| {
-            format!(
-                "enrolment: collector unreachable: {}",
-                crate::error::innermost(&e)
-            )
-        };
-        let response = client.get(&url).send().await.map_err(unreachable)?;
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(EnrolError::Unreachable)?;
         let status = response.status().as_u16();
         let body = super::read_limited(response, 4096).await;
         let challenge: Challenge = match (status, serde_json::from_slice(&body)) {
@@ -97,7 +93,7 @@ impl Enroller {
             .body(serde_json::to_vec(&enrolment).unwrap_or_default())
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(EnrolError::Unreachable)?;
         let status = response.status().as_u16();
         let body = super::read_limited(response, 4096).await;
         let enrolled: Enrolled = match (status, serde_json::from_slice(&body)) {
@@ -105,11 +101,10 @@ impl Enroller {
             _ => return Err(refusal("the enrolment", status, &body)),
         };
         if enrolled.key_id != self.key.id() {
-            return Err(format!(
-                "enrolment: the collector enrolled key {} instead of this agent's {}: is something between them?",
-                crate::terminal::safe(&enrolled.key_id),
-                self.key.id()
-            ));
+            return Err(EnrolError::OtherKey {
+                theirs: enrolled.key_id,
+                ours: self.key.id().clone(),
+            });
         }
         let marker = Marker {
             collector: base.to_string(),
@@ -117,8 +112,10 @@ impl Enroller {
             instance_id: enrolled.instance_id,
         };
         let text = serde_json::to_vec(&marker).unwrap_or_default();
-        std::fs::write(&self.marker, text)
-            .map_err(|e| format!("{}: cannot write it ({e})", self.marker.display()))?;
+        std::fs::write(&self.marker, text).map_err(|source| EnrolError::Marker {
+            path: self.marker.clone(),
+            source,
+        })?;
         Ok(format!(
             "enrolled key {} for {} with {base}",
             marker.key_id, marker.instance_id
@@ -126,8 +123,53 @@ impl Enroller {
     }
 }
 
+/// Why the key could not be enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    /// The metadata service's address is not usable.
+    #[error(transparent)]
+    Endpoint(#[from] ImdsError),
+    /// The signed document cannot be read.
+    #[error(
+        "--identity aws: cannot read the instance identity document ({0}): run on EC2 with IMDS reachable, or give --token-file"
+    )]
+    Document(#[source] ImdsError),
+    /// No answer from the collector.
+    #[error("enrolment: collector unreachable: {}", crate::error::innermost(.0))]
+    Unreachable(#[source] reqwest::Error),
+    /// The collector said no.
+    #[error("enrolment: the collector refused {what} (HTTP {status}): {why}")]
+    Refused {
+        /// A nonce, or the enrolment.
+        what: &'static str,
+        /// Its HTTP status.
+        status: u16,
+        /// Its reason, made safe for a terminal.
+        why: String,
+    },
+    /// The collector enrolled a key that is not this agent's.
+    #[error(
+        "enrolment: the collector enrolled key {} instead of this agent's {ours}: is something between them?",
+        crate::terminal::safe(.theirs)
+    )]
+    OtherKey {
+        /// The key the collector named.
+        theirs: String,
+        /// This agent's.
+        ours: String,
+    },
+    /// The marker cannot be written.
+    #[error("{}: cannot write it ({source})", path.display())]
+    Marker {
+        /// The marker.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// The collector's refusal, from its JSON answer when there is one.
-fn refusal(what: &str, status: u16, body: &[u8]) -> String {
+fn refusal(what: &'static str, status: u16, body: &[u8]) -> EnrolError {
     #[derive(Deserialize)]
     struct Answer {
         error: String,
@@ -136,5 +178,5 @@ fn refusal(what: &str, status: u16, body: &[u8]) -> String {
         |_| "not a probe collector's answer".to_string(),
         |a| crate::terminal::safe(&a.error).into_owned(),
     );
-    format!("enrolment: the collector refused {what} (HTTP {status}): {why}")
+    EnrolError::Refused { what, status, why }
 }

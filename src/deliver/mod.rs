@@ -340,7 +340,7 @@ impl Delivery {
                         return Flushed {
                             sent: 0,
                             waiting: self.spooled().await.len(),
-                            stopped: Some(why),
+                            stopped: Some(why.to_string()),
                         };
                     }
                 }

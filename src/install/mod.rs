@@ -121,12 +121,12 @@ pub struct UninstallArgs {
 pub fn execute(args: &Args) -> Result<u8, Error> {
     let live = args.root == Path::new("/") && !args.dry_run;
     crate::check::plan::validate_line(&args.check, live)
-        .map_err(|e| Error::Usage(format!("the check command line: {e}")))?;
-    let command = unit::service_command(&args.check).map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(|e| Error::usage(format!("the check command line: {e}")))?;
+    let command = unit::service_command(&args.check).map_err(|e| Error::Usage(e.into()))?;
     if live {
         for (_, file) in &command.credentials {
             if !Path::new(file).is_file() {
-                return Err(Error::Usage(format!(
+                return Err(Error::usage(format!(
                     "{file}: no such file; the service reads it at start (write it first)"
                 )));
             }
@@ -141,13 +141,13 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
             })?,
     };
     let Some(bin) = bin.to_str().filter(|b| b.starts_with('/')) else {
-        return Err(Error::Usage(format!(
+        return Err(Error::usage(format!(
             "--bin {}: give an absolute path",
             bin.display()
         )));
     };
     let mut units = vec![(UNIT, "probe.service", command.unit())];
-    if let Some(relay) = args.relay.unit(&command).map_err(Error::Usage)? {
+    if let Some(relay) = args.relay.unit(&command).map_err(Error::usage)? {
         units.push((RELAY_UNIT, "probe-relay.service", relay));
     }
     if args.relay.forward.is_none() && !args.dry_run {

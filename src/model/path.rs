@@ -181,9 +181,27 @@ pub enum Expect {
     Auto,
 }
 
+/// An expectation that is none of the names [`Expect`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownExpectation(pub String);
+
+impl fmt::Display for UnknownExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<_> = Path::ALL.iter().map(|p| p.as_str()).collect();
+        write!(
+            f,
+            "unknown expectation {:?}; use reachable, auto, {}",
+            self.0,
+            all.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownExpectation {}
+
 impl FromStr for Expect {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownExpectation;
+    fn from_str(s: &str) -> Result<Self, UnknownExpectation> {
         match s {
             "reachable" => Ok(Self::Reachable),
             "unreachable" => Ok(Self::Unreachable),
@@ -192,20 +210,14 @@ impl FromStr for Expect {
                 .into_iter()
                 .find(|p| p.as_str() == s)
                 .map(Self::Path)
-                .ok_or_else(|| {
-                    let all: Vec<_> = Path::ALL.iter().map(|p| p.as_str()).collect();
-                    format!(
-                        "unknown expectation {s:?}; use reachable, auto, {}",
-                        all.join(", ")
-                    )
-                }),
+                .ok_or_else(|| UnknownExpectation(s.to_string())),
         }
     }
 }
 
 impl TryFrom<String> for Expect {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = UnknownExpectation;
+    fn try_from(s: String) -> Result<Self, UnknownExpectation> {
         s.parse()
     }
 }
@@ -239,6 +251,6 @@ mod tests {
             Ok(Expect::Path(Path::GatewayEndpoint))
         );
         let e = "gateway".parse::<Expect>().unwrap_err();
-        assert!(e.contains("gateway-endpoint"), "{e}");
+        assert!(e.to_string().contains("gateway-endpoint"), "{e}");
     }
 }

@@ -31,17 +31,31 @@ pub struct Statement {
     pub conditional: bool,
 }
 
+/// What is not a policy in a document.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Not JSON at all.
+    #[error("not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// No `Statement`, or one that is neither a list nor an object.
+    #[error("no Statement")]
+    NoStatement,
+    /// A statement's `Effect` is neither `Allow` nor `Deny`.
+    #[error("a statement's Effect is {0:?}")]
+    Effect(Option<String>),
+}
+
 impl Policy {
     /// Reads a policy document.
     ///
     /// # Errors
-    /// One line saying what is not a policy in it.
-    pub fn parse(document: &str) -> Result<Self, String> {
-        let v: Value = serde_json::from_str(document).map_err(|e| format!("not JSON: {e}"))?;
+    /// What is not a policy in it.
+    pub fn parse(document: &str) -> Result<Self, PolicyError> {
+        let v: Value = serde_json::from_str(document)?;
         let statements = match v.get("Statement") {
             Some(Value::Array(a)) => a.iter().map(statement).collect::<Result<_, _>>()?,
             Some(s @ Value::Object(_)) => vec![statement(s)?],
-            _ => return Err("no Statement".into()),
+            _ => return Err(PolicyError::NoStatement),
         };
         Ok(Self { statements })
     }
@@ -71,11 +85,11 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn statement(v: &Value) -> Result<Statement, String> {
+fn statement(v: &Value) -> Result<Statement, PolicyError> {
     let allow = match v.get("Effect").and_then(Value::as_str) {
         Some("Allow") => true,
         Some("Deny") => false,
-        other => return Err(format!("a statement's Effect is {other:?}")),
+        other => return Err(PolicyError::Effect(other.map(str::to_string))),
     };
     let any_principal = match v.get("Principal") {
         Some(Value::String(s)) => s == "*",

@@ -61,9 +61,8 @@ pub struct Args {
 /// # Errors
 /// Usage errors: a bad source, sha256, file or check argument, or UserData over 16 KiB.
 pub fn execute(args: &Args) -> Result<u8, Error> {
-    let values = values(args).map_err(Error::Usage)?;
-    let (text, size) =
-        render::render(&values, args.format).map_err(|e| Error::Usage(e.to_string()))?;
+    let values = values(args).map_err(Error::usage)?;
+    let (text, size) = render::render(&values, args.format).map_err(|e| Error::Usage(e.into()))?;
     print!("{text}");
     eprintln!(
         "probe userdata: {size} bytes of the {} EC2 accepts{}",

@@ -364,8 +364,11 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
         }
         for path in files {
             let file = path.clone();
-            let sent = match tokio::task::spawn_blocking(move || spool::read(&file)).await {
-                Ok(Ok((body, _))) => {
+            let read = tokio::task::spawn_blocking(move || spool::read(&file))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            let sent = match read {
+                Ok((body, _)) => {
                     let Ok(alert) = serde_json::from_slice::<Alert>(&body) else {
                         tracing::warn!("{}: not an alert probe wrote: removed", path.display());
                         let outbox = d.outbox.clone();
@@ -374,8 +377,10 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
                     };
                     deliver(d, client, &alert).await
                 }
-                Ok(Err(e)) => Err(format!("cannot read {}: {e}", path.display())),
-                Err(e) => Err(e.to_string()),
+                Err(source) => Err(Undelivered::Read {
+                    path: path.clone(),
+                    source,
+                }),
             };
             match sent {
                 Ok(()) => {
@@ -401,24 +406,46 @@ async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
 }
 
 /// Sends one message; any 2xx is taken.
-async fn deliver(d: &Destination, client: &reqwest::Client, alert: &Alert) -> Result<(), String> {
+/// Why a message did not reach its destination (it is tried again).
+#[derive(Debug, thiserror::Error)]
+enum Undelivered {
+    /// The outbox's file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// No answer: refused, reset, timed out, TLS.
+    #[error("unreachable: {}", crate::error::innermost(.0))]
+    Unreachable(#[source] reqwest::Error),
+    /// The destination answered, but not with a success.
+    #[error("answered HTTP {0}")]
+    Status(u16),
+}
+
+async fn deliver(
+    d: &Destination,
+    client: &reqwest::Client,
+    alert: &Alert,
+) -> Result<(), Undelivered> {
+    // Serialising an alert or a JSON value cannot fail.
     let body = match d.kind {
         Kind::Webhook => serde_json::to_vec(alert),
         Kind::Slack => serde_json::to_vec(&serde_json::json!({ "text": slack_text(alert) })),
     }
-    .map_err(|e| e.to_string())?;
+    .unwrap_or_default();
     let response = client
         .post(&d.url)
         .header("content-type", "application/json")
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("unreachable: {}", crate::error::innermost(&e)))?;
+        .map_err(Undelivered::Unreachable)?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("answered HTTP {}", status.as_u16()))
+        Err(Undelivered::Status(status.as_u16()))
     }
 }
 
