@@ -454,9 +454,9 @@ def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
     0.0.0.0/0, then a NAT instance's network interface, then the second VPC over a peering
     connection, then over a transit gateway, from both tables, then 0.0.0.0/0 to a NAT
-    gateway since deleted; last, a spoke's
-    0.0.0.0/0 and the second VPC both to the transit gateway (transit-egress, where this VPC
-    has no S3 gateway endpoint). Each is made once and routed to only in its step."""
+    gateway since deleted; last, a spoke's 0.0.0.0/0 and the second VPC both to the transit
+    gateway (transit-egress, where this VPC has no S3 gateway endpoint). Each is made once
+    and routed to only in its step."""
     if step == "nat-gateway" and "nat" not in state:
         eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_PUBLIC_IP"])["AllocationId"]
         state["nat"] = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"][

@@ -6,9 +6,8 @@
 #   lab.sh step ID STEP   switch to a step: the tutorial's (base gateway interface
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
-#                         multi-eni endpoint-policy), then
-#                         other routes on top of it (nat-gateway nat-instance peering transit-gateway
-#                         blackhole),
+#                         multi-eni endpoint-policy), then other routes on top of it
+#                         (nat-gateway nat-instance peering transit-gateway blackhole),
 #                         then IPv6 (dual-stack dual-stack-endpoint), then a spoke that sends
 #                         everything to the transit gateway (transit-egress)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
