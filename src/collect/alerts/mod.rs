@@ -94,7 +94,7 @@ struct Destination {
 pub struct Alerts {
     after: u32,
     streaks: Mutex<Streaks>,
-    told: told::Told,
+    told: Arc<told::Told>,
     destinations: Vec<Arc<Destination>>,
     client: reqwest::Client,
 }
@@ -158,7 +158,7 @@ impl Alerts {
         Ok(Self {
             after,
             streaks: Mutex::new(Streaks::new(after)),
-            told: told::Told::new(&dir),
+            told: Arc::new(told::Told::new(&dir)),
             destinations,
             client,
         })
