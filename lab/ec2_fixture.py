@@ -452,7 +452,8 @@ def policies(ec2, state, step):
 
 def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
-    0.0.0.0/0, then a NAT instance's network interface, then the second VPC over a peering
+    0.0.0.0/0, then a NAT instance's network interface, then the public instance by its id
+    (an appliance), then the second VPC over a peering
     connection, then over a transit gateway, from both tables, then 0.0.0.0/0 to a NAT
     gateway since deleted; last, a spoke's 0.0.0.0/0 and the second VPC both to the transit
     gateway (transit-egress, where this VPC has no S3 gateway endpoint). Each is made once
@@ -484,6 +485,8 @@ def beyond(ec2, state, step):
         default = {"NatGatewayId": state["nat"]}
     elif step == "nat-instance":
         default = {"NetworkInterfaceId": state["nat_eni"]}
+    elif step == "instance-route":
+        default = {"InstanceId": state["instances"]["pub"]}
     elif step == "blackhole":
         default = {"NatGatewayId": state["nat_gone"]}
     elif step == "transit-egress":

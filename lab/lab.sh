@@ -7,7 +7,8 @@
 #                         private-dns-off privatelink), then faults on top of privatelink
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
 #                         multi-eni endpoint-policy), then other routes on top of it
-#                         (nat-gateway nat-instance peering transit-gateway blackhole),
+#                         (nat-gateway nat-instance instance-route peering transit-gateway
+#                         blackhole),
 #                         then IPv6 (dual-stack dual-stack-endpoint), then a spoke that sends
 #                         everything to the transit gateway (transit-egress)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
@@ -370,6 +371,25 @@ table ip egress {
 EOF
 }
 
+# Step instance-route: the public instance forwards the private subnet's traffic out of the
+# VPC from its own address, as a NAT instance does (its source/destination check off).
+appliance() {
+  on pub nft delete table ip appliance 2>/dev/null || true
+  if [[ $1 != instance-route ]]; then
+    on pub sysctl -qw net.ipv4.ip_forward=0
+    return 0
+  fi
+  on pub sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
+  on pub nft -f - <<EOF
+table ip appliance {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr $PRIV_SUBNET ip daddr != $VPC_CIDR snat to $PUB_IP
+  }
+}
+EOF
+}
+
 # The step's routes beyond the VPC: the private table's 0.0.0.0/0 to the NAT gateway, the
 # second VPC over the peering link or through the transit gateway (both subnets' tables),
 # and the second VPC's way back.
@@ -377,8 +397,11 @@ routes() {
   local step=$1 table
   second_interface "$step"
   egress "$step"
+  appliance "$step"
   if [[ $step == nat-gateway || $step == nat-instance ]]; then
     R route replace default via "$NAT_IP" table 101
+  elif [[ $step == instance-route ]]; then
+    R route replace default via "$PUB_IP" table 101
   elif [[ $step == transit-egress ]]; then
     R route replace default via 100.64.4.2 table 101
   else

@@ -113,6 +113,8 @@ step nat-gateway "the private subnet's 0.0.0.0/0 goes to a NAT gateway in the pu
 run priv s3 cloudformation "$nlb" --expect s3=gateway-endpoint --expect cloudformation=nat-gateway --expect "$nlb=nat-gateway"
 step nat-instance "the private subnet's 0.0.0.0/0 goes to a NAT instance's network interface instead: an appliance"
 run priv cloudformation --expect cloudformation=private
+step instance-route "the private subnet's 0.0.0.0/0 goes to the public instance by its instance id: an appliance too"
+run priv cloudformation --expect cloudformation=private
 step peering "the second VPC ($VPC2_CIDR, public address space) over a peering connection, from both subnets"
 run priv "$web" --expect "$web=peering"
 step transit-gateway "the second VPC through a transit gateway instead"

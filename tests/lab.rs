@@ -43,7 +43,7 @@ fn expectations(
     let internet_private = match step {
         "nat-gateway" => "nat-gateway",
         // A NAT instance is an appliance: its route says where traffic goes, not beyond.
-        "nat-instance" => "private",
+        "nat-instance" | "instance-route" => "private",
         "transit-egress" => "transit-gateway",
         _ => unreachable,
     };
@@ -285,7 +285,13 @@ fn expected_diagnoses(
         (t, "blackhole", "priv") if t.contains("cloudneta") => vec!["route-blackhole"],
         (t, s, "priv")
             if t.contains("cloudneta")
-                && !["nat-gateway", "nat-instance", "transit-egress"].contains(&s) =>
+                && ![
+                    "nat-gateway",
+                    "nat-instance",
+                    "instance-route",
+                    "transit-egress",
+                ]
+                .contains(&s) =>
         {
             vec!["no-route"]
         }
@@ -438,36 +444,71 @@ fn route_problems(
     let mut problems = Vec::new();
     let label = format!("{step} {name}");
     let path = t["verdict"]["path"].as_str().unwrap();
+    // The lab's appliances: the NAT instance's network interface, the public instance by id.
+    let appliance = if step.starts_with("instance-route/") {
+        &state["instances"]["pub"]
+    } else {
+        &state["nat_eni"]
+    };
     let want = match path {
-        "nat-gateway" => Some(("nat", Some(n["NAT_PUBLIC_IP"].as_str()))),
-        "peering" => Some(("pcx", None)),
-        "transit-gateway" => Some(("tgw", None)),
-        // The lab's only appliance route: the NAT instance's network interface.
-        "private" => Some(("nat_eni", None)),
+        "nat-gateway" => Some((&state["nat"], Some(n["NAT_PUBLIC_IP"].as_str()))),
+        "peering" => Some((&state["pcx"], None)),
+        "transit-gateway" => Some((&state["tgw"], None)),
+        "private" => Some((appliance, None)),
         _ => None,
     };
-    if let Some((key, public_ip)) = want {
+    if let Some((id, public_ip)) = want {
         for a in t["addresses"].as_array().unwrap() {
             let r = &a["route"];
-            if r["target"] != state[key] || r["public_ip"].as_str() != public_ip {
+            if &r["target"] != id || r["public_ip"].as_str() != public_ip {
                 problems.push(format!(
-                    "{label}: {path} by route {r}, the EC2 API has {} ({public_ip:?})",
-                    state[key]
+                    "{label}: {path} by route {r}, the EC2 API has {id} ({public_ip:?})"
                 ));
             }
         }
         if !t["verdict"]["reason"]
             .as_str()
             .unwrap()
-            .contains(state[key].as_str().unwrap())
+            .contains(id.as_str().unwrap())
         {
             problems.push(format!(
-                "{label}: the reason does not name {}: {}",
-                state[key], t["verdict"]["reason"]
+                "{label}: the reason does not name {id}: {}",
+                t["verdict"]["reason"]
             ));
         }
     }
-    // Dual-stack: a verdict per family where they part, each family's addresses by its route.
+    problems.extend(dual_stack_problems(&label, step, name, t, state, n));
+    let nat = match step {
+        "nat-gateway/priv" => Some(&state["nat"]),
+        "nat-instance/priv" | "instance-route/priv" => Some(appliance),
+        _ => None,
+    };
+    if let (Some(nat), "s3") = (nat, name) {
+        let over = format!("over 0.0.0.0/0 -> {}", nat.as_str().unwrap());
+        let why = t["verdict"]["predicted"]["says"]
+            .as_str()
+            .unwrap_or_default();
+        if !t["verdict"]["reason"].as_str().unwrap().contains(&over) || !why.contains(&over) {
+            problems.push(format!(
+                "{label}: the prefix list's win over the NAT is not said: {} / {why}",
+                t["verdict"]["reason"]
+            ));
+        }
+    }
+    problems
+}
+
+/// The dual-stack steps: a verdict per family where they part, each family's addresses by its
+/// route, and the dual-stack interface endpoint's IPv6 ENIs taken as its.
+fn dual_stack_problems(
+    label: &str,
+    step: &str,
+    name: &str,
+    t: &Value,
+    state: &Value,
+    n: &HashMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     if name.starts_with("s3.dualstack.") {
         let families: Vec<String> = t["verdict"]["families"]
             .as_array()
@@ -518,23 +559,6 @@ fn route_problems(
             problems.push(format!(
                 "{label}: the endpoint's IPv6 ENI {} not taken as the endpoint's: {t}",
                 n["ENI_A_IP6"]
-            ));
-        }
-    }
-    let nat = match step {
-        "nat-gateway/priv" => Some("nat"),
-        "nat-instance/priv" => Some("nat_eni"),
-        _ => None,
-    };
-    if let (Some(nat), "s3") = (nat, name) {
-        let over = format!("over 0.0.0.0/0 -> {}", state[nat].as_str().unwrap());
-        let why = t["verdict"]["predicted"]["says"]
-            .as_str()
-            .unwrap_or_default();
-        if !t["verdict"]["reason"].as_str().unwrap().contains(&over) || !why.contains(&over) {
-            problems.push(format!(
-                "{label}: the prefix list's win over the NAT is not said: {} / {why}",
-                t["verdict"]["reason"]
             ));
         }
     }

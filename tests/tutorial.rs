@@ -39,6 +39,7 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "comes from its endpoint policy, not from the path",
         "reachable via nat-gateway",
         "reachable via private: 1 of 1 addresses answered HTTP 404; address 203.0.113.20 via eni-",
+        "reachable via private: 1 of 1 addresses answered HTTP 404; address 203.0.113.20 via i-",
         "reachable via peering",
         "reachable via transit-gateway",
         "(blackhole: the NAT gateway is gone)",
