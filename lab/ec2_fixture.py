@@ -454,7 +454,8 @@ def beyond(ec2, state, step):
     """The steps after the faults: a NAT gateway in the public subnet as the private table's
     0.0.0.0/0, then a NAT instance's network interface, then the public instance by its id
     (an appliance), then the second VPC over a peering
-    connection, then over a transit gateway, from both tables, then 0.0.0.0/0 to a NAT
+    connection, then over a transit gateway, then over a VPN's virtual private gateway, from
+    both tables, then 0.0.0.0/0 to a NAT
     gateway since deleted; last, a spoke's 0.0.0.0/0 and the second VPC both to the transit
     gateway (transit-egress, where this VPC has no S3 gateway endpoint). Each is made once
     and routed to only in its step."""
@@ -475,6 +476,10 @@ def beyond(ec2, state, step):
         state["pcx"] = pcx
     if step in ("transit-gateway", "transit-egress") and "tgw" not in state:
         state["tgw"] = ec2.create_transit_gateway(Description="lab")["TransitGateway"]["TransitGatewayId"]
+    if step == "vpn-gateway" and "vgw" not in state:
+        vgw = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
+        ec2.attach_vpn_gateway(VpcId=state["vpc"], VpnGatewayId=vgw)
+        state["vgw"] = vgw
     if step == "blackhole" and "nat_gone" not in state:
         eip = ec2.allocate_address(Domain="vpc", Address=N["NAT_GONE_PUBLIC_IP"])["AllocationId"]
         gone = ec2.create_nat_gateway(SubnetId=state["pub_subnet"], AllocationId=eip)["NatGateway"]["NatGatewayId"]
@@ -497,6 +502,8 @@ def beyond(ec2, state, step):
         to_vpc2 = {"VpcPeeringConnectionId": state["pcx"]}
     elif step in ("transit-gateway", "transit-egress"):
         to_vpc2 = {"TransitGatewayId": state["tgw"]}
+    elif step == "vpn-gateway":
+        to_vpc2 = {"GatewayId": state["vgw"]}
     for table in (state["pub_rt"], state["priv_rt"]):
         route(ec2, table, N["VPC2_CIDR"], **to_vpc2)
 

@@ -8,7 +8,7 @@
 #                         (endpoint-sg network-acl pending-acceptance service-down sg-forms
 #                         multi-eni endpoint-policy), then other routes on top of it
 #                         (nat-gateway nat-instance instance-route peering transit-gateway
-#                         blackhole),
+#                         vpn-gateway blackhole),
 #                         then IPv6 (dual-stack dual-stack-endpoint), then a spoke that sends
 #                         everything to the transit gateway (transit-egress)
 #   lab.sh exec ID ROLE CMD...   run CMD on a lab host (pub, priv, router, vpce, inet, vpc2, nat, tgw)
@@ -422,7 +422,7 @@ routes() {
   local via back
   case $step in
     peering) via=100.64.3.2 back=100.64.3.1 ;;
-    transit-gateway | transit-egress) via=100.64.4.2 back=100.64.5.1 ;;
+    transit-gateway | transit-egress | vpn-gateway) via=100.64.4.2 back=100.64.5.1 ;;
     *) return 0 ;;
   esac
   for table in main 101; do

@@ -119,6 +119,8 @@ step peering "the second VPC ($VPC2_CIDR, public address space) over a peering c
 run priv "$web" --expect "$web=peering"
 step transit-gateway "the second VPC through a transit gateway instead"
 run priv "$web" --expect "$web=transit-gateway"
+step vpn-gateway "the second VPC as a network on premises, over a VPN's virtual private gateway"
+run priv "$web" --expect "$web=private"
 step blackhole "the private subnet's 0.0.0.0/0 goes to a NAT gateway that has been deleted"
 run priv "$nlb" --expect auto
 

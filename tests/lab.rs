@@ -105,6 +105,8 @@ fn expectations(
         "transit-gateway" | "transit-egress" => {
             targets.push((web, "transit-gateway", "transit-gateway"));
         }
+        // A network on premises, by a VPN: what lies beyond the gateway is not read.
+        "vpn-gateway" => targets.push((web, "private", "private")),
         // A by the gateway endpoint; AAAA by the internet (egress-only) gateway, then by the
         // endpoint too: the best path is the endpoint's either way, the families tell.
         "dual-stack" | "dual-stack-endpoint" => targets.push((
@@ -444,11 +446,12 @@ fn route_problems(
     let mut problems = Vec::new();
     let label = format!("{step} {name}");
     let path = t["verdict"]["path"].as_str().unwrap();
-    // The lab's appliances: the NAT instance's network interface, the public instance by id.
-    let appliance = if step.starts_with("instance-route/") {
-        &state["instances"]["pub"]
-    } else {
-        &state["nat_eni"]
+    // The lab's private paths: the NAT instance's network interface, the public instance by
+    // id, the VPN's virtual private gateway.
+    let appliance = match step.split('/').next() {
+        Some("instance-route") => &state["instances"]["pub"],
+        Some("vpn-gateway") => &state["vgw"],
+        _ => &state["nat_eni"],
     };
     let want = match path {
         "nat-gateway" => Some((&state["nat"], Some(n["NAT_PUBLIC_IP"].as_str()))),

@@ -42,6 +42,7 @@ fn the_readmes_first_command_walks_every_step_as_the_tutorial_says() {
         "reachable via private: 1 of 1 addresses answered HTTP 404; address 203.0.113.20 via i-",
         "reachable via peering",
         "reachable via transit-gateway",
+        "(virtual private gateway; route 20.20.0.0/16 of rtb-",
         "(blackhole: the NAT gateway is gone)",
         "; by family: IPv4 gateway-endpoint, IPv6 public",
         "'s AAAA answers (",
