@@ -67,6 +67,18 @@ ns() { echo "pl$ID-$1"; }
 on() { local role=$1; shift; ip netns exec "$(ns "$role")" "$@"; }
 R() { ip -n "$(ns router)" "$@"; }
 
+# A source NAT on host $1, in nftables table $2: what matches $3 leaves from address $4.
+snat() {
+  on "$1" nft -f - <<EOF
+table ip $2 {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    $3 snat to $4
+  }
+}
+EOF
+}
+
 # A veth pair created inside lab namespaces: the host namespace never holds either end.
 link() {
   ip -n "$(ns "$1")" link add "$2" type veth peer name "$4" netns "$(ns "$3")"
@@ -196,14 +208,7 @@ up() {
   ip -n "$(ns nat)" addr add "$NAT_IP/24" dev eth0
   ip -n "$(ns nat)" route add default via 10.10.0.1
   on nat sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
-  on nat nft -f - <<EOF
-table ip nat {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr $VPC_CIDR ip daddr != $VPC_CIDR snat to $NAT_PUBLIC_IP
-  }
-}
-EOF
+  snat nat nat "ip saddr $VPC_CIDR ip daddr != $VPC_CIDR" "$NAT_PUBLIC_IP"
 
   # The transit gateway between the VPC and the second VPC.
   on tgw sysctl -qw net.ipv4.ip_forward=1
@@ -361,14 +366,7 @@ egress() {
   fi
   ip -n "$(ns tgw)" route add default via 100.64.5.2
   on vpc2 sysctl -qw net.ipv4.ip_forward=1
-  on vpc2 nft -f - <<EOF
-table ip egress {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr $VPC_CIDR oifname "to-inet" snat to $EGRESS_NAT_IP
-  }
-}
-EOF
+  snat vpc2 egress "ip saddr $VPC_CIDR oifname \"to-inet\"" "$EGRESS_NAT_IP"
 }
 
 # Step instance-route: the public instance forwards the private subnet's traffic out of the
@@ -380,14 +378,7 @@ appliance() {
     return 0
   fi
   on pub sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0
-  on pub nft -f - <<EOF
-table ip appliance {
-  chain postrouting {
-    type nat hook postrouting priority srcnat; policy accept;
-    ip saddr $PRIV_SUBNET ip daddr != $VPC_CIDR snat to $PUB_IP
-  }
-}
-EOF
+  snat pub appliance "ip saddr $PRIV_SUBNET ip daddr != $VPC_CIDR" "$PUB_IP"
 }
 
 # The step's routes beyond the VPC: the private table's 0.0.0.0/0 to the NAT gateway, the
