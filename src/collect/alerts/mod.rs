@@ -479,18 +479,7 @@ mod tests {
     use super::*;
 
     fn report(n: u32, pass: bool) -> String {
-        let mut r: Report =
-            serde_json::from_str(include_str!("../../../tests/fixtures/report.json")).unwrap();
-        r.id = format!("r-{n}");
-        r.started_at = format!("2026-12-04T10:{n:02}:00Z");
-        r.targets.truncate(1);
-        r.targets[0].verdict.pass = pass;
-        r.targets[0].verdict.path = if pass {
-            crate::model::Path::GatewayEndpoint
-        } else {
-            crate::model::Path::Public
-        };
-        serde_json::to_string(&r).unwrap()
+        serde_json::to_string(&rule::tests::report(n, pass)).unwrap()
     }
 
     fn alerts(data: &Path) -> Alerts {

@@ -179,10 +179,12 @@ impl Streaks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn report(n: u32, pass: bool) -> Report {
+    /// Report `n` of one instance, its one target passing through the gateway endpoint or
+    /// failing through the internet.
+    pub(in crate::collect::alerts) fn report(n: u32, pass: bool) -> Report {
         let mut r: Report =
             serde_json::from_str(include_str!("../../../tests/fixtures/report.json")).unwrap();
         r.id = format!("r-{n}");
