@@ -1,43 +1,77 @@
 #!/usr/bin/env bash
-# Benchmark of a cell's history (`GET /v1/history`, `GET /cell`) on loopback: a log of
-# N reports (default 100,000: INSTANCES instances, default 1,000, x N/INSTANCES runs, about
-# 240 MB) is written straight into a data directory, the collector replays it, and each query
-# is timed, then the dashboard (`GET /`, every instance x target). Until the store is a
-# database a history query is one pass over the log, so its time grows with the log's size;
-# the dashboard is drawn from memory. `INSTANCES=50000 bench/history.sh 50000` times the
-# dashboard of 50,000 instances. Writes the log to /tmp. Prints the log's size, the
-# collector's start time and the queries'.
+# Benchmark of the collector over a long history, on SQLite: a database is made by probe (its
+# migrations), then filled straight from Python's sqlite3 with
+#   - HOSTS instances (default 50,000) with one report each, and
+#   - 1,000 of them with a history of RUNS reports each (default 1,000: one per 30 s, 8 h 20
+#     min; RUNS=2880 is a day), the fixture report with its own id and time,
+# and the collector is started on it. Prints the database's size, the collector's start (it
+# reads each cell's newest report and the last 20,000, not the whole history), the
+# dashboard's time and the history queries' (by index, newest first). Writes to /tmp.
+#   bench/history.sh
+#   RUNS=2880 bench/history.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
 [[ -x $probe ]] || { echo "bench: no $probe: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 1; }
-n=${1:-100000}
-instances=${INSTANCES:-1000}
+command -v curl >/dev/null || { echo "bench: curl is missing: apt-get install curl" >&2; exit 1; }
+hosts=${HOSTS:-50000}
+runs=${RUNS:-1000}
 dir=$(mktemp -d)
 trap 'kill "${pid:-}" 2>/dev/null; wait "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
-mkdir -p "$dir/data"
-python3 - "$root/tests/fixtures/report.json" "$n" "$instances" >"$dir/data/reports.jsonl" <<'PY'
-import json, sys
+
+start_collector() {
+  "$probe" collect --listen 127.0.0.1:0 --data "$dir/data" --ec2 off 2>"$dir/err" >/dev/null &
+  pid=$!
+  for _ in $(seq 6000); do grep -q listening "$dir/err" && break; sleep 0.01; done
+  url=$(grep -o 'http://[0-9.:]*' "$dir/err") || { cat "$dir/err" >&2; exit 1; }
+}
+stop_collector() { kill "$pid"; wait "$pid" || true; pid=; }
+
+# The tables, as this probe's migrations make them.
+start_collector
+stop_collector
+python3 - "$root/tests/fixtures/report.json" "$dir/data/probe.db" "$hosts" "$runs" <<'PY'
+import json, sqlite3, sys, calendar, time
 base = json.load(open(sys.argv[1]))
-n, instances = int(sys.argv[2]), int(sys.argv[3])
-for i in range(n):
-    host, run = i % instances, i // instances
-    base["id"] = f"bench-{i}"
-    base["agent"]["hostname"] = f"host-{host}"
-    base["started_at"] = f"2026-12-0{1 + run // 1440 % 9}T{run // 60 % 24:02}:{run % 60:02}:00Z"
-    print(json.dumps(base, separators=(",", ":")))
+db = sqlite3.connect(sys.argv[2])
+hosts, runs = int(sys.argv[3]), int(sys.argv[4])
+start = calendar.timegm((2026, 1, 1, 0, 0, 0))
+def rows():
+    n = 0
+    # The history of 1,000 instances, a report each 30 s, then one report of every instance.
+    for run in range(runs):
+        for host in range(min(1000, hosts)):
+            yield n, host, start + run * 30
+            n += 1
+    for host in range(hosts):
+        yield n, host, start + runs * 30 + host % 30
+        n += 1
+def docs():
+    for n, host, at in rows():
+        base["id"] = f"bench-{n}"
+        base["agent"]["hostname"] = f"host-{host}"
+        base["agent"]["instance"] = None
+        base["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        doc = json.dumps(base, separators=(",", ":"))
+        yield base["id"], f"host-{host}", at * 1000, len(doc), doc
+db.execute("PRAGMA journal_mode = WAL")
+db.executemany("INSERT INTO reports (id, instance, at_ms, bytes, doc) VALUES (?, ?, ?, ?, ?)", docs())
+db.execute("""INSERT INTO cells (instance, target, at_ms, seq)
+    SELECT instance, 'cloudformation', MAX(at_ms), MAX(seq) FROM reports GROUP BY instance""")
+db.execute("UPDATE counters SET value = (SELECT COUNT(*) FROM reports) WHERE name = 'stored'")
+db.commit()
 PY
-echo "log: $n reports of $instances instances, $(du -h "$dir/data/reports.jsonl" | cut -f1); $(nproc) cores"
-start=$(date +%s.%N)
-"$probe" collect --listen 127.0.0.1:0 --data "$dir/data" --ec2 off 2>"$dir/err" >/dev/null &
-pid=$!
-for _ in $(seq 600); do grep -q listening "$dir/err" && break; sleep 0.1; done
-url=$(grep -o 'http://[0-9.:]*' "$dir/err")
-echo "collector listening after $(echo "$(date +%s.%N) - $start" | bc) s (the log replayed)"
-for q in "/v1/history?instance=host-7&target=cloudformation" \
-         "/v1/history?instance=host-7&target=cloudformation&since=2026-12-01T01:00:00Z" \
-         "/cell?instance=host-7&target=cloudformation"; do
+n=$(( runs * (hosts < 1000 ? hosts : 1000) + hosts ))
+echo "database: $n reports ($hosts instances, 1,000 of them with $runs each), $(du -ch "$dir"/data/probe.db* | tail -n 1 | cut -f1); $(nproc) cores"
+t0=$(date +%s.%N)
+start_collector
+echo "collector listening after $(echo "$(date +%s.%N) - $t0" | bc) s"
+for q in "/v1/history?instance=host-7&target=cloudformation&limit=1000" \
+         "/v1/history?instance=host-7&target=cloudformation&limit=100" \
+         "/v1/history?instance=host-7&target=cloudformation&since=2026-01-01T01:00:00Z&limit=10" \
+         "/cell?instance=host-7&target=cloudformation" \
+         "/cell?instance=host-40000&target=cloudformation"; do
   for _ in 1 2 3; do
     curl -s -o /dev/null -w "  %{time_total} s  %{size_download} bytes  $q\n" "$url$q"
   done

@@ -17,6 +17,7 @@ missing=()
 for tool in cargo ip dnsmasq nft dig ping curl openssl python3 systemd-nspawn mmdebstrap nsenter unshare mount kill musl-gcc chromium chromedriver shellcheck dash systemd-analyze; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 ((${#missing[@]} == 0)) || die "missing ${missing[*]}: run .ci/run once (it installs them), or apt-get install them"
 arch=$(uname -m)
 rustup target list --installed | grep -qx "$arch-unknown-linux-musl" || die "rustup target add $arch-unknown-linux-musl"

@@ -128,12 +128,9 @@ fn sigterm_under_load_finishes_what_is_in_flight_and_exits_zero() {
     let stored: std::collections::HashSet<String> = if acked.len() <= 1000 {
         stored_ids(&again.url).into_iter().collect()
     } else {
-        // More than the API lists: read the log itself.
-        std::fs::read_to_string(data.join("reports.jsonl"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["id"].as_str().map(str::to_string))
+        // More than the API lists: read the database itself.
+        support::collector::exported(&data, None)
+            .into_iter()
             .collect()
     };
     let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();

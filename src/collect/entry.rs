@@ -1,6 +1,6 @@
 //! A received report as the collector keeps it: the typed model (for the matrix, the metrics
 //! and the filters) beside the document it came as. The document is what is stored and
-//! served, so fields a newer v1 agent adds survive the collector, the log and the relay.
+//! served, so fields a newer v1 agent adds survive the collector, its database and the relay.
 
 use crate::model::{Report, SCHEMA};
 use serde_json::Value;
@@ -67,14 +67,16 @@ impl Entry {
     /// Records how the collector authenticated the report, replacing whatever the agent's
     /// document said there.
     pub fn set_authenticated(&mut self, how: crate::model::Authenticated) {
-        if let Ok(mut doc) = serde_json::from_str::<Value>(&self.doc) {
-            if let Some(map) = doc.as_object_mut() {
-                map.remove("authenticated");
-            }
-            self.doc = doc.to_string();
-        }
+        // Only this field changes: one pass over the document (every report takes it, so
+        // it counts in the collector's throughput), not a full overlay.
+        let typed = serde_json::to_value(&how);
         self.report.authenticated = Some(how);
-        self.sync();
+        if let (Ok(mut doc), Ok(typed)) = (serde_json::from_str::<Value>(&self.doc), typed) {
+            if let Some(map) = doc.as_object_mut() {
+                map.insert("authenticated".into(), typed);
+                self.doc = doc.to_string();
+            }
+        }
     }
 
     /// The document: compact JSON on one line.
@@ -82,6 +84,17 @@ impl Entry {
     pub fn doc(&self) -> &str {
         &self.doc
     }
+}
+
+/// What identifies an instance across reports: its id, else its host name.
+#[must_use]
+pub fn instance_key(report: &Report) -> String {
+    report
+        .agent
+        .instance
+        .as_ref()
+        .and_then(|i| i.instance_id.clone())
+        .unwrap_or_else(|| report.agent.hostname.clone())
 }
 
 /// Deepest nesting of arrays and objects accepted (a report has about 7).

@@ -1,27 +1,25 @@
 //! A cell's history: `GET /v1/history?instance=&target=&since=&limit=` (its verdicts over
 //! time, as JSON) and `GET /cell?instance=&target=` (the page: its timeline as bars, as Gatus
 //! draws uptime, where packets and configuration parted, and the last report's addresses,
-//! stages, the configuration's reasons and the diagnoses). Both read the store's log, from a
-//! blocking thread, two at a time at most: until the store is a database, a query costs a
-//! pass over the log (see README, "Speed and size").
+//! stages, the configuration's reasons and the diagnoses). Both query the database (the
+//! instance's reports since a time, by index), from a blocking thread, two at a time at most.
 
 use super::dashboard::{STYLE, esc, query};
+use super::db::{Database, DbError};
 use super::server::{App, error};
-use super::store::{instance_key, instance_label, older, parted};
+use super::store::{instance_key, instance_label, parted};
 use crate::model::{Report, TargetReport};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::fmt::Write as _;
-use std::io::BufRead;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Points a query returns at most (the newest).
 const MAX_POINTS: usize = 10_000;
 /// Points the page draws (the newest).
 const PAGE_POINTS: usize = 500;
-/// Queries reading the log at once.
+/// Queries reading the database at once.
 pub const SCANS: usize = 2;
 
 /// One report's verdict for the cell.
@@ -57,39 +55,47 @@ pub struct History {
     pub last: Option<(String, TargetReport)>,
 }
 
-/// Reads the cell's points from the log at `path`: reports of `instance` (its id or host
-/// name) for `target`, made at `since` or later, the newest `limit`.
+/// Reads the cell's points from `database`: reports of `instance` (its id or host name)
+/// for `target`, made at `since` or later, the newest `limit`. Blocks.
 ///
 /// # Errors
-/// When the log cannot be read.
+/// When the database cannot be reached or read.
 pub fn read(
-    path: &Path,
+    database: &Database,
     instance: &str,
     target: &str,
     since: Option<&str>,
     limit: usize,
-) -> std::io::Result<History> {
-    let file = std::fs::File::open(path)?;
+) -> Result<History, DbError> {
     let mut out = History::default();
-    let mut points = std::collections::VecDeque::new();
-    // The target is in the line as a JSON string: a cheap test before parsing.
+    let mut points = Vec::new();
+    // The target is in the document as a JSON string: a cheap test before parsing.
     let quoted = serde_json::to_string(target).unwrap_or_default();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
-        if !line.contains(instance) || !line.contains(&quoted) {
-            continue;
+    let since_ms = since.map_or(i64::MIN, super::db::millis);
+    let mut db = database.connect()?;
+    // Newest first, and no further than the newest `limit` (and one to know there are more).
+    db.history(instance, since_ms, &mut |doc| {
+        if !doc.contains(&quoted) {
+            return true;
         }
-        let Ok(report) = serde_json::from_str::<Report>(&line) else {
-            continue;
+        let Ok(report) = serde_json::from_str::<Report>(doc) else {
+            return true;
         };
-        if instance_key(&report) != instance || since.is_some_and(|s| older(&report.started_at, s))
-        {
-            continue;
+        if instance_key(&report) != instance {
+            return true;
         }
         let Some(t) = report.targets.iter().find(|t| t.target == target) else {
-            continue;
+            return true;
         };
-        points.push_back(Point {
+        if points.len() == limit {
+            out.cut = true;
+            return false;
+        }
+        if out.last.is_none() {
+            out.label = instance_label(&report);
+            out.last = Some((report.started_at.clone(), t.clone()));
+        }
+        points.push(Point {
             at: report.started_at.clone(),
             id: report.id.clone(),
             path: t.verdict.path,
@@ -98,30 +104,9 @@ pub fn read(
             parted: parted(t),
             reason: t.verdict.reason.clone(),
         });
-        if points.len() > limit {
-            points.pop_front();
-            out.cut = true;
-        }
-        let newer = out
-            .last
-            .as_ref()
-            .is_none_or(|(at, _)| !older(&report.started_at, at));
-        if newer {
-            out.label = instance_label(&report);
-            out.last = Some((report.started_at.clone(), t.clone()));
-        }
-    }
-    let mut points: Vec<Point> = points.into();
-    // The log is in arrival order; a spool flushed late arrives after newer reports.
-    points.sort_by(|a, b| {
-        if older(&a.at, &b.at) {
-            std::cmp::Ordering::Less
-        } else if older(&b.at, &a.at) {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    });
+        true
+    })?;
+    points.reverse();
     out.points = points;
     Ok(out)
 }
@@ -174,16 +159,18 @@ async fn run(app: &App, headers: &HeaderMap, q: &Cell, limit: usize) -> Result<H
     let Ok(_turn) = app.scans.acquire().await else {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
     };
-    let path = app.store.path().to_path_buf();
-    tokio::task::spawn_blocking(move || read(&path, &instance, &target, since.as_deref(), limit))
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the log: {e}"),
-            )
-        })
+    let database = app.store.database().clone();
+    tokio::task::spawn_blocking(move || {
+        read(&database, &instance, &target, since.as_deref(), limit)
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the database: {e}"),
+        )
+    })
 }
 
 /// `GET /v1/history`.

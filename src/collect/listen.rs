@@ -26,7 +26,7 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 pub const HEADERS: Duration = Duration::from_secs(10);
 /// Connections one source address may hold at once.
 pub const PER_SOURCE: usize = 32;
-/// File descriptors kept free beyond the connections (the log, the queue, the EC2 client).
+/// File descriptors kept free beyond the connections (the database, the queue, the EC2 client).
 const SPARE_FILES: u64 = 128;
 
 /// The connections open now, in total and per source.

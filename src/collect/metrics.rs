@@ -60,7 +60,7 @@ pub fn render(v: &Views, dead_letters: Option<u64>) -> String {
         &mut out,
         "probe_collector_reports_total",
         "counter",
-        "Reports stored since the collector started.",
+        "Reports stored in the database, deleted by retention since or not.",
     );
     let _ = writeln!(out, "probe_collector_reports_total {}", v.stored);
     family(

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod cache;
 pub mod console;
 pub mod dashboard;
+pub mod db;
 pub mod enrich;
 pub mod enrol;
 mod enrolment;
@@ -30,6 +31,8 @@ use std::time::Duration;
 const EXAMPLES: &str = "Examples:
   probe collect --listen 0.0.0.0:7878 --allow-account 123456789012
   probe collect forget i-0123456789abcdef0
+  probe collect export --data probe-data > reports.jsonl
+  PROBE_DATABASE=postgres://probe:PASSWORD@db.internal/probe probe collect --listen 0.0.0.0:7878 --token-file probe.token
   probe collect --listen 0.0.0.0:7878 --token-file probe.token
   probe collect --listen 0.0.0.0:7878 --token-file probe.token --forward https://laptop:7878
   probe collect --stack probe-lab1 --region ap-northeast-2";
@@ -63,6 +66,21 @@ pub enum Action {
         /// The collector's data directory.
         #[arg(long, value_name = "DIR", default_value = "probe-data")]
         data: PathBuf,
+    },
+    /// Write every stored report to standard output, one JSON document a line, in the order
+    /// they were stored (a backup, or a way out of the database).
+    Export {
+        /// The collector's data directory (its SQLite database).
+        #[arg(long, value_name = "DIR", default_value = "probe-data")]
+        data: PathBuf,
+        /// The collector's PostgreSQL database instead.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "PROBE_DATABASE",
+            hide_env_values = true
+        )]
+        database: Option<String>,
     },
 }
 
@@ -104,9 +122,21 @@ pub struct Args {
     #[arg(long, value_name = "WHICH", value_enum, default_value_t = Require::Either)]
     pub require: Require,
 
-    /// Directory of the durable report log.
+    /// Directory of the collector's files: its SQLite database (unless --database), its
+    /// enrolled keys, its alerts' outboxes and a relay's queue.
     #[arg(long, value_name = "DIR", default_value = "probe-data")]
     pub data: PathBuf,
+
+    /// Keep reports in this PostgreSQL database, which several collectors may share
+    /// (postgres://USER:PASSWORD@HOST:PORT/NAME; best given in PROBE_DATABASE, which `ps`
+    /// does not show) [default: SQLite in --data].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PROBE_DATABASE",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
 
     /// Serve HTTPS with this certificate chain (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -132,13 +162,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub read_token_file: Option<PathBuf>,
 
-    /// Drop reports made longer ago than this from the log (as 7d), keeping the latest of
-    /// every instance and target [default: keep everything].
+    /// Delete reports made longer ago than this (as 7d), keeping the latest of every
+    /// instance and target [default: keep everything].
     #[arg(long, value_name = "DURATION", value_parser = crate::values::duration)]
     pub retain: Option<Duration>,
 
-    /// Keep the log under this size (as 500MB or 2GiB), dropping the oldest reports first
-    /// but never the latest of an instance and target [default: no limit].
+    /// Keep the stored reports' documents under this size (as 500MB or 2GiB), deleting the
+    /// oldest first but never the latest of an instance and target [default: no limit].
     #[arg(long, value_name = "SIZE", value_parser = crate::values::size)]
     pub retain_size: Option<u64>,
 
@@ -188,8 +218,16 @@ pub struct Args {
 /// # Errors
 /// Usage errors (address, token) and environment errors (data directory, port in use).
 pub async fn execute(args: &Args) -> Result<u8, Error> {
-    if let Some(Action::Forget { instance, data }) = &args.action {
-        return forget(instance, data);
+    match &args.action {
+        Some(Action::Forget { instance, data }) => return forget(instance, data),
+        Some(Action::Export { data, database }) => {
+            // The database clients block: off the async threads.
+            let (data, database) = (data.clone(), database.clone());
+            return tokio::task::spawn_blocking(move || export(&data, database.as_deref()))
+                .await
+                .map_err(|e| Error::Environment(e.to_string()))?;
+        }
+        None => {}
     }
     // Before anything is said to be listening: a stop asked from then on is a clean one.
     let stop = crate::stop::requested();
@@ -216,8 +254,15 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         age: args.retain,
         bytes: args.retain_size,
     };
-    let store = store::Store::open_with(&args.data, retention)
-        .map_err(|e| Error::Environment(e.to_string()))?;
+    let database = db::Database::choose(&args.data, args.database.as_deref())
+        .map_err(|e| Error::usage(e.to_string()))?;
+    let store = {
+        let data = args.data.clone();
+        tokio::task::spawn_blocking(move || store::Store::open_with(&data, database, retention))
+            .await
+            .map_err(|e| Error::Environment(e.to_string()))?
+            .map_err(|e| Error::Environment(e.to_string()))?
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Environment(format!("cannot listen on {addr}: {e}")))?;
@@ -227,7 +272,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     eprintln!(
         "probe collect: listening on {}://{local}, storing in {}{}",
         if tls.is_some() { "https" } else { "http" },
-        store.path().display(),
+        store.database(),
         if token.is_some() {
             ""
         } else {
@@ -310,13 +355,13 @@ async fn serve_until_stopped(
     // after fsync); what the background tasks were doing is redone at the next start.
     tasks.shutdown().await;
     eprintln!(
-        "probe collect: stopped{}; every acknowledged report is on disk ({})",
+        "probe collect: stopped{}; every acknowledged report is stored ({})",
         if finished {
             " after finishing every request in flight"
         } else {
             ", cutting the connections still open"
         },
-        app.store.path().display()
+        app.store.database()
     );
     Ok(exit::PASS)
 }
@@ -335,6 +380,35 @@ fn proofs(args: &Args, addr: SocketAddr, token: bool, identities: bool) -> Resul
         ));
     }
     Ok(())
+}
+
+/// `probe collect export`.
+fn export(data: &std::path::Path, database: Option<&str>) -> Result<u8, Error> {
+    use std::io::Write;
+    let database = db::Database::choose(data, database).map_err(|e| Error::usage(e.to_string()))?;
+    if let db::Database::Sqlite(file) = &database {
+        if !file.exists() {
+            return Err(Error::usage(format!(
+                "{}: no database there; is --data right?",
+                file.display()
+            )));
+        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = None;
+    store::each(&database, &mut |entry| {
+        if failed.is_none() {
+            failed = writeln!(out, "{}", entry.doc()).err();
+        }
+    })
+    .map_err(|e| Error::Environment(e.to_string()))?;
+    match failed.map_or_else(|| out.flush(), Err) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Environment(format!("export: {e}")))
+        }
+        _ => Ok(exit::PASS),
+    }
 }
 
 /// `probe collect forget`.
@@ -422,12 +496,12 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
 
 /// Starts the alerts' cells where they stood at the stop, and writes what was due then.
 async fn resume(alerts: &Arc<alerts::Alerts>, store: &store::Store) -> Result<(), Error> {
-    let (a, log, matrix) = (
+    let (a, database, matrix) = (
         alerts.clone(),
-        store.path().to_path_buf(),
+        store.database().clone(),
         store.views().matrix.clone(),
     );
-    let due = tokio::task::spawn_blocking(move || a.resume(&log, &matrix))
+    let due = tokio::task::spawn_blocking(move || a.resume(&database, &matrix))
         .await
         .map_err(|e| Error::Environment(format!("--alert: {e}")))?
         .map_err(|e| Error::Environment(e.to_string()))?;

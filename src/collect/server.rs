@@ -31,7 +31,7 @@ pub struct App {
     pub alerts: Option<Arc<super::alerts::Alerts>>,
     /// The durable store.
     pub store: Store,
-    /// Turns to read the log for a history (see [`super::history::SCANS`]).
+    /// Turns to query the database for a history (see [`super::history::SCANS`]).
     pub scans: tokio::sync::Semaphore,
     /// The shared token; `None` only on loopback.
     pub token: Option<Token>,

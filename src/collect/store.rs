@@ -1,59 +1,60 @@
-//! The collector's store: an append-only log of reports (one JSON line each), fsynced before
-//! a report is acknowledged, with the writes of concurrent requests grouped into one fsync.
-//! In memory: the latest verdict per instance and target, a bounded history of changes, the
-//! latest reports, and the ids seen recently (for exactly-once storage of resent reports).
+//! The collector's store: reports in the database ([`super::db`]), each committed before it
+//! is acknowledged, the writes of concurrent requests grouped into one transaction, and each
+//! stored once by its id. In memory, rebuilt from the database at the start: the latest
+//! verdict per instance and target, a bounded history of changes and the latest reports.
+//! With a shared database, what other collectors store is followed into these views.
 
+use super::db::{Database, DbError, Engine, Row};
 use super::entry::Entry;
 use super::retention::Retention;
 use crate::model::Report;
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Report ids remembered for deduplication: a resend older than this many reports stores a
-/// second copy. Bounded so memory stays flat however long the collector runs.
-const DEDUP_IDS: usize = 250_000;
 /// Latest reports kept in memory for `GET /v1/reports`.
 const RECENT: usize = 1_000;
+/// Reports read from the database per query when the views are rebuilt or followed.
+const PAGE: i64 = 10_000;
+/// Reports replayed at the start for the recent changes and reports; older ones count only
+/// as their cells' newest verdicts.
+const TAIL: i64 = 20_000;
+/// How often a shared database is read for what other collectors stored.
+const FOLLOW: Duration = Duration::from_millis(500);
+/// How far back a follow reads again: a transaction that took a sequence number earlier
+/// may commit after a later one.
+const SLACK: i64 = 1_024;
+
 /// Why the store cannot open, or a report was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The log cannot be opened.
-    #[error("cannot open {}: {source}; check --data and its permissions", path.display())]
-    Open {
-        /// The log.
+    /// The data directory cannot be made.
+    #[error("cannot create the data directory {}: {source}; check --data and its permissions", path.display())]
+    Data {
+        /// The directory.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
-    /// A file operation on the log or its directory failed.
-    #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The database cannot be used.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The writer thread cannot start.
     #[error("cannot start the store writer: {0}")]
     Writer(std::io::Error),
     /// The writer thread is gone.
     #[error("the store writer has stopped")]
     Stopped,
-    /// The write (or its fsync) failed; every report of the batch fails with it.
-    #[error("cannot write the report to disk: {0}")]
+    /// The transaction failed; every report of the batch fails with it.
+    #[error("cannot store the report: {0}")]
     Write(String),
 }
 
 /// Verdict changes kept in memory for the dashboard.
 const CHANGES: usize = 500;
-/// Writes grouped into one fsync at most.
+/// Reports grouped into one transaction at most.
 const GROUP: usize = 4_096;
 
 /// What storing a report came to.
@@ -164,15 +165,33 @@ pub struct Views {
     pub changes: VecDeque<Change>,
     /// Newest last.
     pub recent: VecDeque<Arc<Entry>>,
-    /// Reports stored since start.
+    /// Reports ever stored in the database.
     pub stored: u64,
     /// Duplicates refused since start.
     pub duplicates: u64,
 }
 
 impl Views {
+    /// Takes a stored report: its verdicts into the matrix, its changes, the latest reports.
     fn apply(&mut self, entry: Entry) -> Vec<Change> {
-        let report = &entry.report;
+        let changes = self.place(&entry.report);
+        for c in &changes {
+            if self.changes.len() == CHANGES {
+                self.changes.pop_front();
+            }
+            self.changes.push_back(c.clone());
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Arc::new(entry));
+        self.stored += 1;
+        changes
+    }
+
+    /// Puts a report's verdicts in the matrix where they are the newest; returns the
+    /// verdicts that changed.
+    fn place(&mut self, report: &Report) -> Vec<Change> {
         let key = instance_key(report);
         let known = report.agent.instance.as_ref();
         let host = self.hosts.entry(key.clone()).or_default();
@@ -216,17 +235,6 @@ impl Views {
             }
             self.matrix.insert(cell_key, cell);
         }
-        for c in &changes {
-            if self.changes.len() == CHANGES {
-                self.changes.pop_front();
-            }
-            self.changes.push_back(c.clone());
-        }
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(Arc::new(entry));
-        self.stored += 1;
         changes
     }
 }
@@ -253,16 +261,7 @@ pub fn older(a: &str, b: &str) -> bool {
     }
 }
 
-/// What identifies an instance across reports: its id, else its host name.
-#[must_use]
-pub fn instance_key(report: &Report) -> String {
-    report
-        .agent
-        .instance
-        .as_ref()
-        .and_then(|i| i.instance_id.clone())
-        .unwrap_or_else(|| report.agent.hostname.clone())
-}
+pub use super::entry::instance_key;
 
 /// How an instance is shown: its Name tag, else its host name, with the instance id.
 #[must_use]
@@ -277,35 +276,36 @@ pub fn instance_label(report: &Report) -> String {
     }
 }
 
-/// Bounded set of recently seen ids.
-struct Seen {
-    set: HashSet<String>,
-    order: VecDeque<String>,
+/// Sequence numbers already in the views, so that a follow applies each report once.
+#[derive(Default)]
+struct Applied {
+    /// The highest applied.
+    high: i64,
+    set: HashSet<i64>,
+    order: VecDeque<i64>,
 }
 
-impl Seen {
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    fn insert(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
+impl Applied {
+    /// Remembers `seq`: no more than a follow's slack reads again is needed.
+    fn mark(&mut self, seq: i64) {
+        self.high = self.high.max(seq);
+        if self.set.insert(seq) {
+            self.order.push_back(seq);
         }
-        if self.order.len() == DEDUP_IDS {
+        while self
+            .order
+            .front()
+            .is_some_and(|s| *s <= self.high - 2 * SLACK)
+        {
             if let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
             }
         }
-        self.set.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        true
     }
 }
 
 struct Pending {
     entry: Entry,
-    line: Vec<u8>,
     done: oneshot::Sender<Result<(Stored, Vec<Change>), StoreError>>,
 }
 
@@ -314,84 +314,77 @@ struct Pending {
 pub struct Store {
     tx: mpsc::SyncSender<Pending>,
     views: Arc<RwLock<Views>>,
-    path: PathBuf,
+    database: Arc<Database>,
 }
 
 impl Store {
-    /// Opens (or creates) `dir/reports.jsonl`, replays it into memory, cuts off a torn last
-    /// line left by a crash, and starts the writer thread.
+    /// Opens (or creates) the SQLite database in `data`; see [`Store::open_with`].
     ///
     /// # Errors
-    /// A one-line message naming the directory or file and the problem.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(dir, Retention::default())
+    /// A one-line message naming the directory or database and the problem.
+    pub fn open(data: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data, Database::choose(data, None)?, Retention::default())
     }
 
-    /// [`Store::open`], keeping the log within `retention` while it runs.
+    /// Opens `database` (migrating it), imports `data`'s report log when an older collector
+    /// left one, rebuilds the views from what is stored, and starts the writer thread, which
+    /// keeps the reports within `retention`.
     ///
     /// # Errors
-    /// As [`Store::open`].
-    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        std::fs::create_dir_all(dir).map_err(io("create the data directory", dir))?;
-        let path = dir.join("reports.jsonl");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
-        let mut views = Views::default();
-        let mut seen = Seen {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-        };
-        let good = replay(&file, &mut views, &mut seen).map_err(io("read", &path))?;
-        let len = file.metadata().map_err(io("read", &path))?.len();
-        if good < len {
+    /// A one-line message naming the directory or database and the problem.
+    pub fn open_with(
+        data: &Path,
+        database: Database,
+        retention: Retention,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data).map_err(|source| StoreError::Data {
+            path: data.to_path_buf(),
+            source,
+        })?;
+        let mut db = database.connect()?;
+        if let Some(done) = super::db::import::log(db.as_mut(), data)? {
             tracing::warn!(
-                "{}: cutting {} bytes of a torn last write",
-                path.display(),
-                len - good
+                "imported the report log of {} into {database}: {} stored, {} known already, {} unreadable; it is kept as reports.jsonl.imported",
+                data.display(),
+                done.stored,
+                done.known,
+                done.skipped
             );
-            file.set_len(good).map_err(io("repair", &path))?;
-            file.sync_all().map_err(io("repair", &path))?;
         }
-        file.seek(std::io::SeekFrom::End(0))
-            .map_err(io("read", &path))?;
+        let mut views = Views::default();
+        let mut applied = Applied::default();
+        load(db.as_mut(), &mut views, &mut applied, TAIL)?;
         let views = Arc::new(RwLock::new(views));
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
         let shared = views.clone();
-        let log = Log {
-            path: path.clone(),
-            retention,
-        };
+        let follows = database.shared();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(file, &rx, &shared, seen, &log))
+            .spawn(move || {
+                let mut w = Writer {
+                    db,
+                    retention,
+                    applied,
+                    follows,
+                };
+                w.run(&rx, &shared);
+            })
             .map_err(StoreError::Writer)?;
-        Ok(Self { tx, views, path })
+        Ok(Self {
+            tx,
+            views,
+            database: Arc::new(database),
+        })
     }
 
-    /// Stores a validated report as one line; returns once it is on disk (or known already).
+    /// Stores a validated report; returns once it is committed (or known already).
     ///
     /// # Errors
-    /// When the disk write or fsync fails: the report must not be acknowledged.
+    /// When the transaction fails: the report must not be acknowledged.
     pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), StoreError> {
-        let line = entry.doc().as_bytes().to_vec();
         let (done, wait) = oneshot::channel();
         let tx = self.tx.clone();
-        let pending = Pending { entry, line, done };
+        let pending = Pending { entry, done };
         // A full queue blocks; keep that off the async threads.
         tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
             .await
@@ -424,157 +417,213 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The log file.
+    /// Where the reports are.
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 }
 
-/// Loads every complete line; returns the length of the intact prefix.
-fn replay(file: &File, views: &mut Views, seen: &mut Seen) -> std::io::Result<u64> {
-    let mut reader = BufReader::new(file);
-    let mut good = 0u64;
-    let mut line = Vec::new();
+/// Visits every stored report in the order it was stored, from a connection of its own
+/// (a blocking call).
+///
+/// # Errors
+/// When the database cannot be reached or read.
+pub fn each(database: &Database, visit: &mut dyn FnMut(Entry)) -> Result<(), StoreError> {
+    let mut db = database.connect()?;
+    pages(db.as_mut(), 0, &mut |_, entry| visit(entry))?;
+    Ok(())
+}
+
+/// A stored document as a report; one that no longer parses is said and skipped.
+fn parsed(doc: &str) -> Option<Entry> {
+    Entry::parse(doc.as_bytes())
+        .inspect_err(|e| tracing::warn!("skipping an unreadable stored report: {e:?}"))
+        .ok()
+}
+
+/// Visits every report stored after `from`, a page at a time, in the order stored.
+fn pages(
+    db: &mut dyn Engine,
+    mut from: i64,
+    visit: &mut dyn FnMut(i64, Entry),
+) -> Result<(), DbError> {
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 || line.last() != Some(&b'\n') {
-            break;
-        }
-        match Entry::parse(&line) {
-            Ok(entry) => {
-                seen.insert(&entry.report.id);
-                views.apply(entry);
+        let mut last = from;
+        db.after(from, PAGE, &mut |seq, doc| {
+            last = seq;
+            if let Some(entry) = parsed(doc) {
+                visit(seq, entry);
             }
-            Err(e) => {
-                tracing::warn!("skipping an unreadable stored line: {e:?}");
-            }
+        })?;
+        if last == from {
+            return Ok(());
         }
-        good += n as u64;
+        from = last;
     }
-    Ok(good)
 }
 
-/// The log's path and how much of it to keep.
-struct Log {
-    path: PathBuf,
+/// Builds the views at the start from the last `tail` reports (the recent changes and
+/// reports) and every cell's newest report: the time it takes grows with the instances and
+/// targets, not with the history kept.
+fn load(
+    db: &mut dyn Engine,
+    views: &mut Views,
+    applied: &mut Applied,
+    tail: i64,
+) -> Result<(), DbError> {
+    let count = db.count()?;
+    let mut first = None;
+    db.tail(tail, &mut |seq, doc| {
+        first.get_or_insert(seq);
+        applied.mark(seq);
+        if let Some(entry) = parsed(doc) {
+            views.apply(entry);
+        }
+    })?;
+    let first = first.unwrap_or(i64::MAX);
+    db.newest(&mut |seq, doc| {
+        // The tail's are in already.
+        if let Some(entry) = (seq < first).then(|| parsed(doc)).flatten() {
+            views.place(&entry.report);
+        }
+    })?;
+    views.stored = count;
+    Ok(())
+}
+
+/// Applies to `views` what is stored and not applied yet.
+fn follow(db: &mut dyn Engine, views: &mut Views, applied: &mut Applied) -> Result<(), DbError> {
+    pages(db, (applied.high - SLACK).max(0), &mut |seq, entry| {
+        if !applied.set.contains(&seq) {
+            applied.mark(seq);
+            views.apply(entry);
+        }
+    })
+}
+
+/// The thread that owns the writing connection.
+struct Writer {
+    db: Box<dyn Engine>,
     retention: Retention,
+    applied: Applied,
+    /// Other collectors write to the database too.
+    follows: bool,
 }
 
-/// Applies the retention when due: by size after a write that passed the limit, by age every
-/// tenth of the age. Reopens `file` on the rewritten log.
-fn retain(log: &Log, file: &mut File, committed: &mut u64, last: &mut (Instant, u64)) {
-    let r = log.retention;
-    let over = r
-        .bytes
-        .is_some_and(|b| *committed > b && *committed > last.1);
-    let due = r.age.is_some() && last.0.elapsed() >= r.every();
-    if !over && !due {
-        return;
-    }
-    match super::retention::apply(&log.path, r, std::time::SystemTime::now()) {
-        Ok((kept, dropped)) => {
-            if dropped > 0 {
-                match OpenOptions::new().append(true).open(&log.path) {
-                    Ok(f) => *file = f,
-                    Err(e) => {
-                        tracing::warn!("retention: cannot reopen {}: {e}", log.path.display());
-                    }
+impl Writer {
+    /// Takes every waiting report, stores them in one transaction, then answers them all.
+    fn run(&mut self, rx: &mpsc::Receiver<Pending>, views: &RwLock<Views>) {
+        let mut size = self.size();
+        let mut retained = (Instant::now(), size);
+        let mut followed = Instant::now();
+        let wait = if self.follows {
+            FOLLOW
+        } else {
+            Duration::from_secs(1)
+        };
+        loop {
+            if self.retention.any() {
+                self.retain(&mut size, &mut retained);
+            }
+            if self.follows && followed.elapsed() >= FOLLOW {
+                let mut v = views
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Err(e) = follow(self.db.as_mut(), &mut v, &mut self.applied) {
+                    tracing::warn!("cannot read what other collectors stored: {e}");
                 }
-                *committed = file.metadata().map_or(*committed, |m| m.len());
-                tracing::info!("retention: {dropped} report(s) dropped from the log, {kept} kept");
+                followed = Instant::now();
             }
-        }
-        Err(e) => tracing::warn!("retention of {}: {e}", log.path.display()),
-    }
-    *last = (Instant::now(), *committed);
-}
-
-/// Takes every waiting write, appends them, fsyncs once, then answers them all.
-fn writer(
-    mut file: File,
-    rx: &mpsc::Receiver<Pending>,
-    views: &RwLock<Views>,
-    mut seen: Seen,
-    log: &Log,
-) {
-    let mut committed = file.metadata().map_or(0, |m| m.len());
-    let mut last = (Instant::now(), committed);
-    loop {
-        if log.retention.any() {
-            retain(log, &mut file, &mut committed, &mut last);
-        }
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(p) => p,
-            Err(mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < GROUP {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        let mut buf = Vec::new();
-        let mut fresh = Vec::with_capacity(batch.len());
-        let mut in_batch = HashSet::new();
-        for p in batch {
-            let copy = if seen.contains(&p.entry.report.id) {
-                Copy::OnDisk
-            } else if in_batch.insert(p.entry.report.id.clone()) {
-                buf.extend_from_slice(&p.line);
-                buf.push(b'\n');
-                Copy::First
-            } else {
-                Copy::SameBatch
+            let first = match rx.recv_timeout(wait) {
+                Ok(p) => p,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
-            fresh.push((p, copy));
-        }
-        let result = if buf.is_empty() {
-            Ok(())
-        } else {
-            file.write_all(&buf).and_then(|()| file.sync_data())
-        };
-        // Only what is on disk counts as seen: a failed write must be retried, not refused,
-        // and must not leave half a line for the next write to land after.
-        if result.is_ok() {
-            committed += buf.len() as u64;
-            for id in &in_batch {
-                seen.insert(id);
+            let mut batch = vec![first];
+            while batch.len() < GROUP {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
             }
-        } else {
-            let _ = file.set_len(committed);
+            size += self.store(batch, views);
         }
+    }
+
+    /// Stores one batch and answers it; returns the bytes stored.
+    fn store(&mut self, batch: Vec<Pending>, views: &RwLock<Views>) -> u64 {
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|p| instance_key(&p.entry.report))
+            .collect();
+        let rows: Vec<Row<'_>> = batch
+            .iter()
+            .zip(&keys)
+            .map(|(p, k)| Row::of(&p.entry, k))
+            .collect();
+        let result = self.db.insert(&rows);
+        drop(rows);
         let mut views = views
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (p, copy) in fresh {
-            // "Already stored" only for what is on disk: a copy that shared a failed write
-            // fails with it.
-            let answer = match (&result, copy) {
-                (Err(e), Copy::First | Copy::SameBatch) => Err(StoreError::Write(e.to_string())),
-                (_, Copy::OnDisk) | (Ok(()), Copy::SameBatch) => {
-                    views.duplicates += 1;
-                    Ok((Stored::Duplicate, Vec::new()))
+        let mut bytes = 0;
+        match result {
+            Ok(seqs) => {
+                for (p, seq) in batch.into_iter().zip(seqs) {
+                    let answer = if let Some(seq) = seq {
+                        self.applied.mark(seq);
+                        bytes += p.entry.doc().len() as u64;
+                        Ok((Stored::New, views.apply(p.entry)))
+                    } else {
+                        views.duplicates += 1;
+                        Ok((Stored::Duplicate, Vec::new()))
+                    };
+                    let _ = p.done.send(answer);
                 }
-                (Ok(()), Copy::First) => Ok((Stored::New, views.apply(p.entry))),
-            };
-            let _ = p.done.send(answer);
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for p in batch {
+                    let _ = p.done.send(Err(StoreError::Write(e.clone())));
+                }
+            }
         }
+        bytes
     }
-}
 
-/// Where a posted report's id stands when its batch is written.
-#[derive(Clone, Copy)]
-enum Copy {
-    /// Written before: on disk already.
-    OnDisk,
-    /// The first copy in this batch: this write stores it.
-    First,
-    /// Another copy in this batch: stored only if the write succeeds.
-    SameBatch,
+    /// The bytes stored, when a size limit needs them.
+    fn size(&mut self) -> u64 {
+        if self.retention.bytes.is_none() {
+            return 0;
+        }
+        self.db.size().unwrap_or_else(|e| {
+            tracing::warn!("retention: {e}");
+            0
+        })
+    }
+
+    /// Applies the retention when due: by size after a write that passed the limit, by age
+    /// every tenth of the age.
+    fn retain(&mut self, size: &mut u64, last: &mut (Instant, u64)) {
+        let r = self.retention;
+        let over = r.bytes.is_some_and(|b| *size > b && *size > last.1);
+        let due = r.age.is_some() && last.0.elapsed() >= r.every();
+        if !over && !due {
+            return;
+        }
+        let before = r
+            .age
+            .and_then(|a| std::time::SystemTime::now().checked_sub(a))
+            .map(super::db::millis_of);
+        match self.db.retain(before, r.bytes) {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!("retention: {dropped} report(s) deleted"),
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
+        *size = self.size();
+        *last = (Instant::now(), *size);
+    }
 }
 
 #[cfg(test)]
@@ -594,48 +643,79 @@ mod tests {
         Entry::parse(v.to_string().as_bytes()).unwrap()
     }
 
+    /// A database whose every transaction fails, as a full disk makes them.
+    struct Failing;
+
+    impl Engine for Failing {
+        fn insert(&mut self, _: &[Row<'_>]) -> Result<Vec<Option<i64>>, DbError> {
+            Err(DbError::Query("database or disk is full".into()))
+        }
+        fn after(&mut self, _: i64, _: i64, _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn newest(&mut self, _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn tail(&mut self, _: i64, _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn count(&mut self) -> Result<u64, DbError> {
+            Ok(0)
+        }
+        fn history(
+            &mut self,
+            _: &str,
+            _: i64,
+            _: &mut dyn FnMut(&str) -> bool,
+        ) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn retain(&mut self, _: Option<i64>, _: Option<u64>) -> Result<u64, DbError> {
+            Ok(0)
+        }
+        fn size(&mut self) -> Result<u64, DbError> {
+            Ok(0)
+        }
+    }
+
     /// Issue 9, 5: with the disk full, concurrent posts of one id were grouped into the
     /// failed write, and the copies after the first were told "already stored".
     #[tokio::test]
     async fn every_copy_in_a_failed_write_fails_with_it() {
-        let file = OpenOptions::new()
-            .append(true)
-            .open("/dev/full")
-            .expect("/dev/full");
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
         let mut answers = Vec::new();
-        // Both are queued before the writer starts, so they share one write.
+        // Both are queued before the writer starts, so they share one transaction.
         for _ in 0..2 {
-            let entry = report("same-id", "public");
-            let line = entry.doc().as_bytes().to_vec();
             let (done, wait) = oneshot::channel();
-            tx.send(Pending { entry, line, done }).unwrap();
+            let entry = report("same-id", "public");
+            tx.send(Pending { entry, done }).unwrap();
             answers.push(wait);
         }
         let views = Arc::new(RwLock::new(Views::default()));
         let shared = views.clone();
-        let seen = Seen {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-        };
-        let log = Log {
-            path: PathBuf::from("/dev/full"),
-            retention: Retention::default(),
-        };
-        let writer = std::thread::spawn(move || writer(file, &rx, &shared, seen, &log));
+        let writer = std::thread::spawn(move || {
+            let mut w = Writer {
+                db: Box::new(Failing),
+                retention: Retention::default(),
+                applied: Applied::default(),
+                follows: false,
+            };
+            w.run(&rx, &shared);
+        });
         for wait in answers {
             let answer = wait.await.unwrap();
             assert!(
                 answer
                     .as_ref()
-                    .is_err_and(|e| e.to_string().contains("cannot write the report to disk")),
+                    .is_err_and(|e| e.to_string().contains("disk is full")),
                 "{:?}",
                 answer.map(|(s, _)| s)
             );
         }
         drop(tx);
         writer.join().unwrap();
-        assert_eq!(views.read().unwrap().duplicates, 0);
+        let v = views.read().unwrap();
+        assert_eq!((v.duplicates, v.stored), (0, 0));
     }
 
     #[tokio::test]
@@ -648,7 +728,7 @@ mod tests {
         };
         put("new", "gateway-endpoint", "2026-11-25T10:01:00.000Z").await;
         let (stored, changes) = put("old", "unreachable", "2026-11-25T10:00:00.000Z").await;
-        assert_eq!(stored, Stored::New, "kept in the log all the same");
+        assert_eq!(stored, Stored::New, "stored all the same");
         assert!(changes.is_empty(), "{changes:?}");
         let v = store.views();
         let cell = v.matrix.values().next().unwrap();
@@ -656,50 +736,81 @@ mod tests {
         assert_eq!(v.stored, 2);
     }
 
+    /// The start reads the newest report of each cell and a tail of the rest: its matrix is
+    /// the one a replay of every report makes, however short the tail.
     #[tokio::test]
-    async fn a_torn_last_line_is_cut_and_everything_complete_is_kept() {
+    async fn the_views_at_the_start_are_those_of_a_full_replay() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (id, path, at) in [
+            ("1", "gateway-endpoint", "2026-11-25T10:00:00Z"),
+            ("2", "unreachable", "2026-11-25T10:05:00Z"),
+            ("3", "public", "2026-11-25T10:01:00Z"),
+            ("4", "interface-endpoint", "2026-11-25T09:00:00Z"),
+        ] {
+            let mut entry = report_at(id, path, at);
+            // Two instances, so that one's newest lies outside a short tail.
+            if id == "2" {
+                entry.report.agent.hostname = "other".into();
+                entry.report.agent.instance = None;
+                entry.sync();
+            }
+            store.put(entry).await.unwrap();
+        }
+        let database = store.database().clone();
+        let full = store.views().matrix.clone();
+        drop(store);
+        for tail in [1, 2, 10] {
+            let mut db = database.connect().unwrap();
+            let mut views = Views::default();
+            load(db.as_mut(), &mut views, &mut Applied::default(), tail).unwrap();
+            assert_eq!(views.matrix, full, "tail {tail}");
+            assert_eq!(views.stored, 4);
+            assert_eq!(views.recent.len(), usize::try_from(tail.min(4)).unwrap());
+        }
+    }
+
+    /// The upgrade: an older collector's log is imported once, without its torn last line,
+    /// and the ids it held are still refused as duplicates.
+    #[tokio::test]
+    async fn an_older_collectors_log_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("reports.jsonl");
+        let lines: String = [
+            report("a", "public"),
+            report("b", "interface-endpoint"),
+            report("a", "public"),
+        ]
+        .iter()
+        .map(|e| e.doc().to_string() + "\n")
+        .collect();
+        std::fs::write(
+            &log,
+            lines + "{\"schema\":\"probe.report/v1\",\"id\":\"torn",
+        )
+        .unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(
-                store.put(report("a", "public")).await.unwrap().0,
-                Stored::New
-            );
-            assert_eq!(
-                store
-                    .put(report("b", "interface-endpoint"))
-                    .await
-                    .unwrap()
-                    .0,
-                Stored::New
-            );
-            assert_eq!(
-                store.put(report("a", "public")).await.unwrap().0,
-                Stored::Duplicate
-            );
-        }
-        let log = dir.path().join("reports.jsonl");
-        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
-        f.write_all(b"{\"schema\":\"probe.report/v1\",\"id\":\"torn")
-            .unwrap();
-        drop(f);
-        let store = Store::open(dir.path()).unwrap();
-        {
             let v = store.views();
             assert_eq!(v.stored, 2);
             assert_eq!(v.changes.len(), 1, "public -> interface-endpoint");
             assert_eq!(v.changes[0].to, "interface-endpoint");
         }
-        assert!(std::fs::read_to_string(&log).unwrap().ends_with("}\n"));
+        assert!(!log.exists(), "set aside");
+        assert!(dir.path().join("reports.jsonl.imported").exists());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.views().stored, 2, "not imported twice");
         assert_eq!(
             store.put(report("b", "public")).await.unwrap().0,
             Stored::Duplicate,
-            "ids survive a restart"
+            "ids survive the import and a restart"
         );
         assert_eq!(
             store.put(report("c", "public")).await.unwrap().0,
             Stored::New
         );
-        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
+        let mut ids = Vec::new();
+        each(store.database(), &mut |e| ids.push(e.report.id)).unwrap();
+        assert_eq!(ids, ["a", "b", "c"]);
     }
 }

@@ -246,3 +246,29 @@ pub fn sample_report(id: &str) -> Vec<u8> {
     v["id"] = Value::String(id.into());
     serde_json::to_vec(&v).unwrap()
 }
+
+/// The ids of the reports stored in `data` (or `database`, a PostgreSQL URL), in the order
+/// they were stored, as `probe collect export` writes them.
+pub fn exported(data: &Path, database: Option<&str>) -> Vec<String> {
+    let mut cmd = super::probe();
+    cmd.args(["collect", "export", "--data"]).arg(data);
+    if let Some(url) = database {
+        cmd.args(["--database", url]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}

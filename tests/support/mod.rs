@@ -6,6 +6,7 @@
 )]
 
 pub mod collector;
+pub mod postgres;
 pub mod receiver;
 
 /// Sends `signal` to the process `pid` (one the test started), without a `kill` binary.
@@ -43,6 +44,8 @@ pub fn isolate(cmd: &mut Command) {
         "AWS_ENDPOINT_URL_EC2",
         "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         "SSL_CERT_FILE",
+        // A developer's shared store must not receive the tests' reports.
+        "PROBE_DATABASE",
     ] {
         cmd.env_remove(var);
     }

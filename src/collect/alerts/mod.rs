@@ -61,7 +61,7 @@ pub enum AlertError {
         /// Why.
         source: std::io::Error,
     },
-    /// The store or the told log cannot be read at the start.
+    /// The told log cannot be read at the start.
     #[error("--alert: cannot read {} to resume the alerts: {source}; check --data", path.display())]
     Resume {
         /// The file.
@@ -69,6 +69,9 @@ pub enum AlertError {
         /// Why.
         source: std::io::Error,
     },
+    /// The stored reports cannot be read at the start.
+    #[error("--alert: cannot read the stored reports to resume the alerts: {0}")]
+    Replay(#[source] super::store::StoreError),
     /// The told log cannot be written at the start.
     #[error("--alert: {0}; check --data")]
     Told(#[source] crate::deliver::SpoolError),
@@ -165,8 +168,8 @@ impl Alerts {
     }
 
     /// Starts every cell where it stood at the stop: at what it was last told, with the
-    /// store's reports (`log`) replayed over it, so a change half-counted before the stop goes
-    /// on being counted. A data directory without a told log starts at the store's newest
+    /// reports stored in `database` replayed over it, so a change half-counted before the
+    /// stop goes on being counted. A data directory without a told log starts at the store's newest
     /// verdicts (`matrix`): what happened before alerts were asked for is not told. Blocks:
     /// call it off the async threads.
     ///
@@ -177,7 +180,7 @@ impl Alerts {
     /// When the store or the told log cannot be read, or the told log written.
     pub fn resume(
         &self,
-        log: &Path,
+        database: &super::db::Database,
         matrix: &std::collections::BTreeMap<(String, String), super::store::Cell>,
     ) -> Result<Vec<Alert>, AlertError> {
         let resume = |path: &Path| {
@@ -199,22 +202,12 @@ impl Alerts {
             streaks.seed(key, *state);
         }
         let mut last = std::collections::HashMap::new();
-        match std::fs::File::open(log) {
-            Ok(file) => {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(file).lines() {
-                    let line = line.map_err(resume(log))?;
-                    let Ok(report) = serde_json::from_str::<Report>(&line) else {
-                        continue;
-                    };
-                    for a in streaks.observe(&report) {
-                        last.insert((a.instance_key.clone(), a.target.clone()), a);
-                    }
-                }
+        super::store::each(database, &mut |entry| {
+            for a in streaks.observe(&entry.report) {
+                last.insert((a.instance_key.clone(), a.target.clone()), a);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(resume(log)(e)),
-        }
+        })
+        .map_err(AlertError::Replay)?;
         // A message whose verdict the told log has was written; the last one of a cell whose
         // verdict it has not was lost, and the cell stays at what was told until it is written.
         let mut now = streaks.told();
@@ -492,9 +485,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reports.jsonl");
         std::fs::write(&log, format!("{}\n{}\n", report(0, true), report(1, false))).unwrap();
+        // The store imports the log into its database.
+        let database = crate::collect::store::Store::open(dir.path())
+            .unwrap()
+            .database()
+            .clone();
         let matrix = std::collections::BTreeMap::new();
         // No told log: alerts start at the store's newest verdicts (none here), nothing due.
-        assert!(alerts(dir.path()).resume(&log, &matrix).unwrap().is_empty());
+        assert!(
+            alerts(dir.path())
+                .resume(&database, &matrix)
+                .unwrap()
+                .is_empty()
+        );
         let first: Report = serde_json::from_str(&report(0, true)).unwrap();
         let key = (
             crate::collect::store::instance_key(&first),
@@ -509,14 +512,19 @@ mod tests {
         };
         passed.insert(key.clone(), pass);
         told.rewrite(&passed).unwrap();
-        let due = alerts(dir.path()).resume(&log, &matrix).unwrap();
+        let due = alerts(dir.path()).resume(&database, &matrix).unwrap();
         assert_eq!(due.len(), 1, "{due:?}");
         assert_eq!(due[0].event, Event::Failing);
         // Until it is written, the told log still says the cell passed.
         assert_eq!(told.read().unwrap().unwrap()[&key], pass);
         // Written, it is due no more.
         told.append(&due).unwrap();
-        assert!(alerts(dir.path()).resume(&log, &matrix).unwrap().is_empty());
+        assert!(
+            alerts(dir.path())
+                .resume(&database, &matrix)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

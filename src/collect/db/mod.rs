@@ -1,0 +1,233 @@
+//! The collector's database, behind one seam: SQLite in `--data` (the default: one file, WAL,
+//! a commit synced before it returns) or PostgreSQL (`--database postgres://...`), which
+//! several collectors share. Both hold the same tables, made by versioned migrations
+//! ([`migrations`]); a report log of an older collector is imported once ([`import`]).
+//!
+//! Every report is a row keyed by its id, so a resent report is stored once whichever
+//! collector it reaches; `cells` holds the newest report of each instance and target, which
+//! retention keeps and the dashboard starts from.
+
+pub mod import;
+pub mod migrations;
+mod postgres;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+/// Why the database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// It cannot be opened or reached.
+    #[error("cannot open the database {what}: {detail}; {fix}")]
+    Open {
+        /// Which database.
+        what: String,
+        /// Why.
+        detail: String,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// A newer probe migrated it.
+    #[error(
+        "the database {what} is at schema version {found}, newer than this probe's {known}: run a probe at least as new as the one that wrote it"
+    )]
+    Newer {
+        /// Which database.
+        what: String,
+        /// Its version.
+        found: i64,
+        /// The newest this probe knows.
+        known: i64,
+    },
+    /// A query failed.
+    #[error("{0}")]
+    Query(String),
+    /// The `--database` value is not one (shown without its password).
+    #[error(
+        "--database {0}: not a PostgreSQL URL; give postgres://USER:PASSWORD@HOST:PORT/NAME (or leave it out for SQLite in --data)"
+    )]
+    Url(String),
+    /// A report log to import cannot be read or set aside.
+    #[error("cannot import {}: {source}", path.display())]
+    Import {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Query(format!("SQLite: {e}"))
+    }
+}
+
+impl From<::postgres::Error> for DbError {
+    fn from(e: ::postgres::Error) -> Self {
+        Self::Query(format!("PostgreSQL: {}", postgres::describe(&e)))
+    }
+}
+
+/// Where the reports are kept.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// SQLite: the file.
+    Sqlite(PathBuf),
+    /// PostgreSQL: the connection's settings, and how it is shown (without a password).
+    Postgres(Box<::postgres::Config>, String),
+}
+
+/// One report as stored.
+#[derive(Debug)]
+pub struct Row<'a> {
+    /// The report's id: stored once.
+    pub id: &'a str,
+    /// Its instance key (instance id, else host name).
+    pub instance: &'a str,
+    /// When it was made, milliseconds since 1970 (0 when its time does not parse).
+    pub at_ms: i64,
+    /// The targets it has a verdict for.
+    pub targets: Vec<&'a str>,
+    /// The document.
+    pub doc: &'a str,
+}
+
+impl<'a> Row<'a> {
+    /// The row of a report, under its instance key.
+    #[must_use]
+    pub fn of(entry: &'a super::entry::Entry, instance: &'a str) -> Self {
+        let report = &entry.report;
+        Self {
+            id: &report.id,
+            instance,
+            at_ms: millis(&report.started_at),
+            targets: report.targets.iter().map(|t| t.target.as_str()).collect(),
+            doc: entry.doc(),
+        }
+    }
+}
+
+/// What a database does for the collector; one connection.
+pub trait Engine: Send {
+    /// Stores the rows in one transaction, committed durably before it returns, each unless
+    /// its id is stored already (a second copy in `rows` included); moves each cell's newest
+    /// report. Gives each new row's sequence number, `None` for a copy. All or none: on an
+    /// error nothing is stored.
+    ///
+    /// # Errors
+    /// When the transaction fails.
+    fn insert(&mut self, rows: &[Row<'_>]) -> Result<Vec<Option<i64>>, DbError>;
+
+    /// Visits at most `limit` reports stored after `seq`, in the order they were stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn after(
+        &mut self,
+        seq: i64,
+        limit: i64,
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError>;
+
+    /// Visits every cell's newest report, in the order stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn newest(&mut self, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError>;
+
+    /// Visits the last `n` reports stored, in the order stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn tail(&mut self, n: i64, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError>;
+
+    /// How many reports were ever stored (retention does not take them off).
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn count(&mut self) -> Result<u64, DbError>;
+
+    /// Visits the reports of `instance` made at `since_ms` or later, newest first, until
+    /// `visit` says it has enough (false).
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn history(
+        &mut self,
+        instance: &str,
+        since_ms: i64,
+        visit: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), DbError>;
+
+    /// Deletes the reports made before `before_ms`, then the oldest until the documents
+    /// left fit in `bytes`, never the newest of a cell. Returns how many went.
+    ///
+    /// # Errors
+    /// When a query fails.
+    fn retain(&mut self, before_ms: Option<i64>, bytes: Option<u64>) -> Result<u64, DbError>;
+
+    /// The bytes of the documents stored.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn size(&mut self) -> Result<u64, DbError>;
+}
+
+impl Database {
+    /// SQLite in `data`, unless `url` names PostgreSQL.
+    ///
+    /// # Errors
+    /// [`DbError::Url`] when `url` is not a PostgreSQL URL.
+    pub fn choose(data: &Path, url: Option<&str>) -> Result<Self, DbError> {
+        match url {
+            None => Ok(Self::Sqlite(data.join("probe.db"))),
+            Some(url) => postgres::config(url),
+        }
+    }
+
+    /// Opens a connection, creating or migrating the tables first when needed.
+    ///
+    /// # Errors
+    /// When the database cannot be reached, opened or migrated.
+    pub fn connect(&self) -> Result<Box<dyn Engine>, DbError> {
+        match self {
+            Self::Sqlite(path) => Ok(Box::new(sqlite::Sqlite::open(path, &self.to_string())?)),
+            Self::Postgres(config, shown) => Ok(Box::new(postgres::Postgres::open(config, shown)?)),
+        }
+    }
+
+    /// Whether other collectors may write to it too (their reports are followed).
+    #[must_use]
+    pub fn shared(&self) -> bool {
+        matches!(self, Self::Postgres(..))
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(_, shown) => f.write_str(shown),
+        }
+    }
+}
+
+/// `at` (RFC 3339) in milliseconds since 1970; 0 when it does not parse.
+#[must_use]
+pub fn millis(at: &str) -> i64 {
+    humantime::parse_rfc3339_weak(at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since 1970 of a time, for the retention's cut-off.
+#[must_use]
+pub fn millis_of(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}

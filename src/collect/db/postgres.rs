@@ -1,0 +1,253 @@
+//! PostgreSQL, shared by several collectors: each keeps nothing of its own but what it can
+//! read back. Migrations take an advisory lock, so collectors started together migrate once.
+
+use super::migrations::{
+    self, AFTER, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SIZE, TAIL,
+};
+use super::{Database, DbError, Engine, Row};
+use postgres::{Client, Config, NoTls};
+use std::time::Duration;
+
+/// Any number the collectors agree on: the lock their migrations take.
+const MIGRATION_LOCK: i64 = 0x7072_6f62_6501;
+
+/// One connection.
+pub struct Postgres {
+    client: Client,
+}
+
+/// `url` as connection settings; a password is never shown.
+pub fn config(url: &str) -> Result<Database, DbError> {
+    let bad = || DbError::Url(crate::terminal::safe(&redact(url)).into_owned());
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad());
+    }
+    let mut config: Config = url.parse().map_err(|_| bad())?;
+    if !matches!(
+        config.get_ssl_mode(),
+        postgres::config::SslMode::Disable | postgres::config::SslMode::Prefer
+    ) {
+        return Err(DbError::Open {
+            what: shown(&config),
+            detail: "the URL's sslmode asks for TLS; this probe speaks to PostgreSQL without TLS"
+                .into(),
+            fix: "reach the database over loopback or a private link with sslmode=disable",
+        });
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    // A server that stops answering must not hold the collector's writes for ever.
+    config.options("-c statement_timeout=30000 -c idle_in_transaction_session_timeout=30000");
+    config.application_name("probe collect");
+    let shown = shown(&config);
+    Ok(Database::Postgres(Box::new(config), shown))
+}
+
+/// `url` with what stands before an `@` (a user and password) starred out.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `postgres://USER@HOST:PORT/NAME`.
+fn shown(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A PostgreSQL error as one line: the server's message when it sent one.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl Postgres {
+    /// Connects and brings the tables to this probe's version.
+    pub fn open(config: &Config, what: &str) -> Result<Self, DbError> {
+        let client = config.connect(NoTls).map_err(|e| DbError::Open {
+            what: what.to_string(),
+            detail: describe(&e),
+            fix: "check that the server runs, the URL, and that the user may connect",
+        })?;
+        let mut db = Self { client };
+        db.migrate(what)?;
+        Ok(db)
+    }
+
+    fn migrate(&mut self, what: &str) -> Result<(), DbError> {
+        let mut tx = self.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(migrations::TABLE)?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+                &[],
+            )?
+            .get(0);
+        for (version, sql) in migrations::pending(migrations::POSTGRES_SEQ, found, what)? {
+            tx.batch_execute(&sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&version, &migrations::now()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Postgres {
+    /// Visits the (seq, doc) rows `sql` gives, a portion at a time: a large answer is not
+    /// held whole in memory.
+    fn each(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError> {
+        self.each_until(sql, params, visit, &|| true)
+    }
+
+    /// [`Postgres::each`], stopping once `more` says false.
+    fn each_until(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+        visit: &mut dyn FnMut(i64, &str),
+        more: &dyn Fn() -> bool,
+    ) -> Result<(), DbError> {
+        let mut tx = self.client.transaction()?;
+        let portal = tx.bind(sql, params)?;
+        while more() {
+            let rows = tx.query_portal(&portal, 500)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in rows {
+                visit(r.get(0), r.get(1));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Engine for Postgres {
+    fn insert(&mut self, rows: &[Row<'_>]) -> Result<Vec<Option<i64>>, DbError> {
+        let mut tx = self.client.transaction()?;
+        let report = tx.prepare(REPORT)?;
+        let mut stored = Vec::with_capacity(rows.len());
+        let mut cells = Vec::new();
+        for row in rows {
+            let bytes = i64::try_from(row.doc.len()).unwrap_or(i64::MAX);
+            let seq: Option<i64> = tx
+                .query_opt(
+                    &report,
+                    &[&row.id, &row.instance, &row.at_ms, &bytes, &row.doc],
+                )?
+                .map(|r| r.get(0));
+            if let Some(seq) = seq {
+                cells.extend(
+                    row.targets
+                        .iter()
+                        .map(|t| (row.instance, *t, row.at_ms, seq)),
+                );
+            }
+            stored.push(seq);
+        }
+        // Cells locked in one order by every collector: two batches never wait on each other.
+        cells.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let cell = tx.prepare(CELL)?;
+        for (instance, target, at_ms, seq) in cells {
+            tx.execute(&cell, &[&instance, &target, &at_ms, &seq])?;
+        }
+        let new = i64::try_from(stored.iter().flatten().count()).unwrap_or(i64::MAX);
+        if new > 0 {
+            tx.execute(COUNTED, &[&new])?;
+        }
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    fn after(
+        &mut self,
+        seq: i64,
+        limit: i64,
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError> {
+        self.each(AFTER, &[&seq, &limit], visit)
+    }
+
+    fn newest(&mut self, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+        self.each(NEWEST, &[], visit)
+    }
+
+    fn tail(&mut self, n: i64, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+        self.each(TAIL, &[&n], visit)
+    }
+
+    fn count(&mut self) -> Result<u64, DbError> {
+        let n: i64 = self.client.query_one(COUNT, &[])?.get(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn history(
+        &mut self,
+        instance: &str,
+        since_ms: i64,
+        visit: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), DbError> {
+        let more = std::cell::Cell::new(true);
+        self.each_until(
+            HISTORY,
+            &[&instance, &since_ms],
+            &mut |_, doc| {
+                if more.get() {
+                    more.set(visit(doc));
+                }
+            },
+            &|| more.get(),
+        )
+    }
+
+    fn retain(&mut self, before_ms: Option<i64>, bytes: Option<u64>) -> Result<u64, DbError> {
+        let mut tx = self.client.transaction()?;
+        let mut dropped = 0;
+        if let Some(before) = before_ms {
+            dropped += tx.execute(OLDER, &[&before])?;
+        }
+        if let Some(limit) = bytes {
+            let size: i64 = tx.query_one(SIZE, &[])?.get(0);
+            let excess = size - i64::try_from(limit).unwrap_or(i64::MAX);
+            if excess > 0 {
+                dropped += tx.execute(OLDEST, &[&excess])?;
+            }
+        }
+        tx.commit()?;
+        Ok(dropped)
+    }
+
+    fn size(&mut self) -> Result<u64, DbError> {
+        let size: i64 = self.client.query_one(SIZE, &[])?.get(0);
+        Ok(u64::try_from(size).unwrap_or(0))
+    }
+}

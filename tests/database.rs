@@ -1,0 +1,413 @@
+//! The collector's database on both engines: SQLite in `--data` (the default) and a real
+//! PostgreSQL server started by the test (`support::postgres`). The same contract for both;
+//! kill -9 under load on both; a full disk on SQLite; several collectors sharing PostgreSQL.
+
+mod support;
+
+use probe::auth::Token;
+use probe::collect::db::{Database, DbError, Engine, Row, millis};
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::collector::{
+    Collector, TOKEN, exported, get, post, post_signed, sample_report, signed, token_file,
+};
+use support::postgres::Postgres;
+
+fn row<'a>(id: &'a str, instance: &'a str, at: &str, target: &'a str, doc: &'a str) -> Row<'a> {
+    Row {
+        id,
+        instance,
+        at_ms: millis(at),
+        targets: vec![target],
+        doc,
+    }
+}
+
+fn ids(db: &mut dyn Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    db.after(0, 1_000, &mut |_, doc| out.push(doc.to_string()))
+        .unwrap();
+    out
+}
+
+/// What either engine must do. The documents are the ids, which is all an engine reads of
+/// them.
+fn contract(database: &Database) {
+    let mut db = database.connect().unwrap();
+    // A second connection finds the tables made: migrations apply once.
+    let mut other = database.connect().unwrap();
+    let new = db
+        .insert(&[
+            row("a-old", "i-a", "2026-11-20T10:00:00Z", "s3", "a-old"),
+            row("b-only", "i-b", "2026-11-20T10:00:00Z", "s3", "b-only"),
+            row("a-old", "i-a", "2026-11-20T10:00:00Z", "s3", "a-old"),
+        ])
+        .unwrap();
+    assert!(
+        new[0].is_some() && new[1].is_some() && new[2].is_none(),
+        "a copy in the same transaction is stored once: {new:?}"
+    );
+    let new = other
+        .insert(&[
+            row("a-new", "i-a", "2026-11-25T09:00:00Z", "s3", "a-new"),
+            row(
+                "a-cf",
+                "i-a",
+                "2026-11-25T09:30:00Z",
+                "cloudformation",
+                "a-cf",
+            ),
+            row("a-old", "i-a", "2026-11-20T10:00:00Z", "s3", "a-old"),
+        ])
+        .unwrap();
+    assert!(new[2].is_none(), "known from another connection: {new:?}");
+    // Arrives late, made before the newest of its cell: stored, but not the cell's newest.
+    db.insert(&[row("a-late", "i-a", "2026-11-21T10:00:00Z", "s3", "a-late")])
+        .unwrap();
+    assert_eq!(
+        ids(db.as_mut()),
+        ["a-old", "b-only", "a-new", "a-cf", "a-late"]
+    );
+
+    let mut history = Vec::new();
+    db.history("i-a", millis("2026-11-21T00:00:00Z"), &mut |d| {
+        history.push(d.to_string());
+        true
+    })
+    .unwrap();
+    assert_eq!(history, ["a-cf", "a-new", "a-late"], "newest made first");
+    let mut first = Vec::new();
+    db.history("i-a", 0, &mut |d| {
+        first.push(d.to_string());
+        false
+    })
+    .unwrap();
+    assert_eq!(first, ["a-cf"], "no further than asked");
+
+    let mut newest = Vec::new();
+    db.newest(&mut |_, d| newest.push(d.to_string())).unwrap();
+    assert_eq!(
+        newest,
+        ["b-only", "a-new", "a-cf"],
+        "each cell's newest by time"
+    );
+    let mut tail = Vec::new();
+    db.tail(2, &mut |_, d| tail.push(d.to_string())).unwrap();
+    assert_eq!(tail, ["a-cf", "a-late"], "the last stored, in order");
+    assert_eq!(db.count().unwrap(), 5, "copies are not counted");
+
+    let mut page = Vec::new();
+    db.after(0, 2, &mut |seq, _| page.push(seq)).unwrap();
+    assert_eq!(page.len(), 2);
+    let mut rest = Vec::new();
+    db.after(page[1], 10, &mut |_, d| rest.push(d.to_string()))
+        .unwrap();
+    assert_eq!(rest, ["a-new", "a-cf", "a-late"], "pages follow on");
+
+    // By age: the old go, but the newest of every cell stays however old.
+    let dropped = db
+        .retain(Some(millis("2026-11-24T10:00:00Z")), None)
+        .unwrap();
+    assert_eq!(dropped, 2);
+    assert_eq!(ids(db.as_mut()), ["b-only", "a-new", "a-cf"]);
+    // By size: the oldest that is no cell's newest goes first.
+    db.insert(&[row(
+        "a-newer",
+        "i-a",
+        "2026-11-25T10:00:00Z",
+        "s3",
+        "a-newer",
+    )])
+    .unwrap();
+    let size = db.size().unwrap();
+    assert_eq!(
+        size,
+        ["b-only", "a-new", "a-cf", "a-newer"].concat().len() as u64
+    );
+    assert_eq!(db.retain(None, Some(1)).unwrap(), 1);
+    assert_eq!(ids(db.as_mut()), ["b-only", "a-cf", "a-newer"]);
+    assert_eq!(db.retain(None, Some(1)).unwrap(), 0, "the newest stay");
+    assert_eq!(
+        db.count().unwrap(),
+        6,
+        "a count of what was stored, deleted since or not"
+    );
+}
+
+#[test]
+fn sqlite_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::choose(dir.path(), None).unwrap();
+    contract(&database);
+    // A database a newer probe migrated is refused, not misread.
+    let conn = rusqlite::Connection::open(dir.path().join("probe.db")).unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')",
+        [],
+    )
+    .unwrap();
+    let err = database.connect().err().unwrap();
+    assert!(matches!(err, DbError::Newer { found: 99, .. }), "{err}");
+    assert!(
+        err.to_string().contains("run a probe at least as new"),
+        "{err}"
+    );
+}
+
+#[test]
+fn postgres_keeps_the_contract() {
+    if !Postgres::available("postgres-contract") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("contract");
+    let database = Database::choose(Path::new("unused"), Some(&url)).unwrap();
+    contract(&database);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')",
+            &[],
+        )
+        .unwrap();
+    let err = database.connect().err().unwrap();
+    assert!(matches!(err, DbError::Newer { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn a_bad_database_url_is_one_line_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, want) in [
+        ("mysql://probe:s3cret@db/probe", "not a PostgreSQL URL"),
+        (
+            "postgres://probe:s3cret@db/probe?sslmode=require",
+            "without TLS",
+        ),
+        (
+            "postgres://probe:s3cret@127.0.0.1:1/probe",
+            "cannot open the database",
+        ),
+    ] {
+        let out = support::probe()
+            .args(["collect", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .env("PROBE_DATABASE", url)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: {err}");
+        assert!(err.contains(want), "{url}: {err}");
+        assert!(!err.contains("s3cret"), "the password is shown: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// Posts from 8 workers until the collector is killed (-9) mid-stream; then every report it
+/// acknowledged must be in the database.
+fn kill_9_loses_nothing(data: &Path, database: Option<&str>) {
+    let token_path = token_file(data.parent().unwrap());
+    let mut extra = vec!["--rate-limit", "0"];
+    if let Some(url) = database {
+        extra.extend(["--database", url]);
+    }
+    let mut collector = Collector::start_with(data, &token_path, "127.0.0.1:0", &extra);
+    let url = collector.url.clone();
+    let acknowledged = std::sync::Mutex::new(HashSet::new());
+    std::thread::scope(|s| {
+        for worker in 0..8 {
+            let (url, acknowledged) = (&url, &acknowledged);
+            s.spawn(move || {
+                let token = Token::new(TOKEN).unwrap();
+                for n in 0..1000 {
+                    let id = format!("w{worker}-{n}");
+                    let body = sample_report(&id);
+                    let (code, _) = post(url, &body, &signed(&token, probe::auth::now(), &body));
+                    if code == 201 {
+                        acknowledged.lock().unwrap().insert(id);
+                    } else {
+                        break;
+                    }
+                }
+            });
+        }
+        // Kill it mid-stream, while requests are in flight.
+        std::thread::sleep(Duration::from_millis(1500));
+        collector.kill();
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() > 10,
+        "the load reached the collector: {}",
+        acknowledged.len()
+    );
+    let stored: HashSet<String> = exported(data, database).into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged reports lost: {lost:?}",
+        lost.len()
+    );
+    // And a restarted collector counts them all.
+    let collector = Collector::start_with(data, &token_path, "127.0.0.1:0", &extra);
+    let (_, body) = get(&format!("{}/metrics", collector.url));
+    let total: usize = body
+        .lines()
+        .find_map(|l| l.strip_prefix("probe_collector_reports_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total, stored.len());
+}
+
+#[test]
+fn every_acknowledged_report_survives_kill_9_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_loses_nothing(&dir.path().join("data"), None);
+}
+
+#[test]
+fn every_acknowledged_report_survives_kill_9_on_postgres() {
+    if !Postgres::available("postgres-kill-9") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("crash");
+    let dir = tempfile::tempdir().unwrap();
+    kill_9_loses_nothing(&dir.path().join("data"), Some(&url));
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "probe-test"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount a tmpfs on {}", path.display());
+        Self(path.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk: SQLite refuses the transaction and the collector answers 503, acknowledging
+/// nothing it did not store; with room again, the refused report is stored.
+#[test]
+fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
+    if !support::can_run("sqlite-disk-full", &["mount", "umount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let disk = Tmpfs::mount(&data, "1m");
+    let token_path = token_file(dir.path());
+    let mut acknowledged = Vec::new();
+    let refused = {
+        let collector =
+            Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--rate-limit", "0"]);
+        let mut refused = None;
+        for n in 0..2_000 {
+            let id = format!("full-{n}");
+            let (status, answer) = post_signed(&collector.url, &sample_report(&id));
+            match status {
+                201 => acknowledged.push(id),
+                503 => {
+                    refused = Some((id, answer));
+                    break;
+                }
+                _ => panic!("{id}: {status} {answer}"),
+            }
+        }
+        let (id, answer) = refused.expect("the disk filled up");
+        assert!(
+            answer["error"].as_str().unwrap().contains("full"),
+            "{answer}"
+        );
+        disk.resize("16m");
+        let (status, answer) = post_signed(&collector.url, &sample_report(&id));
+        assert_eq!(status, 201, "with room again: {answer}");
+        acknowledged.push(id.clone());
+        id
+    };
+    assert!(acknowledged.len() > 10, "{acknowledged:?}");
+    let stored = exported(&data, None);
+    assert_eq!(
+        stored, acknowledged,
+        "every acknowledged report, once, in order"
+    );
+    assert_eq!(stored.last(), Some(&refused));
+    drop(disk);
+}
+
+/// Several collectors behind a load balancer share one PostgreSQL store: a report posted to
+/// one shows on the other, a resend to the other is stored once, and neither holds reports
+/// of its own (a third, started later, shows them all).
+#[test]
+fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
+    if !Postgres::available("postgres-shared") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("shared");
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let start = |name: &str| {
+        Collector::start_with(
+            &dir.path().join(name),
+            &token_path,
+            "127.0.0.1:0",
+            &["--database", &url],
+        )
+    };
+    let (a, b) = (start("a"), start("b"));
+    let (status, _) = post_signed(&a.url, &sample_report("shared-1"));
+    assert_eq!(status, 201);
+    let (status, answer) = post_signed(&b.url, &sample_report("shared-1"));
+    assert_eq!(
+        (status, &answer["stored"]),
+        (200, &serde_json::Value::Bool(false)),
+        "{answer}"
+    );
+    let (status, _) = post_signed(&b.url, &sample_report("shared-2"));
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for c in [&a, &b] {
+        loop {
+            let ids = support::collector::stored_ids(&c.url);
+            if ids.contains(&"shared-1".to_string()) && ids.contains(&"shared-2".to_string()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {ids:?}", c.url);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let c = start("c");
+    let mut ids = support::collector::stored_ids(&c.url);
+    ids.sort();
+    assert_eq!(ids, ["shared-1", "shared-2"]);
+    assert_eq!(
+        exported(&dir.path().join("a"), Some(&url)),
+        ["shared-1", "shared-2"]
+    );
+}
