@@ -1,12 +1,14 @@
 //! Alerts end to end on 127.0.0.1: `probe collect --alert` against receivers the test runs,
-//! one that answers, one that fails before it answers, one that hangs; and a collector killed
-//! with messages in its outbox, which sends them after its restart.
+//! one that answers, one that fails before it answers, one that hangs; a collector killed
+//! with messages in its outbox, which sends them after its restart; and two collectors
+//! sharing a PostgreSQL store, which count each other's reports and tell each change once.
 
 mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::collector::{Collector, post_signed, sample_report, token_file};
+use support::postgres::Postgres;
 use support::receiver::{Mode, receiver};
 
 /// Report `n` of one instance, its target passing through the gateway endpoint or failing
@@ -199,4 +201,45 @@ fn a_change_counted_before_a_restart_is_told_after_it() {
     assert_eq!(got[0]["event"], "failing", "{got:#?}");
     assert_eq!(got[0]["reports"], 3, "{got:#?}");
     assert_eq!(got[0]["from"]["path"], "gateway-endpoint", "{got:#?}");
+}
+
+#[test]
+fn collectors_sharing_postgres_count_each_others_reports_and_tell_each_change_once() {
+    if !Postgres::available("alerts-shared") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("alerts");
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let up = receiver(Mode::Answer(200));
+    let args = [
+        "--database".to_string(),
+        url,
+        "--alert".into(),
+        format!("webhook={}", up.url),
+        "--alert-after".into(),
+        "2".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let start =
+        |name: &str| Collector::start_with(&dir.path().join(name), &token, "127.0.0.1:0", &args);
+    let (a, b) = (start("a"), start("b"));
+    // Each report to the other collector than the one before: neither takes two failures
+    // in a row, so only a count of both collectors' reports reaches --alert-after 2. Each
+    // waits for the other collector to follow the one before (every 500 ms).
+    for (n, pass) in [true, false, false, true, true].into_iter().enumerate() {
+        let to = if n % 2 == 0 { &a } else { &b };
+        post(to, u32::try_from(n).unwrap(), pass);
+        std::thread::sleep(Duration::from_millis(1_500));
+    }
+    up.wait_for(2);
+    // Both collectors saw each change; a second message would come within a few seconds.
+    std::thread::sleep(Duration::from_secs(4));
+    let got = up.got.lock().unwrap().clone();
+    let events: Vec<(&str, u64)> = got
+        .iter()
+        .map(|m| (m["event"].as_str().unwrap(), m["reports"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(events, [("failing", 2), ("recovered", 2)], "{got:#?}");
 }

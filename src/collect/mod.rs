@@ -123,7 +123,7 @@ pub struct Args {
     pub require: Require,
 
     /// Directory of the collector's files: its SQLite database (unless --database), its
-    /// enrolled keys, its alerts' outboxes and a relay's queue.
+    /// enrolled keys and a relay's queue.
     #[arg(long, value_name = "DIR", default_value = "probe-data")]
     pub data: PathBuf,
 
@@ -288,9 +288,13 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         ),
         None => None,
     };
-    if let Some(alerts) = &alerts {
-        resume(alerts, &store).await?;
-    }
+    // Other collectors' reports count towards this one's streaks: followed from before the
+    // replay that resumes them, so none falls between the two (one seen twice counts once).
+    let followed = alerts.as_ref().and_then(|_| store.follow());
+    let alerts = match alerts {
+        Some(plan) => Some(resume(plan, &args.data, &store).await?),
+        None => None,
+    };
     let app = Arc::new(server::App {
         alerts,
         scans: tokio::sync::Semaphore::new(history::SCANS),
@@ -305,7 +309,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         identities,
         require_both: args.require == Require::Both,
     });
-    serve_until_stopped(app, relay, consoles, (listener, tls), stop).await
+    serve_until_stopped(app, relay, consoles, followed, (listener, tls), stop).await
 }
 
 /// Starts the background tasks, serves until SIGTERM or SIGINT, then stops cleanly.
@@ -313,6 +317,7 @@ async fn serve_until_stopped(
     app: Arc<server::App>,
     relay: Option<Arc<relay::Relay>>,
     consoles: Option<console::Sources>,
+    followed: Option<tokio::sync::mpsc::Receiver<crate::model::Report>>,
     (listener, tls): (tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<u8, Error> {
@@ -323,6 +328,16 @@ async fn serve_until_stopped(
     }
     if let Some(alerts) = &app.alerts {
         alerts.spawn(&mut tasks);
+        if let Some(mut followed) = followed {
+            let alerts = alerts.clone();
+            tasks.spawn(async move {
+                while let Some(report) = followed.recv().await {
+                    if let Err(e) = alerts.observe(&report).await {
+                        tracing::error!("an alert is not written: {e}; the next start writes it");
+                    }
+                }
+            });
+        }
     }
     if app.enricher.is_some() {
         let app = app.clone();
@@ -495,36 +510,35 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
 }
 
 /// Starts the alerts' cells where they stood at the stop, and writes what was due then.
-async fn resume(alerts: &Arc<alerts::Alerts>, store: &store::Store) -> Result<(), Error> {
-    let (a, database, matrix) = (
-        alerts.clone(),
+async fn resume(
+    plan: alerts::Plan,
+    data: &std::path::Path,
+    store: &store::Store,
+) -> Result<Arc<alerts::Alerts>, Error> {
+    let (data, database, matrix) = (
+        data.to_path_buf(),
         store.database().clone(),
         store.views().matrix.clone(),
     );
-    let due = tokio::task::spawn_blocking(move || a.resume(&database, &matrix))
+    let (alerts, due) = tokio::task::spawn_blocking(move || plan.open(&database, &data, &matrix))
         .await
         .map_err(|e| Error::Environment(format!("--alert: {e}")))?
         .map_err(|e| Error::Environment(e.to_string()))?;
-    if let Err(e) = alerts.write(&due).await {
+    if let Err(e) = alerts.write(due).await {
         tracing::error!("an alert is not written: {e}; the next start writes it");
     }
-    Ok(())
+    Ok(Arc::new(alerts))
 }
 
 /// The alerts' destinations, when asked for.
-fn alerts_of(args: &Args) -> Result<Option<Arc<alerts::Alerts>>, Error> {
+fn alerts_of(args: &Args) -> Result<Option<alerts::Plan>, Error> {
     if args.alert.is_empty() {
         return Ok(None);
     }
     let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.into()))?;
-    let alerts = alerts::Alerts::new(
-        &args.alert,
-        args.alert_after,
-        &args.data,
-        trust.client_config(),
-    )
-    .map_err(|e| Error::Usage(e.into()))?;
-    Ok(Some(Arc::new(alerts)))
+    let plan = alerts::Plan::new(&args.alert, args.alert_after, trust.client_config())
+        .map_err(|e| Error::Usage(e.into()))?;
+    Ok(Some(plan))
 }
 
 /// The forwarding queue, when this collector is a relay.

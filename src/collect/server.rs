@@ -195,9 +195,9 @@ async fn post(
     match app.store.put(entry).await {
         Ok((stored, changes)) => {
             if let (Some(alerts), Some(report), Stored::New) = (&app.alerts, &for_alerts, stored) {
-                // The report is stored: an outbox that cannot be written holds the message
-                // back (said here, not the report) until the next start, which finds it
-                // missing from the told log and writes it.
+                // The report is stored: a message that cannot be written is held back (said
+                // here, not the report) until the next start, which finds its verdict not
+                // told and writes it.
                 if let Err(e) = alerts.observe(report).await {
                     tracing::error!("an alert is not written: {e}; the next start writes it");
                 }

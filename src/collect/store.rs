@@ -309,12 +309,19 @@ struct Pending {
     done: oneshot::Sender<Result<(Stored, Vec<Change>), StoreError>>,
 }
 
+/// Where the writer sends the reports other collectors stored, once someone asks for them.
+type Followers = Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Sender<Report>>>>;
+
+/// Reports followed from other collectors waiting to be taken; the writer waits past it.
+const FOLLOWED: usize = 4_096;
+
 /// The durable store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::SyncSender<Pending>,
     views: Arc<RwLock<Views>>,
     database: Arc<Database>,
+    followers: Followers,
 }
 
 impl Store {
@@ -358,6 +365,8 @@ impl Store {
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
         let shared = views.clone();
         let follows = database.shared();
+        let followers = Followers::default();
+        let to = followers.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -366,6 +375,7 @@ impl Store {
                     retention,
                     applied,
                     follows,
+                    followers: to,
                 };
                 w.run(&rx, &shared);
             })
@@ -374,7 +384,24 @@ impl Store {
             tx,
             views,
             database: Arc::new(database),
+            followers,
         })
+    }
+
+    /// The reports other collectors store from now on, as they are followed; `None` when
+    /// the database is this collector's alone. One receiver at a time: a new one replaces
+    /// the last.
+    #[must_use]
+    pub fn follow(&self) -> Option<tokio::sync::mpsc::Receiver<Report>> {
+        if !self.database.shared() {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(FOLLOWED);
+        *self
+            .followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
+        Some(rx)
     }
 
     /// Stores a validated report; returns once it is committed (or known already).
@@ -492,14 +519,25 @@ fn load(
     Ok(())
 }
 
-/// Applies to `views` what is stored and not applied yet.
-fn follow(db: &mut dyn Engine, views: &mut Views, applied: &mut Applied) -> Result<(), DbError> {
+/// Applies to `views` what is stored and not applied yet; returns those reports when
+/// `keep` asks for them.
+fn follow(
+    db: &mut dyn Engine,
+    views: &mut Views,
+    applied: &mut Applied,
+    keep: bool,
+) -> Result<Vec<Report>, DbError> {
+    let mut followed = Vec::new();
     pages(db, (applied.high - SLACK).max(0), &mut |seq, entry| {
         if !applied.set.contains(&seq) {
             applied.mark(seq);
+            if keep {
+                followed.push(entry.report.clone());
+            }
             views.apply(entry);
         }
-    })
+    })?;
+    Ok(followed)
 }
 
 /// The thread that owns the writing connection.
@@ -509,6 +547,7 @@ struct Writer {
     applied: Applied,
     /// Other collectors write to the database too.
     follows: bool,
+    followers: Followers,
 }
 
 impl Writer {
@@ -530,8 +569,16 @@ impl Writer {
                 let mut v = views
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Err(e) = follow(self.db.as_mut(), &mut v, &mut self.applied) {
-                    tracing::warn!("cannot read what other collectors stored: {e}");
+                let keep = self
+                    .followers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some();
+                let reports = follow(self.db.as_mut(), &mut v, &mut self.applied, keep);
+                drop(v);
+                match reports {
+                    Ok(reports) => self.pass_on(reports),
+                    Err(e) => tracing::warn!("cannot read what other collectors stored: {e}"),
                 }
                 followed = Instant::now();
             }
@@ -548,6 +595,24 @@ impl Writer {
                 }
             }
             size += self.store(batch, views);
+        }
+    }
+
+    /// Gives the reports other collectors stored to whoever follows them (the alerts),
+    /// waiting while they are behind: a report is never skipped.
+    fn pass_on(&self, reports: Vec<Report>) {
+        let follower = self
+            .followers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(follower) = follower else {
+            return;
+        };
+        for report in reports {
+            if follower.blocking_send(report).is_err() {
+                return;
+            }
         }
     }
 
@@ -699,6 +764,7 @@ mod tests {
                 retention: Retention::default(),
                 applied: Applied::default(),
                 follows: false,
+                followers: Followers::default(),
             };
             w.run(&rx, &shared);
         });

@@ -1,17 +1,20 @@
 //! Alerts: a message to each `--alert` destination when a cell's verdict changes (after
-//! `--alert-after` reports in a row) and when it recovers. Each message is written to the
-//! destination's outbox (`DATA/alerts/NAME/`, synced) before the report that made it is
-//! acknowledged, and sent from there by one task per destination, oldest first, retried with
-//! back-off: a destination that fails or hangs never holds ingestion or the others, and a
-//! restart loses nothing: what each cell was last told is kept too (`told.rs`), and the
-//! store's reports are replayed over it at the start.
+//! `--alert-after` reports in a row) and when it recovers. A message is written to the
+//! store's outbox together with the verdict it tells, in one transaction ([`crate::collect::db::outbox`]),
+//! before the report that made it is acknowledged, and sent from there by one task per
+//! destination, oldest first, retried with back-off: a destination that fails or hangs never
+//! holds ingestion or the others. A restart loses nothing: each cell starts at what it was
+//! last told, with the store's reports replayed over it. Collectors sharing a database count
+//! each other's reports too (followed from the store) and tell each change once.
 
+pub mod legacy;
 pub mod rule;
-pub mod told;
 
-use crate::deliver::spool::{self, Spool};
+use super::db::outbox::{Outbox, Tell};
+use super::db::{Database, DbError};
 use crate::model::Report;
-use rule::{Alert, Event, Streaks};
+use rule::{Alert, Event, State, Streaks};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,12 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// First and longest wait after a failed delivery.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 /// Messages an outbox keeps at most; past it the oldest go, with a warning.
-const OUTBOX: usize = 10_000;
+const OUTBOX: i64 = 10_000;
+/// How long a message taken for sending is held from the other collectors: past a delivery's
+/// timeout, so only a collector that died holding it lets it go.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often an idle destination looks for messages another collector wrote, or let go.
+const POLL: Duration = Duration::from_secs(2);
 
 /// A metric's name, type, help and value for a destination.
 type Series = (
@@ -32,6 +40,9 @@ type Series = (
     &'static str,
     fn(&Destination) -> u64,
 );
+
+/// The alerts' connection to the store, used off the async threads.
+type Db = Arc<Mutex<Box<dyn Outbox>>>;
 
 /// The form a destination takes its messages in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,65 +64,72 @@ pub enum AlertError {
     /// The URL is not http(s).
     #[error("--alert {0:?}: the URL must start with http:// or https://")]
     Url(String),
-    /// The outbox cannot be made.
-    #[error("--alert: cannot create the outbox {}: {source}; check --data", path.display())]
-    Outbox {
-        /// The outbox.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The told log cannot be read at the start.
-    #[error("--alert: cannot read {} to resume the alerts: {source}; check --data", path.display())]
-    Resume {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The store's alert tables cannot be used.
+    #[error("--alert: {0}")]
+    Db(#[source] DbError),
     /// The stored reports cannot be read at the start.
     #[error("--alert: cannot read the stored reports to resume the alerts: {0}")]
     Replay(#[source] super::store::StoreError),
-    /// The told log cannot be written at the start.
-    #[error("--alert: {0}; check --data")]
-    Told(#[source] crate::deliver::SpoolError),
+    /// An older collector's alert files cannot be moved into the store.
+    #[error("--alert: cannot import {}: {source}; check --data", path.display())]
+    Import {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The HTTP client cannot be built.
     #[error("--alert: cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The task writing to the store panicked or was cancelled.
+    #[error("--alert: the store's writer stopped: {0}")]
+    Stopped(String),
 }
 
-/// One destination and its outbox.
+/// One destination.
 struct Destination {
     kind: Kind,
     url: String,
     /// The URL without its path, for logs (a Slack URL's path is its secret).
     shown: String,
-    outbox: Spool,
+    /// Its outbox's name in the store: a digest of the URL, so a reordered command line
+    /// keeps each message with its destination, and the store never holds the URL.
+    name: String,
     wake: Notify,
     /// Messages the destination took, and deliveries that failed, since start.
     sent: AtomicU64,
     failed: AtomicU64,
+    /// Messages in its outbox, as last counted.
+    waiting: AtomicU64,
+}
+
+/// The destinations asked for, before the store is open.
+pub struct Plan {
+    after: u32,
+    destinations: Vec<Destination>,
+    client: reqwest::Client,
 }
 
 /// Every destination, and the cells' streaks.
 pub struct Alerts {
-    after: u32,
     streaks: Mutex<Streaks>,
-    told: Arc<told::Told>,
+    /// Held from counting a report to writing its messages: messages are written in the
+    /// order they were counted.
+    order: tokio::sync::Mutex<()>,
+    db: Db,
     destinations: Vec<Arc<Destination>>,
     client: reqwest::Client,
 }
 
-impl Alerts {
-    /// The destinations `specs` name (`webhook=URL`, `slack=URL`), their outboxes in
-    /// `data/alerts`, alerting after `after` reports in a row.
+impl Plan {
+    /// The destinations `specs` name (`webhook=URL`, `slack=URL`), alerting after `after`
+    /// reports in a row.
     ///
     /// # Errors
-    /// What is wrong with a spec or an outbox.
+    /// What is wrong with a spec.
     pub fn new(
         specs: &[String],
         after: u32,
-        data: &Path,
         tls: rustls::ClientConfig,
     ) -> Result<Self, AlertError> {
         let mut destinations = Vec::new();
@@ -127,16 +145,8 @@ impl Alerts {
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
                 return Err(AlertError::Url(spec.clone()));
             }
-            // The outbox is named by the URL, so a reordered command line keeps each
-            // message with its destination.
             let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
-            let name = crate::auth::hex(&digest.as_ref()[..6]);
-            let dir = data.join("alerts").join(name);
-            std::fs::create_dir_all(&dir).map_err(|source| AlertError::Outbox {
-                path: dir.clone(),
-                source,
-            })?;
-            destinations.push(Arc::new(Destination {
+            destinations.push(Destination {
                 kind,
                 url: url.to_string(),
                 shown: format!(
@@ -146,133 +156,191 @@ impl Alerts {
                     parsed.host_str().unwrap_or_default(),
                     parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
                 ),
-                outbox: Spool::new(dir, OUTBOX),
+                name: crate::auth::hex(&digest.as_ref()[..6]),
                 wake: Notify::new(),
                 sent: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
-            }));
+                waiting: AtomicU64::new(0),
+            });
         }
         let client = crate::deliver::post_client(tls, TIMEOUT).map_err(AlertError::Client)?;
-        let dir = data.join("alerts");
-        std::fs::create_dir_all(&dir).map_err(|source| AlertError::Outbox {
-            path: dir.clone(),
-            source,
-        })?;
         Ok(Self {
             after,
-            streaks: Mutex::new(Streaks::new(after)),
-            told: Arc::new(told::Told::new(&dir)),
             destinations,
             client,
         })
     }
 
-    /// Starts every cell where it stood at the stop: at what it was last told, with the
-    /// reports stored in `database` replayed over it, so a change half-counted before the
-    /// stop goes on being counted. A data directory without a told log starts at the store's newest
-    /// verdicts (`matrix`): what happened before alerts were asked for is not told. Blocks:
-    /// call it off the async threads.
+    /// Connects to `database` and starts every cell where it stood at the stop: at what it
+    /// was last told, with the stored reports replayed over it, so a change half-counted
+    /// before the stop goes on being counted. A store where alerts never started starts at
+    /// its newest verdicts (`matrix`): what happened before alerts were asked for is not
+    /// told. An older collector's alert files in `data` are moved into the store first.
+    /// Blocks: call it off the async threads.
     ///
-    /// Returns the messages the replay made that were never written (a stop between the
-    /// store and the outboxes): they are due, for [`Alerts::write`].
+    /// Returns the alerts, and the messages the replay made that were never written (a stop
+    /// between the store and the outbox): they are due, for [`Alerts::write`].
     ///
     /// # Errors
-    /// When the store or the told log cannot be read, or the told log written.
-    pub fn resume(
-        &self,
-        database: &super::db::Database,
-        matrix: &std::collections::BTreeMap<(String, String), super::store::Cell>,
-    ) -> Result<Vec<Alert>, AlertError> {
-        let resume = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| AlertError::Resume { path, source }
-        };
-        let Some(told) = self.told.read().map_err(resume(self.told.path()))? else {
-            let mut streaks = self.streaks();
+    /// When the store cannot be reached, read or written.
+    pub fn open(
+        self,
+        database: &Database,
+        data: &Path,
+        matrix: &BTreeMap<(String, String), super::store::Cell>,
+    ) -> Result<(Alerts, Vec<Alert>), AlertError> {
+        let mut db = database.outbox().map_err(AlertError::Db)?;
+        legacy::import(data, db.as_mut())?;
+        if !database.shared() {
+            // Alone on its store: a message leased by a collector that died is this one's.
+            db.release(None).map_err(AlertError::Db)?;
+        }
+        let mut told = HashMap::new();
+        let begun = db
+            .told(&mut |instance, target, path, pass| {
+                if let Some(state) = state(path, pass) {
+                    told.insert((instance.to_string(), target.to_string()), state);
+                }
+            })
+            .map_err(AlertError::Db)?;
+        let mut streaks = Streaks::new(self.after);
+        let mut due = Vec::new();
+        if begun {
+            for (key, state) in &told {
+                streaks.seed(key, *state);
+            }
+            let mut last = HashMap::new();
+            super::store::each(database, &mut |entry| {
+                for a in streaks.observe(&entry.report) {
+                    last.insert((a.instance_key.clone(), a.target.clone()), a);
+                }
+            })
+            .map_err(AlertError::Replay)?;
+            // A message whose verdict the store has as told was written; the last one of a
+            // cell whose verdict it has not was lost, and is told from what was told.
+            for (key, mut a) in last {
+                if told.get(&key) != Some(&a.to) {
+                    a.from = told.get(&key).copied().unwrap_or(a.from);
+                    due.push(a);
+                }
+            }
+        } else {
             for (key, cell) in matrix {
                 streaks.start(key, cell);
             }
-            self.told
-                .rewrite(&streaks.told())
-                .map_err(AlertError::Told)?;
-            return Ok(Vec::new());
-        };
-        let mut streaks = Streaks::new(self.after);
-        for (key, state) in &told {
-            streaks.seed(key, *state);
+            let start = streaks.told();
+            let cells: Vec<_> = start
+                .iter()
+                .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
+                .collect();
+            db.seed(&cells).map_err(AlertError::Db)?;
         }
-        let mut last = std::collections::HashMap::new();
-        super::store::each(database, &mut |entry| {
-            for a in streaks.observe(&entry.report) {
-                last.insert((a.instance_key.clone(), a.target.clone()), a);
-            }
-        })
-        .map_err(AlertError::Replay)?;
-        // A message whose verdict the told log has was written; the last one of a cell whose
-        // verdict it has not was lost, and the cell stays at what was told until it is written.
-        let mut now = streaks.told();
-        let due: Vec<Alert> = last
-            .into_iter()
-            .filter(|(key, a)| told.get(key) != Some(&a.to))
-            .map(|(key, a)| {
-                now.insert(key, a.from);
-                a
-            })
-            .collect();
-        self.told.rewrite(&now).map_err(AlertError::Told)?;
-        *self.streaks() = streaks;
-        Ok(due)
+        let alerts = Alerts {
+            streaks: Mutex::new(streaks),
+            order: tokio::sync::Mutex::new(()),
+            db: Arc::new(Mutex::new(db)),
+            destinations: self.destinations.into_iter().map(Arc::new).collect(),
+            client: self.client,
+        };
+        Ok((alerts, due))
     }
+}
 
-    /// Takes a stored report and writes the messages it makes to every outbox; returns
-    /// once they are on disk.
+/// A verdict told, as the store keeps it; `None` for a path this probe does not know.
+fn state(path: &str, pass: bool) -> Option<State> {
+    serde_json::from_value(serde_json::Value::String(path.to_string()))
+        .ok()
+        .map(|path| State { path, pass })
+}
+
+/// Runs `f` on the store's connection, off the async threads.
+async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&mut dyn Outbox) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, AlertError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(db.as_mut())
+    })
+    .await
+    .map_err(|e| AlertError::Stopped(e.to_string()))?
+    .map_err(AlertError::Db)
+}
+
+impl Alerts {
+    /// Takes a stored report and writes the messages it makes; returns once they are
+    /// committed.
     ///
     /// # Errors
-    /// When an outbox cannot be written.
-    pub async fn observe(&self, report: &Report) -> Result<(), crate::deliver::SpoolError> {
+    /// When the store cannot be written.
+    pub async fn observe(&self, report: &Report) -> Result<(), AlertError> {
+        let _order = self.order.lock().await;
         let alerts = self.streaks().observe(report);
-        self.write(&alerts).await
+        self.tell(alerts).await
     }
 
-    /// Writes `alerts` to every outbox, then to the told log; returns once they are on disk.
+    /// Writes `alerts` (those due at the start); returns once they are committed.
     ///
     /// # Errors
-    /// When an outbox or the told log cannot be written.
-    pub async fn write(&self, alerts: &[Alert]) -> Result<(), crate::deliver::SpoolError> {
+    /// When the store cannot be written.
+    pub async fn write(&self, alerts: Vec<Alert>) -> Result<(), AlertError> {
+        let _order = self.order.lock().await;
+        self.tell(alerts).await
+    }
+
+    /// Writes `alerts` to every outbox with the verdicts they tell. A message whose cell
+    /// was told otherwise meanwhile (by another collector) is not written, and the cell
+    /// starts again from what the store says was told.
+    async fn tell(&self, alerts: Vec<Alert>) -> Result<(), AlertError> {
         if alerts.is_empty() {
             return Ok(());
         }
-        let bodies: Vec<Vec<u8>> = alerts
-            .iter()
-            .map(|a| serde_json::to_vec(a).unwrap_or_default())
-            .collect();
-        for d in &self.destinations {
-            let (outbox, bodies) = (d.outbox.clone(), bodies.clone());
-            let written = tokio::task::spawn_blocking(
-                move || -> Result<usize, crate::deliver::SpoolError> {
-                    let mut dropped = 0;
-                    for body in &bodies {
-                        dropped += outbox.enqueue(&message_id(), body, None)?;
-                    }
-                    Ok(dropped)
-                },
-            )
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-            if written > 0 {
-                tracing::warn!(
-                    "alerts to {}: outbox full, dropped the {written} oldest",
-                    d.shown
-                );
+        let names: Vec<String> = self.destinations.iter().map(|d| d.name.clone()).collect();
+        let (told, alerts) = blocking(&self.db, move |db| {
+            let bodies: Vec<String> = alerts
+                .iter()
+                .map(|a| serde_json::to_string(a).unwrap_or_default())
+                .collect();
+            let tells: Vec<Tell<'_>> = alerts
+                .iter()
+                .zip(&bodies)
+                .map(|(a, body)| Tell {
+                    instance: &a.instance_key,
+                    target: &a.target,
+                    from: (a.from.path.as_str(), a.from.pass),
+                    to: (a.to.path.as_str(), a.to.pass),
+                    body,
+                })
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let told = db.tell(&tells, &names, OUTBOX)?;
+            drop(tells);
+            Ok((told, alerts))
+        })
+        .await?;
+        for (a, lost) in alerts.iter().zip(told.lost) {
+            match lost.and_then(|(path, pass)| state(&path, pass)) {
+                None => tracing::info!("alert: {}", crate::terminal::safe(&text(a))),
+                Some(now) => {
+                    tracing::debug!(
+                        "alert for {} -> {} told already",
+                        crate::terminal::safe(&a.instance),
+                        crate::terminal::safe(&a.target)
+                    );
+                    self.streaks()
+                        .seed(&(a.instance_key.clone(), a.target.clone()), now);
+                }
             }
-            d.wake.notify_one();
         }
-        let (told, written) = (self.told.clone(), alerts.to_vec());
-        tokio::task::spawn_blocking(move || told.append(&written))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-        for a in alerts {
-            tracing::info!("alert: {}", crate::terminal::safe(&text(a)));
+        if told.dropped > 0 {
+            tracing::warn!(
+                "alerts: outboxes full, dropped the {} oldest messages",
+                told.dropped
+            );
+        }
+        for d in &self.destinations {
+            d.wake.notify_one();
         }
         Ok(())
     }
@@ -280,8 +348,8 @@ impl Alerts {
     /// Sends each destination's outbox, for ever: one task per destination, owned by `tasks`.
     pub fn spawn(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {
         for d in &self.destinations {
-            let (d, client) = (d.clone(), self.client.clone());
-            tasks.spawn(async move { send_for_ever(&d, &client).await });
+            let (d, client, db) = (d.clone(), self.client.clone(), self.db.clone());
+            tasks.spawn(async move { send_for_ever(&d, &client, &db).await });
         }
     }
 
@@ -308,8 +376,8 @@ impl Alerts {
             (
                 "probe_alerts_waiting",
                 "gauge",
-                "Alert messages in the destination's outbox.",
-                |d| u64::try_from(d.outbox.waiting()).unwrap_or(u64::MAX),
+                "Alert messages in the destination's outbox, as last counted.",
+                |d| d.waiting.load(Ordering::Relaxed),
             ),
         ];
         for (name, kind, help, value) in series {
@@ -333,81 +401,79 @@ impl Alerts {
     }
 }
 
-/// A fresh message id. The outbox orders by the millisecond, then by this id: a counter
-/// first keeps two messages of the same millisecond in the order they were made; the random
-/// part keeps ids apart across restarts.
-fn message_id() -> String {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    format!("{seq:012x}-{}", crate::auth::hex(&bytes))
-}
-
-async fn send_for_ever(d: &Destination, client: &reqwest::Client) {
+/// Sends `d`'s outbox, oldest first; a failure gives the message back and waits.
+async fn send_for_ever(d: &Destination, client: &reqwest::Client, db: &Db) {
     let mut backoff = BACKOFF.0;
     loop {
-        let outbox = d.outbox.clone();
-        let files = tokio::task::spawn_blocking(move || outbox.list())
-            .await
-            .unwrap_or_default();
-        if files.is_empty() {
-            d.wake.notified().await;
+        let now = super::db::millis_of(std::time::SystemTime::now());
+        let until = now + i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let name = d.name.clone();
+        let claimed = blocking(db, move |db| {
+            let claimed = db.claim(&name, now, until)?;
+            Ok((claimed, db.waiting(&name)?))
+        })
+        .await;
+        let (seq, body) = match claimed {
+            Ok((Some(message), waiting)) => {
+                d.waiting.store(waiting, Ordering::Relaxed);
+                message
+            }
+            Ok((None, waiting)) => {
+                d.waiting.store(waiting, Ordering::Relaxed);
+                tokio::select! {
+                    () = d.wake.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "alerts to {}: {e}; next try in {} s",
+                    d.shown,
+                    backoff.as_secs()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
+                continue;
+            }
+        };
+        let Ok(alert) = serde_json::from_str::<Alert>(&body) else {
+            tracing::warn!(
+                "alerts to {}: message {seq} is not an alert probe wrote: removed",
+                d.shown
+            );
+            let _ = blocking(db, move |db| db.sent(seq)).await;
             continue;
-        }
-        for path in files {
-            let file = path.clone();
-            let read = tokio::task::spawn_blocking(move || spool::read(&file))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-            let sent = match read {
-                Ok((body, _)) => {
-                    let Ok(alert) = serde_json::from_slice::<Alert>(&body) else {
-                        tracing::warn!("{}: not an alert probe wrote: removed", path.display());
-                        let outbox = d.outbox.clone();
-                        let _ = tokio::task::spawn_blocking(move || outbox.remove(&path)).await;
-                        continue;
-                    };
-                    deliver(d, client, &alert).await
+        };
+        match deliver(d, client, &alert).await {
+            Ok(()) => {
+                backoff = BACKOFF.0;
+                d.sent.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = blocking(db, move |db| db.sent(seq)).await {
+                    // Sent again once the lease ends: at least once, never lost.
+                    tracing::warn!("alerts to {}: cannot remove a sent message: {e}", d.shown);
                 }
-                Err(source) => Err(Undelivered::Read {
-                    path: path.clone(),
-                    source,
-                }),
-            };
-            match sent {
-                Ok(()) => {
-                    backoff = BACKOFF.0;
-                    d.sent.fetch_add(1, Ordering::Relaxed);
-                    let outbox = d.outbox.clone();
-                    let _ = tokio::task::spawn_blocking(move || outbox.remove(&path)).await;
-                }
-                Err(why) => {
-                    d.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        "alerts to {}: {why}; next try in {} s",
-                        d.shown,
-                        backoff.as_secs()
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF.1);
-                    break;
-                }
+            }
+            Err(why) => {
+                d.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "alerts to {}: {why}; next try in {} s",
+                    d.shown,
+                    backoff.as_secs()
+                );
+                // Given back at once, so the next try (here or by another collector) takes
+                // the oldest message again, not the one after it.
+                let _ = blocking(db, move |db| db.release(Some(seq))).await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF.1);
             }
         }
     }
 }
 
-/// Sends one message; any 2xx is taken.
 /// Why a message did not reach its destination (it is tried again).
 #[derive(Debug, thiserror::Error)]
 enum Undelivered {
-    /// The outbox's file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
     /// No answer: refused, reset, timed out, TLS.
     #[error("unreachable: {}", crate::error::innermost(.0))]
     Unreachable(#[source] reqwest::Error),
@@ -416,6 +482,7 @@ enum Undelivered {
     Status(u16),
 }
 
+/// Sends one message; any 2xx is taken.
 async fn deliver(
     d: &Destination,
     client: &reqwest::Client,
@@ -475,13 +542,26 @@ mod tests {
         serde_json::to_string(&rule::tests::report(n, pass)).unwrap()
     }
 
-    fn alerts(data: &Path) -> Alerts {
+    fn open(data: &Path, database: &Database) -> (Alerts, Vec<Alert>) {
         let tls = crate::net::tls::Trust::new(&[]).unwrap().client_config();
-        Alerts::new(&["webhook=http://127.0.0.1:9/".into()], 1, data, tls).unwrap()
+        Plan::new(&["webhook=http://127.0.0.1:9/".into()], 1, tls)
+            .unwrap()
+            .open(database, data, &BTreeMap::new())
+            .unwrap()
     }
 
-    #[test]
-    fn a_message_the_store_made_but_no_outbox_took_is_due_at_the_start() {
+    fn told(database: &Database) -> Vec<String> {
+        let mut told = Vec::new();
+        database
+            .outbox()
+            .unwrap()
+            .told(&mut |i, t, p, pass| told.push(format!("{i} {t} {p} {pass}")))
+            .unwrap();
+        told
+    }
+
+    #[tokio::test]
+    async fn a_message_the_store_made_but_no_outbox_took_is_due_at_the_start_and_told_once() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reports.jsonl");
         std::fs::write(&log, format!("{}\n{}\n", report(0, true), report(1, false))).unwrap();
@@ -490,41 +570,35 @@ mod tests {
             .unwrap()
             .database()
             .clone();
-        let matrix = std::collections::BTreeMap::new();
-        // No told log: alerts start at the store's newest verdicts (none here), nothing due.
-        assert!(
-            alerts(dir.path())
-                .resume(&database, &matrix)
-                .unwrap()
-                .is_empty()
-        );
+        // Alerts new to the store start at its newest verdicts (none here): nothing due.
+        assert!(open(dir.path(), &database).1.is_empty());
         let first: Report = serde_json::from_str(&report(0, true)).unwrap();
-        let key = (
+        let (instance, target) = (
             crate::collect::store::instance_key(&first),
             first.targets[0].target.clone(),
         );
-        // The told log says the cell passed: the failure the store holds was never written.
-        let told = told::Told::new(&dir.path().join("alerts"));
-        let mut passed = told::Cells::new();
-        let pass = rule::State {
-            path: crate::model::Path::GatewayEndpoint,
-            pass: true,
-        };
-        passed.insert(key.clone(), pass);
-        told.rewrite(&passed).unwrap();
-        let due = alerts(dir.path()).resume(&database, &matrix).unwrap();
+        // The store says the cell was told it passed: the failure it holds was never written.
+        database
+            .outbox()
+            .unwrap()
+            .seed(&[(&instance, &target, "gateway-endpoint", true)])
+            .unwrap();
+        let (one, due) = open(dir.path(), &database);
         assert_eq!(due.len(), 1, "{due:?}");
         assert_eq!(due[0].event, Event::Failing);
-        // Until it is written, the told log still says the cell passed.
-        assert_eq!(told.read().unwrap().unwrap()[&key], pass);
+        let passed = format!("{instance} {target} gateway-endpoint true");
+        assert_eq!(told(&database), [passed.as_str()], "not written yet");
+        // A second collector on the same store finds the same message due; written by both,
+        // it is told once.
+        let (two, again) = open(dir.path(), &database);
+        one.write(due).await.unwrap();
+        two.write(again).await.unwrap();
+        let failed = format!("{instance} {target} public false");
+        assert_eq!(told(&database), [failed.as_str()]);
+        let name = &one.destinations[0].name;
+        assert_eq!(database.outbox().unwrap().waiting(name).unwrap(), 1);
         // Written, it is due no more.
-        told.append(&due).unwrap();
-        assert!(
-            alerts(dir.path())
-                .resume(&database, &matrix)
-                .unwrap()
-                .is_empty()
-        );
+        assert!(open(dir.path(), &database).1.is_empty());
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Streaks {
         }
     }
 
-    /// Starts a cell at the verdict last told (at a restart, from the told log), before the
+    /// Starts a cell at the verdict last told (at a restart, from the store), before the
     /// store's reports are replayed through [`Streaks::observe`].
     pub fn seed(&mut self, key: &(String, String), told: State) {
         self.cells.insert(
@@ -96,8 +96,8 @@ impl Streaks {
             .collect()
     }
 
-    /// Starts a cell at the verdict the store holds (alerts new to a data directory, which
-    /// has no told log): what happened before is not told.
+    /// Starts a cell at the verdict the store holds (alerts new to a store where nothing
+    /// was told): what happened before is not told.
     pub fn start(&mut self, key: &(String, String), cell: &Cell) {
         let state = State {
             path: cell.path,
@@ -136,8 +136,11 @@ impl Streaks {
                 );
                 continue;
             };
-            // A report older than the cell's newest (a spool flushed late) changes nothing.
-            if crate::collect::store::older(&report.started_at, &streak.at) {
+            // A report older than the cell's newest (a spool flushed late) changes nothing,
+            // nor one seen twice (replayed at the start, then followed from a shared store).
+            if report.started_at == streak.at
+                || crate::collect::store::older(&report.started_at, &streak.at)
+            {
                 continue;
             }
             streak.at.clone_from(&report.started_at);

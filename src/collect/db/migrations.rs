@@ -2,10 +2,12 @@
 //! transaction with its row in `schema_migrations`. A migration is never edited once
 //! released; a change to the schema is a new entry, written for both engines.
 
-/// The migrations, written once for both engines: `{seq}` stands for the type of a column
+/// The migrations (1: the reports and cells; 2: the alerts' verdicts told and outboxes),
+/// written once for both engines: `{seq}` stands for the type of a column
 /// that numbers rows in the order they are stored ([`SQLITE_SEQ`], [`POSTGRES_SEQ`]). Both
 /// engines read BIGINT as a 64-bit integer.
-pub const ALL: &[&str] = &["
+pub const ALL: &[&str] = &[
+    "
 CREATE TABLE reports (
     seq {seq},
     id TEXT NOT NULL UNIQUE,
@@ -26,7 +28,24 @@ CREATE TABLE cells (
 CREATE INDEX cells_seq ON cells (seq);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 INSERT INTO counters (name, value) VALUES ('stored', 0);
-"];
+",
+    "
+CREATE TABLE alert_told (
+    instance TEXT NOT NULL,
+    target TEXT NOT NULL,
+    path TEXT NOT NULL,
+    pass BIGINT NOT NULL,
+    PRIMARY KEY (instance, target)
+);
+CREATE TABLE alert_outbox (
+    seq {seq},
+    destination TEXT NOT NULL,
+    body TEXT NOT NULL,
+    lease_ms BIGINT NOT NULL
+);
+CREATE INDEX alert_outbox_destination ON alert_outbox (destination, seq);
+",
+];
 
 /// SQLite's numbering column: the rowid, never reused.
 pub const SQLITE_SEQ: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

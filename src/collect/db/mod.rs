@@ -5,10 +5,12 @@
 //!
 //! Every report is a row keyed by its id, so a resent report is stored once whichever
 //! collector it reaches; `cells` holds the newest report of each instance and target, which
-//! retention keeps and the dashboard starts from.
+//! retention keeps and the dashboard starts from. The alerts keep what each cell was told and
+//! their outboxes in the same database ([`outbox`]).
 
 pub mod import;
 pub mod migrations;
+pub mod outbox;
 mod postgres;
 mod sqlite;
 
@@ -191,9 +193,26 @@ impl Database {
     /// # Errors
     /// When the database cannot be reached, opened or migrated.
     pub fn connect(&self) -> Result<Box<dyn Engine>, DbError> {
+        self.open(|s| Box::new(s) as Box<dyn Engine>, |p| Box::new(p))
+    }
+
+    /// Opens a connection for the alerts ([`outbox`]), migrating first when needed.
+    ///
+    /// # Errors
+    /// When the database cannot be reached, opened or migrated.
+    pub fn outbox(&self) -> Result<Box<dyn outbox::Outbox>, DbError> {
+        self.open(|s| Box::new(s) as Box<dyn outbox::Outbox>, |p| Box::new(p))
+    }
+
+    /// One connection, as whichever seam `sqlite` or `postgres` makes of it.
+    fn open<T>(
+        &self,
+        sqlite: impl FnOnce(sqlite::Sqlite) -> T,
+        postgres: impl FnOnce(postgres::Postgres) -> T,
+    ) -> Result<T, DbError> {
         match self {
-            Self::Sqlite(path) => Ok(Box::new(sqlite::Sqlite::open(path, &self.to_string())?)),
-            Self::Postgres(config, shown) => Ok(Box::new(postgres::Postgres::open(config, shown)?)),
+            Self::Sqlite(path) => Ok(sqlite(sqlite::Sqlite::open(path, &self.to_string())?)),
+            Self::Postgres(config, shown) => Ok(postgres(postgres::Postgres::open(config, shown)?)),
         }
     }
 

@@ -13,7 +13,7 @@ const MIGRATION_LOCK: i64 = 0x7072_6f62_6501;
 
 /// One connection.
 pub struct Postgres {
-    client: Client,
+    pub(super) client: Client,
 }
 
 /// `url` as connection settings; a password is never shown.

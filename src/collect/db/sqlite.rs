@@ -10,7 +10,7 @@ use std::path::Path;
 
 /// One connection to the file.
 pub struct Sqlite {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl Sqlite {
