@@ -7,11 +7,28 @@ pub enum Error {
     #[error(transparent)]
     Usage(#[from] crate::Usage),
     /// The machine cannot run the command (no resolver configuration, a socket denied...).
-    #[error("{0}")]
-    Environment(String),
+    #[error(transparent)]
+    Environment(#[from] crate::Environment),
 }
 
 impl Error {
+    /// The environment error `e` (a command's own error type).
+    #[must_use]
+    pub fn environment(e: impl Into<crate::Environment>) -> Self {
+        Self::Environment(e.into())
+    }
+
+    /// A file, folder, socket or stream that cannot be used: what was being done, the
+    /// system's answer, and the fix where there is one.
+    #[must_use]
+    pub fn io(doing: impl Into<String>, source: std::io::Error, fix: Option<&'static str>) -> Self {
+        Self::Environment(crate::Environment::Io {
+            doing: doing.into(),
+            source,
+            fix,
+        })
+    }
+
     /// A usage error the command line's own checks found (`message` names the fix).
     #[must_use]
     pub fn usage(message: impl Into<String>) -> Self {

@@ -77,6 +77,57 @@ pub enum Usage {
     Service(#[from] install::unit::Refusal),
 }
 
+/// Why the machine cannot run a command (a file, a port, a program, a service it needs), by
+/// where it was found: each command's own error types, composed here as [`Usage`]'s are, and
+/// rendered by `main` as one line with exit code 3.
+#[derive(Debug, thiserror::Error)]
+pub enum Environment {
+    /// A file, folder, socket or stream: what was being done, the system's answer, and the
+    /// fix where there is one.
+    #[error("{doing}: {source}{}", fix.map(|f| format!("; {f}")).unwrap_or_default())]
+    Io {
+        /// What was being done, with what (`cannot write /etc/...`).
+        doing: String,
+        /// The system's answer.
+        #[source]
+        source: std::io::Error,
+        /// What to do.
+        fix: Option<&'static str>,
+    },
+    /// A program probe runs answered with a failure.
+    #[error("{command} failed: {said}")]
+    Program {
+        /// The command line.
+        command: String,
+        /// The first line it wrote to stderr.
+        said: String,
+    },
+    /// `--ec2 required`, and the EC2 API was not read: why.
+    #[error("--ec2 required: {0}")]
+    Ec2Required(model::SourceStatus),
+    /// The system's DNS resolver.
+    #[error(transparent)]
+    Resolver(#[from] net::dns::SetupError),
+    /// The EC2 API client that reads consoles (`--from-console`, `--stack`).
+    #[error("--from-console/--stack: {0}")]
+    Console(#[source] context::ec2::Ec2Error),
+    /// The collector's store.
+    #[error(transparent)]
+    Store(#[from] collect::store::StoreError),
+    /// The alerts' part of the store.
+    #[error(transparent)]
+    Alerts(collect::alerts::AlertError),
+    /// The collector's enrolled keys.
+    #[error(transparent)]
+    Registry(#[from] collect::identities::RegistryError),
+    /// The executable a relay serves to its instances.
+    #[error(transparent)]
+    Executable(#[from] collect::server::ExecutableError),
+    /// A worker thread that panicked or was cancelled.
+    #[error("a worker thread stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Runs the parsed command line and returns the process exit code.
 ///
 /// # Errors
@@ -96,6 +147,6 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Man => cli::man(&mut std::io::stdout())
             .map(|()| error::exit::PASS)
-            .map_err(|e| Error::Environment(format!("cannot write the man page: {e}"))),
+            .map_err(|e| Error::io("cannot write the man page", e, None)),
     }
 }

@@ -75,8 +75,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let plan = plan::build(args, &env, tty, fallback).map_err(Error::usage)?;
     let needs_dns = plan.targets.iter().any(|(t, _)| t.ip_literal().is_none());
     let resolver = if needs_dns {
-        SystemResolver::new(plan.resolver, plan.timeout)
-            .map_err(|e| Error::Environment(e.to_string()))?
+        SystemResolver::new(plan.resolver, plan.timeout).map_err(Error::environment)?
     } else {
         SystemResolver::none()
     };
@@ -145,9 +144,8 @@ async fn once(
     if settings.ec2 == Ec2Mode::Required {
         let known = discovery.await;
         if known.view.is_none() {
-            return Err(Error::Environment(format!(
-                "--ec2 required: {}",
-                known.status
+            return Err(Error::environment(crate::Environment::Ec2Required(
+                known.status,
             )));
         }
         return Ok(run(plan, deps, std::future::ready(known)).await);

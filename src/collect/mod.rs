@@ -225,7 +225,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             let (data, database) = (data.clone(), database.clone());
             return tokio::task::spawn_blocking(move || export(&data, database.as_deref()))
                 .await
-                .map_err(|e| Error::Environment(e.to_string()))?;
+                .map_err(Error::environment)?;
         }
         None => {}
     }
@@ -260,15 +260,15 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         let data = args.data.clone();
         tokio::task::spawn_blocking(move || store::Store::open_with(&data, database, retention))
             .await
-            .map_err(|e| Error::Environment(e.to_string()))?
-            .map_err(|e| Error::Environment(e.to_string()))?
+            .map_err(Error::environment)?
+            .map_err(Error::environment)?
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::Environment(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| Error::io(format!("cannot listen on {addr}"), e, None))?;
     let local = listener
         .local_addr()
-        .map_err(|e| Error::Environment(e.to_string()))?;
+        .map_err(|e| Error::io("cannot read the address listened on", e, None))?;
     eprintln!(
         "probe collect: listening on {}://{local}, storing in {}{}",
         if tls.is_some() { "https" } else { "http" },
@@ -284,7 +284,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         Some(_) => Some(
             server::this_executable()
                 .await
-                .map_err(|e| Error::Environment(e.to_string()))?,
+                .map_err(Error::environment)?,
         ),
         None => None,
     };
@@ -350,7 +350,7 @@ async fn serve_until_stopped(
     if let Some(sources) = consoles {
         let ec2 = crate::context::ec2::SdkEc2::load(&sources.region, Duration::from_secs(10))
             .await
-            .map_err(|e| Error::Environment(format!("--from-console/--stack: {e}")))?;
+            .map_err(|e| Error::environment(crate::Environment::Console(e)))?;
         tasks.spawn(console::poll(
             ec2,
             sources,
@@ -416,24 +416,22 @@ fn export(data: &std::path::Path, database: Option<&str>) -> Result<u8, Error> {
             failed = writeln!(out, "{}", entry.doc()).err();
         }
     })
-    .map_err(|e| Error::Environment(e.to_string()))?;
+    .map_err(Error::environment)?;
     match failed.map_or_else(|| out.flush(), Err) {
         // A reader that stopped early (`| head`) is not an error.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::Environment(format!("export: {e}")))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io(
+            "export: cannot write to stdout",
+            e,
+            Some("check where stdout goes"),
+        )),
         _ => Ok(exit::PASS),
     }
 }
 
 /// `probe collect forget`.
 fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
-    let registry =
-        identities::Registry::open(data).map_err(|e| Error::Environment(e.to_string()))?;
-    if registry
-        .forget(instance)
-        .map_err(|e| Error::Environment(e.to_string()))?
-    {
+    let registry = identities::Registry::open(data).map_err(Error::environment)?;
+    if registry.forget(instance).map_err(Error::environment)? {
         eprintln!(
             "probe collect: forgot the key of {instance}; its agent enrols a new one on its next report"
         );
@@ -492,13 +490,13 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
     let trust =
         crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.into()))?;
     std::fs::create_dir_all(&args.data).map_err(|e| {
-        Error::Environment(format!(
-            "--data {}: cannot create it ({e})",
-            args.data.display()
-        ))
+        Error::io(
+            format!("--data {}: cannot create it", args.data.display()),
+            e,
+            Some("give a directory this user may write"),
+        )
     })?;
-    let registry =
-        identities::Registry::open(&args.data).map_err(|e| Error::Environment(e.to_string()))?;
+    let registry = identities::Registry::open(&args.data).map_err(Error::environment)?;
     let policy = enrol::Policy {
         accounts: args.allow_accounts.clone(),
         regions: args.allow_regions.clone(),
@@ -522,8 +520,8 @@ async fn resume(
     );
     let (alerts, due) = tokio::task::spawn_blocking(move || plan.open(&database, &data, &matrix))
         .await
-        .map_err(|e| Error::Environment(format!("--alert: {e}")))?
-        .map_err(|e| Error::Environment(e.to_string()))?;
+        .map_err(Error::environment)?
+        .map_err(|e| Error::environment(crate::Environment::Alerts(e)))?;
     if let Err(e) = alerts.write(due).await {
         tracing::error!("an alert is not written: {e}; the next start writes it");
     }

@@ -61,9 +61,8 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .map(|(r, _)| r);
     let discovery = super::discover(&settings, region.as_deref(), metadata.instance.as_ref()).await;
     if settings.ec2 == super::Ec2Mode::Required && discovery.view.is_none() {
-        return Err(Error::Environment(format!(
-            "--ec2 required: {}",
-            discovery.status
+        return Err(Error::environment(crate::Environment::Ec2Required(
+            discovery.status,
         )));
     }
     let report = ContextReport {

@@ -136,9 +136,7 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
         Some(b) => b.clone(),
         None => std::env::current_exe()
             .and_then(std::fs::canonicalize)
-            .map_err(|e| {
-                Error::Environment(format!("cannot tell where this probe is ({e}): give --bin"))
-            })?,
+            .map_err(|e| Error::io("cannot tell where this probe is", e, Some("give --bin")))?,
     };
     let Some(bin) = bin.to_str().filter(|b| b.starts_with('/')) else {
         return Err(Error::usage(format!(
@@ -199,7 +197,7 @@ pub fn execute_uninstall(args: &UninstallArgs) -> Result<u8, Error> {
             continue;
         }
         std::fs::remove_file(&path)
-            .map_err(|e| Error::Environment(format!("cannot remove {}: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e, None))?;
         eprintln!("probe uninstall: removed {}", path.display());
     }
     if live && systemd_running() {
@@ -219,7 +217,7 @@ fn remove_stale_relay(root: &Path, live: bool) -> Result<(), Error> {
         systemctl(&["disable", "--now", "probe-relay.service"])?;
     }
     std::fs::remove_file(&path)
-        .map_err(|e| Error::Environment(format!("cannot remove {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e, None))?;
     eprintln!("probe install: removed {} (no --relay now)", path.display());
     Ok(())
 }
@@ -230,10 +228,11 @@ fn write_if_changed(path: &Path, text: &str) -> Result<bool, Error> {
         return Ok(false);
     }
     let fail = |e: std::io::Error| {
-        Error::Environment(format!(
-            "cannot write {}: {e}; run as root, or give --root DIR",
-            path.display()
-        ))
+        Error::io(
+            format!("cannot write {}", path.display()),
+            e,
+            Some("run as root, or give --root DIR"),
+        )
     };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
@@ -268,14 +267,13 @@ fn systemctl(args: &[&str]) -> Result<(), Error> {
     let out = Command::new("systemctl")
         .args(args)
         .output()
-        .map_err(|e| Error::Environment(format!("cannot run systemctl: {e}")))?;
+        .map_err(|e| Error::io("cannot run systemctl", e, None))?;
     if out.status.success() {
         return Ok(());
     }
     let why = String::from_utf8_lossy(&out.stderr);
-    Err(Error::Environment(format!(
-        "systemctl {} failed: {}",
-        args.join(" "),
-        why.lines().next().unwrap_or("no message")
-    )))
+    Err(Error::environment(crate::Environment::Program {
+        command: format!("systemctl {}", args.join(" ")),
+        said: why.lines().next().unwrap_or("no message").to_string(),
+    }))
 }

@@ -51,9 +51,11 @@ pub fn stdout_is_terminal() -> bool {
 pub fn emit(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Environment(format!(
-            "cannot write to stdout: {e}; check where stdout goes"
-        ))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io(
+            "cannot write to stdout",
+            e,
+            Some("check where stdout goes"),
+        )),
         _ => Ok(()),
     }
 }
