@@ -311,23 +311,20 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A full disk: SQLite refuses the transaction and the collector answers 503, acknowledging
-/// nothing it did not store; with room again, the refused report is stored.
-#[test]
-fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
-    if !support::can_run("sqlite-disk-full", &["mount", "umount"]) {
-        return;
+/// Posts reports until the full `disk` under the store refuses one, then makes room: the
+/// collector answers 503 (naming the full disk) and acknowledges nothing it did not store;
+/// with room again, the refused report is stored.
+fn a_full_disk_loses_nothing(data: &Path, database: Option<&str>, disk: &Tmpfs, full: &str) {
+    let token_path = token_file(data.parent().unwrap());
+    let mut args = vec!["--rate-limit", "0"];
+    if let Some(url) = database {
+        args.extend(["--database", url]);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let disk = Tmpfs::mount(&data, "1m");
-    let token_path = token_file(dir.path());
     let mut acknowledged = Vec::new();
     let refused = {
-        let collector =
-            Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--rate-limit", "0"]);
+        let collector = Collector::start_with(data, &token_path, "127.0.0.1:0", &args);
         let mut refused = None;
-        for n in 0..2_000 {
+        for n in 0..5_000 {
             let id = format!("full-{n}");
             let (status, answer) = post_signed(&collector.url, &sample_report(&id));
             match status {
@@ -340,10 +337,7 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
             }
         }
         let (id, answer) = refused.expect("the disk filled up");
-        assert!(
-            answer["error"].as_str().unwrap().contains("full"),
-            "{answer}"
-        );
+        assert!(answer["error"].as_str().unwrap().contains(full), "{answer}");
         disk.resize("16m");
         let (status, answer) = post_signed(&collector.url, &sample_report(&id));
         assert_eq!(status, 201, "with room again: {answer}");
@@ -351,13 +345,96 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged() {
         id
     };
     assert!(acknowledged.len() > 10, "{acknowledged:?}");
-    let stored = exported(&data, None);
+    let stored = exported(data, database);
     assert_eq!(
         stored, acknowledged,
         "every acknowledged report, once, in order"
     );
     assert_eq!(stored.last(), Some(&refused));
+}
+
+#[test]
+fn a_full_disk_is_503_and_loses_nothing_acknowledged_on_sqlite() {
+    if !support::can_run("sqlite-disk-full", &["mount", "umount"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let disk = Tmpfs::mount(&data, "1m");
+    a_full_disk_loses_nothing(&data, None, &disk, "full");
     drop(disk);
+}
+
+/// The tables of the collector's PostgreSQL database on a tablespace of their own, on a
+/// small tmpfs (the server's catalogs and write-ahead log stay where they are: a full log
+/// stops the whole server, not a transaction).
+#[test]
+fn a_full_disk_is_503_and_loses_nothing_acknowledged_on_postgres() {
+    if !support::can_run("postgres-disk-full", &["mount", "umount"])
+        || !Postgres::available("postgres-disk-full")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The server's user reaches the tablespace through the test's folder.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let space = dir.path().join("space");
+    let disk = Tmpfs::mount(&space, "384k");
+    Postgres::give(&space);
+    // Started after the mount, so dropped (stopped) before it is unmounted, even when the
+    // test fails.
+    let pg = Postgres::start();
+    let url = pg.database("filled");
+    pg.execute(&format!(
+        "CREATE TABLESPACE small LOCATION '{}'",
+        space.display()
+    ));
+    pg.execute("ALTER DATABASE filled SET default_tablespace = small");
+    a_full_disk_loses_nothing(&dir.path().join("data"), Some(&url), &disk, "No space left");
+    drop(pg);
+    drop(disk);
+}
+
+/// A PostgreSQL server that restarts (an upgrade, a failover) costs the reports sent while
+/// it is down a 503 each, not the collector: it connects again and stores the next.
+#[test]
+fn a_collector_outlives_a_postgres_restart() {
+    if !Postgres::available("postgres-restart") {
+        return;
+    }
+    let mut pg = Postgres::start();
+    let url = pg.database("restart");
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let data = dir.path().join("data");
+    let collector = Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--database", &url]);
+    let (status, _) = post_signed(&collector.url, &sample_report("before"));
+    assert_eq!(status, 201);
+    pg.restart();
+    let mut answers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, answer) = post_signed(&collector.url, &sample_report("after"));
+        if status == 201 {
+            break;
+        }
+        assert_eq!(status, 503, "{answer}");
+        answers.push(answer);
+        assert!(
+            Instant::now() < deadline,
+            "never stored again: {answers:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        answers.len() <= 2,
+        "one 503 per report the lost connection took: {answers:#?}"
+    );
+    assert_eq!(exported(&data, Some(&url)), ["before", "after"]);
 }
 
 /// Several collectors behind a load balancer share one PostgreSQL store: a report posted to

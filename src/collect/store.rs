@@ -367,11 +367,13 @@ impl Store {
         let follows = database.shared();
         let followers = Followers::default();
         let to = followers.clone();
+        let reconnect = database.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 let mut w = Writer {
                     db,
+                    database: reconnect,
                     retention,
                     applied,
                     follows,
@@ -543,6 +545,8 @@ fn follow(
 /// The thread that owns the writing connection.
 struct Writer {
     db: Box<dyn Engine>,
+    /// Where a lost connection is opened again.
+    database: Database,
     retention: Retention,
     applied: Applied,
     /// Other collectors write to the database too.
@@ -562,6 +566,7 @@ impl Writer {
             Duration::from_secs(1)
         };
         loop {
+            self.heal();
             if self.retention.any() {
                 self.retain(&mut size, &mut retained);
             }
@@ -595,6 +600,24 @@ impl Writer {
                 }
             }
             size += self.store(batch, views);
+        }
+    }
+
+    /// Opens the connection again when it was lost: a PostgreSQL server restarted (an
+    /// upgrade, a failover) costs the reports sent meanwhile a 503 each, not the collector.
+    fn heal(&mut self) {
+        if !self.db.broken() {
+            return;
+        }
+        match self.database.connect() {
+            Ok(db) => {
+                tracing::warn!(
+                    "the connection to {} was lost; connected again",
+                    self.database
+                );
+                self.db = db;
+            }
+            Err(e) => tracing::warn!("the connection to the database was lost: {e}"),
         }
     }
 
@@ -761,6 +784,7 @@ mod tests {
         let writer = std::thread::spawn(move || {
             let mut w = Writer {
                 db: Box::new(Failing),
+                database: Database::Sqlite(PathBuf::from("unused")),
                 retention: Retention::default(),
                 applied: Applied::default(),
                 follows: false,

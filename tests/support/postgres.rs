@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     child: Child,
     dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
     pub url: String,
 }
 
@@ -95,33 +97,64 @@ impl Postgres {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Command::new(bin.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "max_connections=200", "-c", "fsync=on"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        as_owner(&mut server);
-        let child = server.spawn().unwrap();
-        let pg = Self {
-            child,
-            dir,
-            url: format!("postgres://probe@127.0.0.1:{port}/postgres"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "PostgreSQL did not start");
-            std::thread::sleep(Duration::from_millis(100));
+        // A port found free may be taken by another test's server before this one binds
+        // it: the server then exits, and another port is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let url = format!("postgres://probe@127.0.0.1:{port}/postgres");
+            let mut child = serve(&bin, dir.path(), port);
+            if up(&mut child, &url, &data) {
+                return Self {
+                    child,
+                    dir,
+                    bin,
+                    port,
+                    url,
+                };
+            }
+            stop(&mut child);
         }
-        pg
+        panic!("PostgreSQL did not start");
+    }
+
+    /// Stops the server (a fast shutdown, which ends every connection) and starts it again
+    /// on the same files and port, as an upgrade or a failover would.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = serve(&self.bin, self.dir.path(), self.port);
+        let data = self.dir.path().join("data");
+        assert!(
+            up(&mut self.child, &self.url, &data),
+            "PostgreSQL did not start again"
+        );
+    }
+
+    /// Gives `path` to the user the server runs as (a tablespace's folder).
+    pub fn give(path: &std::path::Path) {
+        if let Some((uid, gid)) = user() {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        }
+    }
+
+    /// Runs `sql` on the server's first database.
+    pub fn execute(&self, sql: &str) {
+        postgres::Client::connect(&self.url, postgres::NoTls)
+            .expect("connect to the test server")
+            .batch_execute(sql)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{sql}: {:?}",
+                    e.as_db_error().map(postgres::error::DbError::message)
+                )
+            });
+    }
+
+    fn stop(&mut self) {
+        stop(&mut self.child);
     }
 
     /// A new, empty database on this server; its URL.
@@ -137,17 +170,57 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // A fast shutdown: the server ends its own backends.
-        super::signal(self.child.id(), rustix::process::Signal::INT);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
+        self.stop();
     }
+}
+
+/// Starts the server on the cluster in `dir` (its `data`), on 127.0.0.1:`port`.
+fn serve(bin: &std::path::Path, dir: &std::path::Path, port: u16) -> Child {
+    let mut server = Command::new(bin.join("postgres"));
+    server
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args(["-c", "max_connections=200", "-c", "fsync=on"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some((uid, gid)) = user() {
+        server.uid(uid).gid(gid);
+    }
+    server.spawn().unwrap()
+}
+
+/// Waits until the server of `data` (not another on its port) answers at `url`; false when
+/// it exited.
+fn up(child: &mut Child, url: &str, data: &std::path::Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if let Ok(mut c) = postgres::Client::connect(url, postgres::NoTls) {
+            let theirs: String = c
+                .query_one("SELECT current_setting('data_directory')", &[])
+                .map(|r| r.get(0))
+                .unwrap_or_default();
+            return std::path::Path::new(&theirs) == data;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A fast shutdown (the server ends its own backends), by its PID.
+fn stop(child: &mut Child) {
+    super::signal(child.id(), rustix::process::Signal::INT);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -41,8 +41,9 @@ type Series = (
     fn(&Destination) -> u64,
 );
 
-/// The alerts' connection to the store, used off the async threads.
-type Db = Arc<Mutex<Box<dyn Outbox>>>;
+/// The alerts' connection to the store, used off the async threads, and where it is opened
+/// again when lost.
+type Db = Arc<Mutex<(Box<dyn Outbox>, Database)>>;
 
 /// The form a destination takes its messages in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +239,7 @@ impl Plan {
         let alerts = Alerts {
             streaks: Mutex::new(streaks),
             order: tokio::sync::Mutex::new(()),
-            db: Arc::new(Mutex::new(db)),
+            db: Arc::new(Mutex::new((db, database.clone()))),
             destinations: self.destinations.into_iter().map(Arc::new).collect(),
             client: self.client,
         };
@@ -261,6 +262,10 @@ async fn blocking<T: Send + 'static>(
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
         let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (db, database) = &mut *db;
+        if db.broken() {
+            *db = database.outbox()?;
+        }
         f(db.as_mut())
     })
     .await

@@ -174,6 +174,11 @@ pub trait Engine: Send {
     /// # Errors
     /// When the query fails.
     fn size(&mut self) -> Result<u64, DbError>;
+
+    /// The connection is lost (the server restarted, or went away): open a new one.
+    fn broken(&self) -> bool {
+        false
+    }
 }
 
 impl Database {

@@ -102,6 +102,11 @@ pub trait Outbox: Send {
     /// # Errors
     /// When the query fails.
     fn waiting(&mut self, destination: &str) -> Result<u64, DbError>;
+
+    /// The connection is lost (the server restarted, or went away): open a new one.
+    fn broken(&self) -> bool {
+        false
+    }
 }
 
 const TOLD: &str = "SELECT instance, target, path, pass FROM alert_told";
@@ -382,5 +387,9 @@ impl Outbox for Postgres {
     fn waiting(&mut self, destination: &str) -> Result<u64, DbError> {
         let n: i64 = self.client.query_one(WAITING, &[&destination])?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn broken(&self) -> bool {
+        self.client.is_closed()
     }
 }

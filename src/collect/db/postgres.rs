@@ -250,4 +250,8 @@ impl Engine for Postgres {
         let size: i64 = self.client.query_one(SIZE, &[])?.get(0);
         Ok(u64::try_from(size).unwrap_or(0))
     }
+
+    fn broken(&self) -> bool {
+        self.client.is_closed()
+    }
 }
