@@ -6,7 +6,8 @@
 #     min; RUNS=2880 is a day), the fixture report with its own id and time,
 # and the collector is started on it. Prints the database's size, the collector's start (it
 # reads each cell's newest report and the last 20,000, not the whole history), the
-# dashboard's time and the history queries' (by index, newest first). Writes to /tmp.
+# dashboard's time, the history queries' (by index, newest first) and the start with
+# --alert. Writes to /tmp.
 #   bench/history.sh
 #   RUNS=2880 bench/history.sh
 set -euo pipefail
@@ -21,7 +22,7 @@ dir=$(mktemp -d)
 trap 'kill "${pid:-}" 2>/dev/null; wait "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 start_collector() {
-  "$probe" collect --listen 127.0.0.1:0 --data "$dir/data" --ec2 off 2>"$dir/err" >/dev/null &
+  "$probe" collect --listen 127.0.0.1:0 --data "$dir/data" --ec2 off "$@" 2>"$dir/err" >/dev/null &
   pid=$!
   for _ in $(seq 6000); do grep -q listening "$dir/err" && break; sleep 0.01; done
   url=$(grep -o 'http://[0-9.:]*' "$dir/err") || { cat "$dir/err" >&2; exit 1; }
@@ -78,4 +79,14 @@ for q in "/v1/history?instance=host-7&target=cloudformation&limit=1000" \
 done
 for _ in 1 2 3; do
   curl -s -o /dev/null -w "  %{time_total} s  %{size_download} bytes  / (the dashboard)\n" "$url/"
+done
+# With alerts (a receiver on the discard port: nothing is due, nothing is sent): the first
+# start records where every cell starts; a later one reads each instance's newest reports
+# to find where each cell stood, not the history.
+stop_collector
+for start in first later; do
+  t0=$(date +%s.%N)
+  start_collector --alert webhook=http://127.0.0.1:9/ --alert-after 3
+  echo "collector with --alert listening after $(echo "$(date +%s.%N) - $t0" | bc) s ($start start)"
+  stop_collector
 done

@@ -8,6 +8,7 @@
 //! each other's reports too (followed from the store) and tell each change once.
 
 pub mod legacy;
+mod resume;
 pub mod rule;
 
 use super::db::outbox::{Outbox, Tell};
@@ -173,8 +174,8 @@ impl Plan {
     }
 
     /// Connects to `database` and starts every cell where it stood at the stop: at what it
-    /// was last told, with the stored reports replayed over it, so a change half-counted
-    /// before the stop goes on being counted. A store where alerts never started starts at
+    /// was last told, and the newest run of its reports that differ from it
+    /// ([`resume::streaks`]), so a change half-counted before the stop goes on being counted. A store where alerts never started starts at
     /// its newest verdicts (`matrix`): what happened before alerts were asked for is not
     /// told. An older collector's alert files in `data` are moved into the store first.
     /// Blocks: call it off the async threads.
@@ -204,28 +205,10 @@ impl Plan {
                 }
             })
             .map_err(AlertError::Db)?;
-        let mut streaks = Streaks::new(self.after);
-        let mut due = Vec::new();
-        if begun {
-            for (key, state) in &told {
-                streaks.seed(key, *state);
-            }
-            let mut last = HashMap::new();
-            super::store::each(database, &mut |entry| {
-                for a in streaks.observe(&entry.report) {
-                    last.insert((a.instance_key.clone(), a.target.clone()), a);
-                }
-            })
-            .map_err(AlertError::Replay)?;
-            // A message whose verdict the store has as told was written; the last one of a
-            // cell whose verdict it has not was lost, and is told from what was told.
-            for (key, mut a) in last {
-                if told.get(&key) != Some(&a.to) {
-                    a.from = told.get(&key).copied().unwrap_or(a.from);
-                    due.push(a);
-                }
-            }
+        let (streaks, due) = if begun {
+            resume::streaks(database, &told, matrix, self.after)?
         } else {
+            let mut streaks = Streaks::new(self.after);
             for (key, cell) in matrix {
                 streaks.start(key, cell);
             }
@@ -235,7 +218,8 @@ impl Plan {
                 .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
                 .collect();
             db.seed(&cells).map_err(AlertError::Db)?;
-        }
+            (streaks, Vec::new())
+        };
         let alerts = Alerts {
             streaks: Mutex::new(streaks),
             order: tokio::sync::Mutex::new(()),
@@ -281,8 +265,11 @@ impl Alerts {
     /// When the store cannot be written.
     pub async fn observe(&self, report: &Report) -> Result<(), AlertError> {
         let _order = self.order.lock().await;
-        let alerts = self.streaks().observe(report);
-        self.tell(alerts).await
+        let (alerts, started) = {
+            let mut streaks = self.streaks();
+            (streaks.observe(report), streaks.take_started())
+        };
+        self.tell(alerts, started).await
     }
 
     /// Writes `alerts` (those due at the start); returns once they are committed.
@@ -291,18 +278,33 @@ impl Alerts {
     /// When the store cannot be written.
     pub async fn write(&self, alerts: Vec<Alert>) -> Result<(), AlertError> {
         let _order = self.order.lock().await;
-        self.tell(alerts).await
+        self.tell(alerts, Vec::new()).await
     }
 
-    /// Writes `alerts` to every outbox with the verdicts they tell. A message whose cell
-    /// was told otherwise meanwhile (by another collector) is not written, and the cell
-    /// starts again from what the store says was told.
-    async fn tell(&self, alerts: Vec<Alert>) -> Result<(), AlertError> {
-        if alerts.is_empty() {
+    /// Records where the `started` cells start, and writes `alerts` to every outbox with
+    /// the verdicts they tell. A message whose cell was told otherwise meanwhile (by another
+    /// collector) is not written, and the cell starts again from what the store says was
+    /// told.
+    async fn tell(
+        &self,
+        alerts: Vec<Alert>,
+        started: Vec<((String, String), State)>,
+    ) -> Result<(), AlertError> {
+        if alerts.is_empty() && started.is_empty() {
             return Ok(());
         }
         let names: Vec<String> = self.destinations.iter().map(|d| d.name.clone()).collect();
         let (told, alerts) = blocking(&self.db, move |db| {
+            if !started.is_empty() {
+                let cells: Vec<_> = started
+                    .iter()
+                    .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
+                    .collect();
+                db.seed(&cells)?;
+            }
+            if alerts.is_empty() {
+                return Ok((super::db::outbox::Told::default(), alerts));
+            }
             let bodies: Vec<String> = alerts
                 .iter()
                 .map(|a| serde_json::to_string(a).unwrap_or_default())
@@ -344,8 +346,10 @@ impl Alerts {
                 told.dropped
             );
         }
-        for d in &self.destinations {
-            d.wake.notify_one();
+        if !alerts.is_empty() {
+            for d in &self.destinations {
+                d.wake.notify_one();
+            }
         }
         Ok(())
     }
@@ -547,11 +551,12 @@ mod tests {
         serde_json::to_string(&rule::tests::report(n, pass)).unwrap()
     }
 
-    fn open(data: &Path, database: &Database) -> (Alerts, Vec<Alert>) {
+    fn open(data: &Path, store: &crate::collect::store::Store) -> (Alerts, Vec<Alert>) {
         let tls = crate::net::tls::Trust::new(&[]).unwrap().client_config();
+        let matrix = store.views().matrix.clone();
         Plan::new(&["webhook=http://127.0.0.1:9/".into()], 1, tls)
             .unwrap()
-            .open(database, data, &BTreeMap::new())
+            .open(store.database(), data, &matrix)
             .unwrap()
     }
 
@@ -568,42 +573,46 @@ mod tests {
     #[tokio::test]
     async fn a_message_the_store_made_but_no_outbox_took_is_due_at_the_start_and_told_once() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("reports.jsonl");
-        std::fs::write(&log, format!("{}\n{}\n", report(0, true), report(1, false))).unwrap();
-        // The store imports the log into its database.
-        let database = crate::collect::store::Store::open(dir.path())
-            .unwrap()
-            .database()
-            .clone();
-        // Alerts new to the store start at its newest verdicts (none here): nothing due.
-        assert!(open(dir.path(), &database).1.is_empty());
+        let store = crate::collect::store::Store::open(dir.path()).unwrap();
+        let put = |n, pass| {
+            let entry = crate::collect::entry::Entry::parse(report(n, pass).as_bytes()).unwrap();
+            store.put(entry)
+        };
+        put(0, true).await.unwrap();
+        // Alerts new to the store start at its newest verdicts: the pass, told to no one.
+        assert!(open(dir.path(), &store).1.is_empty());
         let first: Report = serde_json::from_str(&report(0, true)).unwrap();
         let (instance, target) = (
             crate::collect::store::instance_key(&first),
             first.targets[0].target.clone(),
         );
-        // The store says the cell was told it passed: the failure it holds was never written.
-        database
-            .outbox()
-            .unwrap()
-            .seed(&[(&instance, &target, "gateway-endpoint", true)])
-            .unwrap();
-        let (one, due) = open(dir.path(), &database);
+        let database = store.database().clone();
+        let passed = format!("{instance} {target} gateway-endpoint true");
+        assert_eq!(told(&database), [passed.as_str()]);
+        // A failure stored, and the collector stopped before its message was written.
+        put(1, false).await.unwrap();
+        let (one, due) = open(dir.path(), &store);
         assert_eq!(due.len(), 1, "{due:?}");
         assert_eq!(due[0].event, Event::Failing);
-        let passed = format!("{instance} {target} gateway-endpoint true");
         assert_eq!(told(&database), [passed.as_str()], "not written yet");
         // A second collector on the same store finds the same message due; written by both,
         // it is told once.
-        let (two, again) = open(dir.path(), &database);
+        let (two, again) = open(dir.path(), &store);
         one.write(due).await.unwrap();
         two.write(again).await.unwrap();
         let failed = format!("{instance} {target} public false");
         assert_eq!(told(&database), [failed.as_str()]);
         let name = &one.destinations[0].name;
         assert_eq!(database.outbox().unwrap().waiting(name).unwrap(), 1);
-        // Written, it is due no more.
-        assert!(open(dir.path(), &database).1.is_empty());
+        // Written, it is due no more, and the cell starts at the failure.
+        let (three, due) = open(dir.path(), &store);
+        assert!(due.is_empty(), "{due:?}");
+        put(2, true).await.unwrap();
+        three
+            .observe(&serde_json::from_str(&report(2, true)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(told(&database), [passed.as_str()], "recovered, told");
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub struct Alert {
     pub reports: u32,
 }
 
+/// What a move from `from` to `to` is.
+#[must_use]
+pub fn event(from: State, to: State) -> Event {
+    match (from.pass, to.pass) {
+        (true, false) => Event::Failing,
+        (false, true) => Event::Recovered,
+        _ => Event::Changed,
+    }
+}
+
 struct Streak {
     told: State,
     seen: State,
@@ -61,6 +71,8 @@ struct Streak {
 pub struct Streaks {
     after: u32,
     cells: HashMap<(String, String), Streak>,
+    /// Cells seen for the first time since last taken: where they start is to be kept.
+    started: Vec<((String, String), State)>,
 }
 
 impl Streaks {
@@ -70,7 +82,39 @@ impl Streaks {
         Self {
             after: after.max(1),
             cells: HashMap::new(),
+            started: Vec::new(),
         }
+    }
+
+    /// Reports in a row a new verdict needs.
+    #[must_use]
+    pub fn after(&self) -> u32 {
+        self.after
+    }
+
+    /// Starts a cell where a restart found it: told `told`, with the newest `count` reports
+    /// (made at `at` and before) giving `seen`.
+    pub fn resume(
+        &mut self,
+        key: &(String, String),
+        told: State,
+        (seen, count): (State, u32),
+        at: &str,
+    ) {
+        self.cells.insert(
+            key.clone(),
+            Streak {
+                told,
+                seen,
+                count,
+                at: at.to_string(),
+            },
+        );
+    }
+
+    /// The cells seen for the first time since the last call, with where they start.
+    pub fn take_started(&mut self) -> Vec<((String, String), State)> {
+        std::mem::take(&mut self.started)
     }
 
     /// Starts a cell at the verdict last told (at a restart, from the store), before the
@@ -125,6 +169,7 @@ impl Streaks {
             };
             let cell = (key.clone(), t.target.clone());
             let Some(streak) = self.cells.get_mut(&cell) else {
+                self.started.push((cell.clone(), state));
                 self.cells.insert(
                     cell,
                     Streak {
@@ -158,13 +203,8 @@ impl Streaks {
             if streak.count < self.after {
                 continue;
             }
-            let event = match (streak.told.pass, state.pass) {
-                (true, false) => Event::Failing,
-                (false, true) => Event::Recovered,
-                _ => Event::Changed,
-            };
             alerts.push(Alert {
-                event,
+                event: event(streak.told, state),
                 instance: instance_label(report),
                 instance_key: key.clone(),
                 target: t.target.clone(),
