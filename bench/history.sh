@@ -19,7 +19,7 @@ command -v curl >/dev/null || { echo "bench: curl is missing: apt-get install cu
 hosts=${HOSTS:-50000}
 runs=${RUNS:-1000}
 dir=$(mktemp -d)
-trap 'kill "${pid:-}" 2>/dev/null; wait "${pid:-}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 
 start_collector() {
   "$probe" collect --listen 127.0.0.1:0 --data "$dir/data" --ec2 off "$@" 2>"$dir/err" >/dev/null &
@@ -87,6 +87,8 @@ stop_collector
 for start in first later; do
   t0=$(date +%s.%N)
   start_collector --alert webhook=http://127.0.0.1:9/ --alert-after 3
-  echo "collector with --alert listening after $(echo "$(date +%s.%N) - $t0" | bc) s ($start start)"
+  # It listens first, and answers once the alerts have resumed.
+  until curl -s -o /dev/null "$url/"; do sleep 0.01; done
+  echo "collector with --alert answering after $(echo "$(date +%s.%N) - $t0" | bc) s ($start start)"
   stop_collector
 done

@@ -488,3 +488,51 @@ fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
         ["shared-1", "shared-2"]
     );
 }
+
+/// A transaction on a shared store that took its sequence number before 2,000 others and
+/// commits after them (a slow batch on another collector) still reaches every collector's
+/// views: a follow looks back further than a few batches.
+#[test]
+fn a_report_committed_late_on_a_shared_store_reaches_every_collector() {
+    if !Postgres::available("postgres-late-commit") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("late");
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let start = |name: &str| {
+        Collector::start_with(
+            &dir.path().join(name),
+            &token_path,
+            "127.0.0.1:0",
+            &["--database", &url, "--rate-limit", "0"],
+        )
+    };
+    let (a, b) = (start("a"), start("b"));
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut late = raw.transaction().unwrap();
+    let doc = String::from_utf8(sample_report("late")).unwrap();
+    late.execute(
+        "INSERT INTO reports (id, instance, at_ms, bytes, doc) VALUES ('late', 'late', 0, $1, $2)",
+        &[&i64::try_from(doc.len()).unwrap(), &doc],
+    )
+    .unwrap();
+    for n in 0..2_000 {
+        let (status, answer) = post_signed(&a.url, &sample_report(&format!("early-{n}")));
+        assert_eq!(status, 201, "{answer}");
+    }
+    let seen = |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !support::collector::stored_ids(&b.url).contains(&id.to_string()) {
+            assert!(
+                Instant::now() < deadline,
+                "{id} never reached the other collector"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    seen("early-1999");
+    late.commit().unwrap();
+    seen("late");
+}

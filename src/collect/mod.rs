@@ -289,7 +289,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         None => None,
     };
     // Other collectors' reports count towards this one's streaks: followed from before the
-    // replay that resumes them, so none falls between the two (one seen twice counts once).
+    // reading that resumes them, so none falls between the two (one seen twice counts once).
     let followed = alerts.as_ref().and_then(|_| store.follow());
     let alerts = match alerts {
         Some(plan) => Some(resume(plan, &args.data, &store).await?),

@@ -1,11 +1,12 @@
 //! Alerts: a message to each `--alert` destination when a cell's verdict changes (after
 //! `--alert-after` reports in a row) and when it recovers. A message is written to the
-//! store's outbox together with the verdict it tells, in one transaction ([`crate::collect::db::outbox`]),
-//! before the report that made it is acknowledged, and sent from there by one task per
-//! destination, oldest first, retried with back-off: a destination that fails or hangs never
-//! holds ingestion or the others. A restart loses nothing: each cell starts at what it was
-//! last told, with the store's reports replayed over it. Collectors sharing a database count
-//! each other's reports too (followed from the store) and tell each change once.
+//! store's outbox together with the verdict it tells, in one transaction
+//! ([`crate::collect::db::outbox`]), before the report that made it is acknowledged, and
+//! sent from there by one task per destination, oldest first, retried with back-off: a
+//! destination that fails or hangs never holds ingestion or the others. A restart loses
+//! nothing: each cell starts at what it was last told, with the newest run of its reports
+//! that differ from it read back from the store. Collectors sharing a database count each
+//! other's reports too (followed from the store) and tell each change once.
 
 pub mod legacy;
 mod resume;
@@ -33,6 +34,8 @@ const OUTBOX: i64 = 10_000;
 const LEASE: Duration = Duration::from_secs(30);
 /// How often an idle destination looks for messages another collector wrote, or let go.
 const POLL: Duration = Duration::from_secs(2);
+/// How often the cells seen for the first time are recorded where they start.
+const STARTS: Duration = Duration::from_secs(1);
 
 /// A metric's name, type, help and value for a destination.
 type Series = (
@@ -175,12 +178,12 @@ impl Plan {
 
     /// Connects to `database` and starts every cell where it stood at the stop: at what it
     /// was last told, and the newest run of its reports that differ from it
-    /// ([`resume::streaks`]), so a change half-counted before the stop goes on being counted. A store where alerts never started starts at
-    /// its newest verdicts (`matrix`): what happened before alerts were asked for is not
-    /// told. An older collector's alert files in `data` are moved into the store first.
+    /// ([`resume::streaks`]), so a change half-counted before the stop goes on being
+    /// counted. A store where alerts never started starts at its newest verdicts
+    /// (`matrix`): what happened before alerts were asked for is not told. An older collector's alert files in `data` are moved into the store first.
     /// Blocks: call it off the async threads.
     ///
-    /// Returns the alerts, and the messages the replay made that were never written (a stop
+    /// Returns the alerts, and the messages counted in full that were never written (a stop
     /// between the store and the outbox): they are due, for [`Alerts::write`].
     ///
     /// # Errors
@@ -267,7 +270,15 @@ impl Alerts {
         let _order = self.order.lock().await;
         let (alerts, started) = {
             let mut streaks = self.streaks();
-            (streaks.observe(report), streaks.take_started())
+            let alerts = streaks.observe(report);
+            // New cells go with a message, or within a second ([`Alerts::spawn`]): a
+            // transaction each would hold every report behind it.
+            let started = if alerts.is_empty() {
+                Vec::new()
+            } else {
+                streaks.take_started()
+            };
+            (alerts, started)
         };
         self.tell(alerts, started).await
     }
@@ -354,12 +365,24 @@ impl Alerts {
         Ok(())
     }
 
-    /// Sends each destination's outbox, for ever: one task per destination, owned by `tasks`.
+    /// Sends each destination's outbox, for ever: one task per destination, owned by `tasks`;
+    /// and records where new cells start, once a second.
     pub fn spawn(self: &Arc<Self>, tasks: &mut tokio::task::JoinSet<()>) {
         for d in &self.destinations {
             let (d, client, db) = (d.clone(), self.client.clone(), self.db.clone());
             tasks.spawn(async move { send_for_ever(&d, &client, &db).await });
         }
+        let alerts = self.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::time::sleep(STARTS).await;
+                let started = alerts.streaks().take_started();
+                if let Err(e) = alerts.tell(Vec::new(), started).await {
+                    // Those cells start at their newest verdict after a restart.
+                    tracing::warn!("cannot record where new cells start: {e}");
+                }
+            }
+        });
     }
 
     /// The destinations' counters, in Prometheus text (a destination named by its position,
@@ -613,6 +636,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(told(&database), [passed.as_str()], "recovered, told");
+    }
+
+    #[tokio::test]
+    async fn a_cell_whose_start_was_not_recorded_resumes_from_its_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::collect::store::Store::open(dir.path()).unwrap();
+        // Alerts started on the store, and nothing recorded since (a stop within a second
+        // of the cell's first report).
+        store.database().outbox().unwrap().seed(&[]).unwrap();
+        for (n, pass) in [(0, true), (1, false)] {
+            let entry = crate::collect::entry::Entry::parse(report(n, pass).as_bytes()).unwrap();
+            store.put(entry).await.unwrap();
+        }
+        let (_, due) = open(dir.path(), &store);
+        assert_eq!(due.len(), 1, "the pass was where it started: {due:?}");
+        assert_eq!((due[0].event, due[0].from.pass), (Event::Failing, true));
     }
 
     #[test]

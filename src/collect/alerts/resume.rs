@@ -16,18 +16,22 @@ const SLACK: u32 = 16;
 /// A cell's newest run of one verdict, as read newest first.
 #[derive(Default)]
 struct Run {
+    /// The verdict told, when the store has it.
+    told: Option<State>,
     /// The newest verdict, when its report was made, its reason, and its instance's label.
     newest: Option<(State, String, String, String)>,
     /// Reports in a row that gave it (0 when it is the verdict told).
     count: u32,
+    /// The verdict before the run, for a cell the store has no verdict told of (its start
+    /// is recorded within a second of its first report: a stop came first).
+    before: Option<State>,
     /// An older verdict differs, or the run is long enough: nothing older matters.
     done: bool,
 }
 
 /// Every cell of `matrix` where it stood, given what was `told`, alerting after `after`
 /// reports in a row; and the messages counted in full but never written (a stop between
-/// the store and the outbox), which are due. A cell never told starts at its newest
-/// verdict. Blocks.
+/// the store and the outbox), which are due. Blocks.
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -46,7 +50,20 @@ pub fn streaks(
     }
     let mut due = Vec::new();
     for (instance, targets) in instances {
-        let mut runs: HashMap<&str, Run> = targets.iter().map(|t| (*t, Run::default())).collect();
+        let mut runs: HashMap<&str, Run> = targets
+            .iter()
+            .map(|t| {
+                let key = (instance.to_string(), (*t).to_string());
+                let told = told.get(&key).copied();
+                (
+                    *t,
+                    Run {
+                        told,
+                        ..Run::default()
+                    },
+                )
+            })
+            .collect();
         let mut read = 0;
         db.history(instance, 0, &mut |doc| {
             read += 1;
@@ -61,20 +78,23 @@ pub fn streaks(
                     };
                     match &run.newest {
                         None => {
-                            let key = (instance.to_string(), t.target.clone());
                             run.newest = Some((
                                 state,
                                 entry.report.started_at.clone(),
                                 t.verdict.reason.clone(),
                                 instance_label(&entry.report),
                             ));
-                            run.count = u32::from(told.get(&key) != Some(&state));
+                            run.count = u32::from(run.told != Some(state));
                             run.done = run.count == 0;
                         }
                         Some((newest, ..)) if *newest == state => run.count += 1,
-                        Some(_) => run.done = true,
+                        Some(_) => {
+                            run.before = Some(state);
+                            run.done = true;
+                        }
                     }
-                    run.done |= run.count >= after;
+                    // Without a verdict told, the one before the run is looked for.
+                    run.done |= run.told.is_some() && run.count >= after;
                 }
             }
             read < after + SLACK && runs.values().any(|r| !r.done)
@@ -85,9 +105,10 @@ pub fn streaks(
                 continue;
             };
             let key = (instance.to_string(), target.to_string());
-            match told.get(&key) {
+            // A cell never told, whose reports all agree, starts at its first: told no one.
+            match run.told.or(run.before) {
                 None => streaks.resume(&key, seen, (seen, 0), &at),
-                Some(&was) if run.count >= after => {
+                Some(was) if was != seen && run.count >= after => {
                     due.push(Alert {
                         event: event(was, seen),
                         instance: label,
@@ -97,11 +118,11 @@ pub fn streaks(
                         to: seen,
                         reason,
                         at: at.clone(),
-                        reports: run.count,
+                        reports: after,
                     });
                     streaks.resume(&key, seen, (seen, 0), &at);
                 }
-                Some(&was) => streaks.resume(&key, was, (seen, run.count), &at),
+                Some(was) => streaks.resume(&key, was, (seen, run.count), &at),
             }
         }
     }

@@ -118,7 +118,7 @@ impl Streaks {
     }
 
     /// Starts a cell at the verdict last told (at a restart, from the store), before the
-    /// store's reports are replayed through [`Streaks::observe`].
+    /// next reports go through [`Streaks::observe`].
     pub fn seed(&mut self, key: &(String, String), told: State) {
         self.cells.insert(
             key.clone(),
@@ -182,7 +182,7 @@ impl Streaks {
                 continue;
             };
             // A report older than the cell's newest (a spool flushed late) changes nothing,
-            // nor one seen twice (replayed at the start, then followed from a shared store).
+            // nor one seen twice (read back at the start, then followed from a shared store).
             if report.started_at == streak.at
                 || crate::collect::store::older(&report.started_at, &streak.at)
             {

@@ -132,6 +132,18 @@ pub trait Engine: Send {
         visit: &mut dyn FnMut(i64, &str),
     ) -> Result<(), DbError>;
 
+    /// The sequence numbers stored after `seq`, in order.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError>;
+
+    /// Visits the reports of `seqs`, in order.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError>;
+
     /// Visits every cell's newest report, in the order stored.
     ///
     /// # Errors

@@ -2,7 +2,8 @@
 //! read back. Migrations take an advisory lock, so collectors started together migrate once.
 
 use super::migrations::{
-    self, AFTER, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SIZE, TAIL,
+    self, AFTER, CELL, COUNT, COUNTED, DOCS, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SEQS, SIZE,
+    TAIL,
 };
 use super::{Database, DbError, Engine, Row};
 use postgres::{Client, Config, NoTls};
@@ -195,6 +196,15 @@ impl Engine for Postgres {
         visit: &mut dyn FnMut(i64, &str),
     ) -> Result<(), DbError> {
         self.each(AFTER, &[&seq, &limit], visit)
+    }
+
+    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError> {
+        let rows = self.client.query(SEQS, &[&seq])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+        self.each(DOCS, &[&seqs], visit)
     }
 
     fn newest(&mut self, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {

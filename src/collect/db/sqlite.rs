@@ -2,7 +2,8 @@
 //! is on disk when it returns.
 
 use super::migrations::{
-    self, AFTER, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SIZE, TAIL,
+    self, AFTER, CELL, COUNT, COUNTED, DOC, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SEQS, SIZE,
+    TAIL,
 };
 use super::{DbError, Engine, Row};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -129,6 +130,19 @@ impl Engine for Sqlite {
         visit: &mut dyn FnMut(i64, &str),
     ) -> Result<(), DbError> {
         self.each(AFTER, params![seq, limit], visit)
+    }
+
+    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError> {
+        let mut q = self.conn.prepare_cached(SEQS)?;
+        let seqs = q.query_map(params![seq], |r| r.get(0))?;
+        Ok(seqs.collect::<Result<_, _>>()?)
+    }
+
+    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+        for seq in seqs {
+            self.each(DOC, params![seq], visit)?;
+        }
+        Ok(())
     }
 
     fn newest(&mut self, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
