@@ -437,26 +437,52 @@ fn a_collector_outlives_a_postgres_restart() {
     assert_eq!(exported(&data, Some(&url)), ["before", "after"]);
 }
 
+/// A PostgreSQL server of the test's own, and collectors sharing a database on it.
+struct Shared {
+    url: String,
+    dir: tempfile::TempDir,
+    token: std::path::PathBuf,
+    // Last: stopped once the collectors are.
+    _pg: Postgres,
+}
+
+impl Shared {
+    /// `None` (said) when no server can run here.
+    fn new(test: &str) -> Option<Self> {
+        if !Postgres::available(test) {
+            return None;
+        }
+        let pg = Postgres::start();
+        let dir = tempfile::tempdir().unwrap();
+        Some(Self {
+            url: pg.database("shared"),
+            token: token_file(dir.path()),
+            dir,
+            _pg: pg,
+        })
+    }
+
+    /// A collector on the shared database, its files in `name`.
+    fn start(&self, name: &str) -> Collector {
+        Collector::start_with(
+            &self.dir.path().join(name),
+            &self.token,
+            "127.0.0.1:0",
+            &["--database", &self.url, "--rate-limit", "0"],
+        )
+    }
+}
+
 /// Several collectors behind a load balancer share one PostgreSQL store: a report posted to
 /// one shows on the other, a resend to the other is stored once, and neither holds reports
 /// of its own (a third, started later, shows them all).
 #[test]
 fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
-    if !Postgres::available("postgres-shared") {
+    let Some(shared) = Shared::new("postgres-shared") else {
         return;
-    }
-    let pg = Postgres::start();
-    let url = pg.database("shared");
-    let dir = tempfile::tempdir().unwrap();
-    let token_path = token_file(dir.path());
-    let start = |name: &str| {
-        Collector::start_with(
-            &dir.path().join(name),
-            &token_path,
-            "127.0.0.1:0",
-            &["--database", &url],
-        )
     };
+    let (url, dir) = (&shared.url, shared.dir.path());
+    let start = |name: &str| shared.start(name);
     let (a, b) = (start("a"), start("b"));
     let (status, _) = post_signed(&a.url, &sample_report("shared-1"));
     assert_eq!(status, 201);
@@ -484,7 +510,7 @@ fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
     ids.sort();
     assert_eq!(ids, ["shared-1", "shared-2"]);
     assert_eq!(
-        exported(&dir.path().join("a"), Some(&url)),
+        exported(&dir.join("a"), Some(url)),
         ["shared-1", "shared-2"]
     );
 }
@@ -494,23 +520,11 @@ fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
 /// views: a follow looks back further than a few batches.
 #[test]
 fn a_report_committed_late_on_a_shared_store_reaches_every_collector() {
-    if !Postgres::available("postgres-late-commit") {
+    let Some(shared) = Shared::new("postgres-late-commit") else {
         return;
-    }
-    let pg = Postgres::start();
-    let url = pg.database("late");
-    let dir = tempfile::tempdir().unwrap();
-    let token_path = token_file(dir.path());
-    let start = |name: &str| {
-        Collector::start_with(
-            &dir.path().join(name),
-            &token_path,
-            "127.0.0.1:0",
-            &["--database", &url, "--rate-limit", "0"],
-        )
     };
-    let (a, b) = (start("a"), start("b"));
-    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let (a, b) = (shared.start("a"), shared.start("b"));
+    let mut raw = postgres::Client::connect(&shared.url, postgres::NoTls).unwrap();
     let mut late = raw.transaction().unwrap();
     let doc = String::from_utf8(sample_report("late")).unwrap();
     late.execute(
