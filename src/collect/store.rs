@@ -413,13 +413,20 @@ impl Store {
     /// When the transaction fails: the report must not be acknowledged.
     pub async fn put(&self, entry: Entry) -> Result<(Stored, Vec<Change>), StoreError> {
         let (done, wait) = oneshot::channel();
-        let tx = self.tx.clone();
         let pending = Pending { entry, done };
-        // A full queue blocks; keep that off the async threads.
-        tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
-            .await
-            .map_err(|_| StoreError::Stopped)?
-            .map_err(|()| StoreError::Stopped)?;
+        match self.tx.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Stopped),
+            // Only a full queue waits, and off the async threads: a blocking thread for
+            // every report would cost more than the report's own work.
+            Err(mpsc::TrySendError::Full(pending)) => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(pending).map_err(|_| ()))
+                    .await
+                    .map_err(|_| StoreError::Stopped)?
+                    .map_err(|()| StoreError::Stopped)?;
+            }
+        }
         wait.await.map_err(|_| StoreError::Stopped)?
     }
 
