@@ -72,7 +72,7 @@ pub fn read(
     // The target is in the document as a JSON string: a cheap test before parsing.
     let quoted = serde_json::to_string(target).unwrap_or_default();
     let since_ms = since.map_or(i64::MIN, super::db::millis);
-    let mut db = database.connect()?;
+    let mut db = database.attach()?;
     // Newest first, and no further than the newest `limit` (and one to know there are more).
     db.history(instance, since_ms, &mut |doc| {
         if !doc.contains(&quoted) {

@@ -624,7 +624,7 @@ impl Writer {
         if !self.db.broken() {
             return;
         }
-        match self.database.connect() {
+        match self.database.attach() {
             Ok(db) => {
                 tracing::warn!(
                     "the connection to {} was lost; connected again",

@@ -29,11 +29,7 @@ pub fn import(data: &Path, db: &mut dyn Outbox) -> Result<(), AlertError> {
     let dir = data.join("alerts");
     let told = dir.join("told.jsonl");
     if let Some(cells) = read(&told).map_err(failed(&told))? {
-        let rows: Vec<_> = cells
-            .iter()
-            .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
-            .collect();
-        db.seed(&rows).map_err(AlertError::Db)?;
+        db.seed(&super::rows(&cells)).map_err(AlertError::Db)?;
         let kept = told.with_extension("jsonl.imported");
         std::fs::rename(&told, &kept).map_err(failed(&told))?;
         tracing::warn!(
@@ -124,6 +120,7 @@ mod tests {
             .enqueue("000000000002-bb", b"{\"two\":2}", None)
             .unwrap();
         let database = Database::choose(dir.path(), None).unwrap();
+        database.connect().unwrap();
         let mut db = database.outbox().unwrap();
         import(dir.path(), db.as_mut()).unwrap();
         let mut told = Vec::new();

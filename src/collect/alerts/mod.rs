@@ -215,12 +215,7 @@ impl Plan {
             for (key, cell) in matrix {
                 streaks.start(key, cell);
             }
-            let start = streaks.told();
-            let cells: Vec<_> = start
-                .iter()
-                .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
-                .collect();
-            db.seed(&cells).map_err(AlertError::Db)?;
+            db.seed(&rows(&streaks.told())).map_err(AlertError::Db)?;
             (streaks, Vec::new())
         };
         let alerts = Alerts {
@@ -232,6 +227,16 @@ impl Plan {
         };
         Ok((alerts, due))
     }
+}
+
+/// Cells' verdicts told, as the store takes them.
+fn rows<'a>(
+    cells: impl IntoIterator<Item = (&'a (String, String), &'a State)>,
+) -> Vec<super::db::outbox::Cell<'a>> {
+    cells
+        .into_iter()
+        .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
+        .collect()
 }
 
 /// A verdict told, as the store keeps it; `None` for a path this probe does not know.
@@ -307,11 +312,7 @@ impl Alerts {
         let names: Vec<String> = self.destinations.iter().map(|d| d.name.clone()).collect();
         let (told, alerts) = blocking(&self.db, move |db| {
             if !started.is_empty() {
-                let cells: Vec<_> = started
-                    .iter()
-                    .map(|((i, t), s)| (i.as_str(), t.as_str(), s.path.as_str(), s.pass))
-                    .collect();
-                db.seed(&cells)?;
+                db.seed(&rows(started.iter().map(|(key, s)| (key, s))))?;
             }
             if alerts.is_empty() {
                 return Ok((super::db::outbox::Told::default(), alerts));

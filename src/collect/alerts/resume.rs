@@ -6,7 +6,6 @@
 use super::AlertError;
 use super::rule::{Alert, State, Streaks, event};
 use crate::collect::db::Database;
-use crate::collect::entry::Entry;
 use crate::collect::store::{Cell, instance_label};
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,7 +42,7 @@ pub fn streaks(
 ) -> Result<(Streaks, Vec<Alert>), AlertError> {
     let mut streaks = Streaks::new(after);
     let after = streaks.after();
-    let mut db = database.connect().map_err(AlertError::Db)?;
+    let mut db = database.attach().map_err(AlertError::Db)?;
     let mut instances: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (instance, target) in matrix.keys() {
         instances.entry(instance).or_default().push(target);
@@ -67,8 +66,9 @@ pub fn streaks(
         let mut read = 0;
         db.history(instance, 0, &mut |doc| {
             read += 1;
-            if let Ok(entry) = Entry::parse(doc.as_bytes()) {
-                for t in &entry.report.targets {
+            // A stored document was checked when it came: read as it is.
+            if let Ok(report) = serde_json::from_str::<crate::model::Report>(doc) {
+                for t in &report.targets {
                     let Some(run) = runs.get_mut(t.target.as_str()).filter(|r| !r.done) else {
                         continue;
                     };
@@ -80,9 +80,9 @@ pub fn streaks(
                         None => {
                             run.newest = Some((
                                 state,
-                                entry.report.started_at.clone(),
+                                report.started_at.clone(),
                                 t.verdict.reason.clone(),
-                                instance_label(&entry.report),
+                                instance_label(&report),
                             ));
                             run.count = u32::from(run.told != Some(state));
                             run.done = run.count == 0;

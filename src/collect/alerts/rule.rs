@@ -120,15 +120,7 @@ impl Streaks {
     /// Starts a cell at the verdict last told (at a restart, from the store), before the
     /// next reports go through [`Streaks::observe`].
     pub fn seed(&mut self, key: &(String, String), told: State) {
-        self.cells.insert(
-            key.clone(),
-            Streak {
-                told,
-                seen: told,
-                count: 0,
-                at: String::new(),
-            },
-        );
+        self.resume(key, told, (told, 0), "");
     }
 
     /// Every cell's verdict last told.
@@ -147,15 +139,7 @@ impl Streaks {
             path: cell.path,
             pass: cell.pass,
         };
-        self.cells.insert(
-            key.clone(),
-            Streak {
-                told: state,
-                seen: state,
-                count: 0,
-                at: cell.at.clone(),
-            },
-        );
+        self.resume(key, state, (state, 0), &cell.at);
     }
 
     /// Takes a stored report; returns the messages it makes.

@@ -210,26 +210,47 @@ impl Database {
     /// # Errors
     /// When the database cannot be reached, opened or migrated.
     pub fn connect(&self) -> Result<Box<dyn Engine>, DbError> {
-        self.open(|s| Box::new(s) as Box<dyn Engine>, |p| Box::new(p))
+        self.open(true, |s| Box::new(s) as Box<dyn Engine>, |p| Box::new(p))
     }
 
-    /// Opens a connection for the alerts ([`outbox`]), migrating first when needed.
+    /// Opens a further connection to a database [`Database::connect`] has brought to this
+    /// probe's version (the store's, opened first): migrations are not looked at again, so
+    /// a history query does not queue behind the writer for the migrations' lock.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or opened.
+    pub fn attach(&self) -> Result<Box<dyn Engine>, DbError> {
+        self.open(false, |s| Box::new(s) as Box<dyn Engine>, |p| Box::new(p))
+    }
+
+    /// Opens a further connection for the alerts ([`outbox`]), as [`Database::attach`].
     ///
     /// # Errors
     /// When the database cannot be reached, opened or migrated.
     pub fn outbox(&self) -> Result<Box<dyn outbox::Outbox>, DbError> {
-        self.open(|s| Box::new(s) as Box<dyn outbox::Outbox>, |p| Box::new(p))
+        self.open(
+            false,
+            |s| Box::new(s) as Box<dyn outbox::Outbox>,
+            |p| Box::new(p),
+        )
     }
 
     /// One connection, as whichever seam `sqlite` or `postgres` makes of it.
     fn open<T>(
         &self,
+        migrate: bool,
         sqlite: impl FnOnce(sqlite::Sqlite) -> T,
         postgres: impl FnOnce(postgres::Postgres) -> T,
     ) -> Result<T, DbError> {
         match self {
-            Self::Sqlite(path) => Ok(sqlite(sqlite::Sqlite::open(path, &self.to_string())?)),
-            Self::Postgres(config, shown) => Ok(postgres(postgres::Postgres::open(config, shown)?)),
+            Self::Sqlite(path) => Ok(sqlite(sqlite::Sqlite::open(
+                path,
+                &self.to_string(),
+                migrate,
+            )?)),
+            Self::Postgres(config, shown) => {
+                Ok(postgres(postgres::Postgres::open(config, shown, migrate)?))
+            }
         }
     }
 

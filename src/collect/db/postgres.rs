@@ -82,15 +82,17 @@ pub fn describe(e: &postgres::Error) -> String {
 }
 
 impl Postgres {
-    /// Connects and brings the tables to this probe's version.
-    pub fn open(config: &Config, what: &str) -> Result<Self, DbError> {
+    /// Connects, and brings the tables to this probe's version when `migrate` asks.
+    pub fn open(config: &Config, what: &str, migrate: bool) -> Result<Self, DbError> {
         let client = config.connect(NoTls).map_err(|e| DbError::Open {
             what: what.to_string(),
             detail: describe(&e),
             fix: "check that the server runs, the URL, and that the user may connect",
         })?;
         let mut db = Self { client };
-        db.migrate(what)?;
+        if migrate {
+            db.migrate(what)?;
+        }
         Ok(db)
     }
 

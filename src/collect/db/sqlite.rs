@@ -15,8 +15,9 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    /// Opens (or creates) the file and brings its tables to this probe's version.
-    pub fn open(path: &Path, what: &str) -> Result<Self, DbError> {
+    /// Opens (or creates) the file, and brings its tables to this probe's version when
+    /// `migrate` asks.
+    pub fn open(path: &Path, what: &str, migrate: bool) -> Result<Self, DbError> {
         let conn = Connection::open(path).map_err(|e| DbError::Open {
             what: what.to_string(),
             detail: e.to_string(),
@@ -39,7 +40,9 @@ impl Sqlite {
             "PRAGMA synchronous = FULL; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096",
         )?;
         let mut db = Self { conn };
-        db.migrate(what)?;
+        if migrate {
+            db.migrate(what)?;
+        }
         Ok(db)
     }
 
