@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::collector::{Collector, get, post, post_to, stored_ids};
+use support::postgres::Postgres;
 use support::{Helper, probe};
 
 const ACCOUNT: &str = "123456789012";
@@ -376,15 +377,22 @@ fn every_bad_enrolment_is_refused_with_its_reason_and_stores_nothing() {
     let (status, _) = post_to(&format!("{url}/v1/enrol"), &vec![b'x'; 64 * 1024], &[]);
     assert_eq!(status, 413);
     assert!(stored_ids(url).is_empty());
-    let registry: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("data/identities.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(registry["instances"].as_object().unwrap().len(), 1);
     assert_eq!(
-        registry["instances"][INSTANCE]["key_id"],
-        agent_key.id().as_str()
+        enrolled(&dir.path().join("data/probe.db")),
+        [(INSTANCE.to_string(), Some(agent_key.id()))]
     );
+}
+
+/// The enrolments in a collector's SQLite database: instance, key id.
+fn enrolled(db: &Path) -> Vec<(String, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut q = conn
+        .prepare("SELECT instance, key_id FROM identities ORDER BY instance")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
@@ -482,6 +490,94 @@ fn forget_lets_the_instance_enrol_a_new_key_but_no_older_document() {
     assert_eq!(enrol(url, &older, &signer.sign(&older), &new_key).0, 403);
     assert_eq!(enrol(url, &later, &signer.sign(&later), &new_key).0, 201);
     assert_eq!(post_signed(url, &report(INSTANCE), &new_key).0, 201);
+}
+
+/// Collectors behind a load balancer share their enrolments through PostgreSQL and keep none
+/// of their own: an agent takes its nonce from one and enrols with the other, a nonce is spent
+/// once across both, either (and a third started later) accepts the key's reports, and
+/// `forget` on the database reaches both.
+#[test]
+fn collectors_sharing_postgres_share_nonces_and_enrolled_keys() {
+    if !available("identity-shared") || !Postgres::available("identity-shared") {
+        return;
+    }
+    let pg = Postgres::start();
+    let database = pg.database("shared");
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new(dir.path());
+    let start = |name: &str| {
+        collector(
+            &dir.path().join(name),
+            &signer,
+            &["--database", &database, "--rate-limit", "0"],
+        )
+    };
+    let (a, b) = (start("a"), start("b"));
+    let agent_key = key(dir.path(), "agent.key");
+    let doc = document(INSTANCE, ACCOUNT, REGION, STARTED);
+    let sig = signer.sign(&doc);
+
+    let (status, body) = get(&format!("{}/v1/enrol", a.url));
+    assert_eq!(status, 200, "{body}");
+    let nonce = serde_json::from_str::<Value>(&body).unwrap()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, answer) = enrol_with(&b.url, &doc, &sig, &agent_key, &nonce);
+    assert_eq!(status, 201, "a's nonce enrols at b: {answer}");
+    assert_eq!(enrol_with(&a.url, &doc, &sig, &agent_key, &nonce).0, 401);
+    assert_eq!(refusals(&a.url, "nonce"), 1, "spent at b, so refused at a");
+
+    // b checks the key from what it committed; a reads it within a second.
+    assert_eq!(post_signed(&b.url, &report(INSTANCE), &agent_key).0, 201);
+    let accepted = |url: &str| post_signed(url, &report(INSTANCE), &agent_key).0 == 201;
+    assert!(
+        within(std::time::Duration::from_secs(5), || accepted(&a.url)),
+        "a accepts the key b enrolled"
+    );
+    let c = start("c");
+    assert!(accepted(&c.url), "a collector started later has it at once");
+
+    let mut forget = probe();
+    forget
+        .args([
+            "collect",
+            "forget",
+            INSTANCE,
+            "--database",
+            &database,
+            "--data",
+        ])
+        .arg(dir.path().join("cli"));
+    let run = support::run(&mut forget);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for c in [&a, &b, &c] {
+        assert!(
+            within(std::time::Duration::from_secs(5), || !accepted(&c.url)),
+            "{} refuses the forgotten key",
+            c.url
+        );
+    }
+    // Nothing of it in the collectors' data directories.
+    for name in ["a", "b", "c"] {
+        let data = dir.path().join(name).join("data");
+        assert!(!data.join("identities.json").exists());
+        assert!(!data.join("probe.db").exists());
+    }
+}
+
+/// Whether `ok` comes true before `limit` passes.
+fn within(limit: std::time::Duration, ok: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if ok() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -4,18 +4,15 @@
 //! report's signature by an enrolled key. Every refusal is logged with its reason, counted
 //! by reason for /metrics, and stores nothing.
 
-use super::identities::{Conflict, Registry, RegistryError};
+use super::identities::{Conflict, REREAD, Registry, RegistryError};
+use super::nonce::Nonces;
 use crate::identity::trust::Unverified;
 use crate::identity::wire::{self, Challenge, Enrolled, Enrolment};
 use crate::identity::{Document, Trust, key};
 use crate::model::{AuthMethod, Authenticated, Report};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
-
-/// Nonces kept at once at most: a flood of GETs cannot grow memory.
-const MAX_NONCES: usize = 10_000;
 
 /// What a collector accepts of instance identities.
 #[derive(Debug, Clone, Default)]
@@ -155,7 +152,7 @@ pub struct Identities {
     trust: Trust,
     policy: Policy,
     registry: Registry,
-    nonces: Mutex<HashMap<String, Instant>>,
+    nonces: Nonces,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     enrolled: AtomicU64,
 }
@@ -167,57 +164,46 @@ impl Identities {
         Self {
             trust,
             policy,
+            nonces: Nonces::new(registry.secret()),
             registry,
-            nonces: Mutex::default(),
             refused: Mutex::default(),
             enrolled: AtomicU64::new(0),
         }
     }
 
-    /// A fresh nonce.
-    ///
-    /// # Panics
-    /// When the system has no randomness to give, as ring's own key generation would.
+    /// A fresh nonce, which any collector sharing this one's database accepts once. Keeps
+    /// nothing and never blocks.
     pub fn challenge(&self) -> Challenge {
-        use base64::Engine as _;
-        let mut bytes = [0u8; 32];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-            .expect("the system has randomness");
-        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let mut nonces = self.nonces();
-        nonces.retain(|_, at| at.elapsed() < wire::NONCE_TTL);
-        if nonces.len() >= MAX_NONCES {
-            // The oldest goes: a flood of challenges costs its own nonces, not memory.
-            if let Some(oldest) = nonces
-                .iter()
-                .min_by_key(|(_, at)| **at)
-                .map(|(n, _)| n.clone())
-            {
-                nonces.remove(&oldest);
-            }
-        }
-        nonces.insert(nonce.clone(), Instant::now());
+        let ttl = i64::try_from(wire::NONCE_TTL.as_millis()).unwrap_or(i64::MAX);
         Challenge {
-            nonce,
+            nonce: self.nonces.make(now_ms().saturating_add(ttl)),
             expires_in: wire::NONCE_TTL.as_secs(),
         }
     }
 
-    /// Checks an enrolment (everything but the EC2 API, which [`Self::enrol`] asks) and
-    /// returns its document and the key's id.
+    /// Checks an enrolment (everything but the EC2 API, which the handler asks) and returns
+    /// its document and the key's id. Blocking: the nonce is spent in the database.
     ///
     /// # Errors
-    /// The first check that fails.
-    pub fn check(&self, e: &Enrolment) -> Result<(Document, String), Refusal> {
-        use base64::Engine as _;
-        // The nonce first: a refused enrolment has spent it all the same.
-        let fresh = self
-            .nonces()
-            .remove(&e.nonce)
-            .is_some_and(|at| at.elapsed() < wire::NONCE_TTL);
-        if !fresh {
-            return Err(Refusal::Nonce);
+    /// The first check that fails; `Err(Err(..))` when the database cannot be written.
+    pub fn check(
+        &self,
+        e: &Enrolment,
+    ) -> Result<(Document, String), Result<Refusal, RegistryError>> {
+        // The nonce first: a refused enrolment has spent it all the same. Only a nonce these
+        // collectors made reaches the database.
+        let Some(expires) = self.nonces.open(&e.nonce, now_ms()) else {
+            return Err(Ok(Refusal::Nonce));
+        };
+        if !self.registry.spend(&e.nonce, expires).map_err(Err)? {
+            return Err(Ok(Refusal::Nonce));
         }
+        self.vouch(e).map_err(Ok)
+    }
+
+    /// The checks of an enrolment after its nonce: AWS's signature, the policy, the proof.
+    fn vouch(&self, e: &Enrolment) -> Result<(Document, String), Refusal> {
+        use base64::Engine as _;
         let doc = self
             .trust
             .verify(e.document.as_bytes(), &e.signature)
@@ -288,8 +274,8 @@ impl Identities {
         Ok(self.registry.enrol(&doc, key, &enrolled.key_id)??)
     }
 
-    /// The key behind a report's headers, if its signature over `body` verifies. Blocking at
-    /// most once a second (the registry looks for `forget`'s changes).
+    /// The key behind a report's headers, if its signature over `body` verifies. From memory:
+    /// never blocks.
     ///
     /// # Errors
     /// An unknown key or a signature that does not verify.
@@ -427,11 +413,37 @@ impl Identities {
         &self.registry
     }
 
-    fn nonces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.nonces
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Reads, every second until dropped, the enrolments changed by `forget` or by another
+    /// collector on the same database, off the async threads.
+    pub async fn watch(self: std::sync::Arc<Self>) {
+        let mut every = tokio::time::interval(REREAD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            every.tick().await;
+            let ids = self.clone();
+            let read = tokio::task::spawn_blocking(move || ids.registry.refresh()).await;
+            match read {
+                Ok(Ok(())) => {
+                    if failing {
+                        failing = false;
+                        tracing::warn!("the enrolled keys are read again");
+                    }
+                }
+                Ok(Err(e)) => {
+                    if !failing {
+                        failing = true;
+                        tracing::error!("{e}: checking reports with the keys read before");
+                    }
+                }
+                Err(e) => tracing::error!("reading the enrolled keys stopped: {e}"),
+            }
+        }
     }
+}
+
+fn now_ms() -> i64 {
+    super::db::millis_of(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub async fn challenge(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// An enrolment: checked, recorded on disk, then acknowledged.
+/// An enrolment: checked, committed to the store's database, then acknowledged.
 pub async fn enrol(
     State(app): State<Arc<App>>,
     peer: Option<axum::Extension<Peer>>,
@@ -60,33 +60,21 @@ pub async fn enrol(
         }
     };
     if let Some(relay) = &app.relay {
-        let answer = relay.pass_enrolment(Some(bytes)).await;
-        if let Ok((status @ (200 | 201), body)) = &answer {
-            if let Ok(enrolled) = serde_json::from_slice::<Enrolled>(body) {
-                let ids = ids.clone();
-                let (enrolment, status) = (enrolment.clone(), *status);
-                let kept =
-                    tokio::task::spawn_blocking(move || ids.remember(&enrolment, &enrolled)).await;
-                let kept = kept.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                if let Err(why) = kept {
-                    tracing::error!("an enrolment the collector accepted: {why}");
-                    return error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "enrolled upstream (HTTP {status}), but this relay cannot keep it: its reports would be refused here; try again"
-                        ),
-                    );
-                }
-            }
-        }
-        return passed(answer);
+        return relayed(relay, ids, enrolment, bytes).await;
     }
-    let (doc, key_id) = match ids.check(&enrolment) {
-        Ok(found) => found,
-        Err(why) => {
+    let key = enrolment.public_key.clone();
+    let checked = {
+        let ids = ids.clone();
+        tokio::task::spawn_blocking(move || ids.check(&enrolment)).await
+    };
+    let (doc, key_id) = match checked {
+        Ok(Ok(found)) => found,
+        Ok(Err(Ok(why))) => {
             ids.refused("an enrolment", peer, &why);
             return refusal(status_of(&why), &why);
         }
+        Ok(Err(Err(why))) => return error(StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     if let Some(enricher) = &app.enricher {
         if let Some(found) = Box::pin(enricher.instance_now(&doc.region, &doc.instance_id)).await {
@@ -105,7 +93,6 @@ pub async fn enrol(
             }
         }
     }
-    let key = enrolment.public_key.clone();
     let recorded = {
         let ids = ids.clone();
         let doc = doc.clone();
@@ -126,6 +113,34 @@ pub async fn enrol(
         Ok(Err(Err(why))) => error(StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// A relay's enrolment: passed to its collector, and kept here once the collector accepted it.
+async fn relayed(
+    relay: &super::relay::Relay,
+    ids: Arc<super::enrol::Identities>,
+    enrolment: Enrolment,
+    bytes: axum::body::Bytes,
+) -> Response {
+    let answer = relay.pass_enrolment(Some(bytes)).await;
+    if let Ok((status @ (200 | 201), body)) = &answer {
+        if let Ok(enrolled) = serde_json::from_slice::<Enrolled>(body) {
+            let status = *status;
+            let kept =
+                tokio::task::spawn_blocking(move || ids.remember(&enrolment, &enrolled)).await;
+            let kept = kept.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            if let Err(why) = kept {
+                tracing::error!("an enrolment the collector accepted: {why}");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "enrolled upstream (HTTP {status}), but this relay cannot keep it: its reports would be refused here; try again"
+                    ),
+                );
+            }
+        }
+    }
+    passed(answer)
 }
 
 fn status_of(why: &Refusal) -> StatusCode {

@@ -1,40 +1,31 @@
-//! The collector's enrolled keys: one per instance, trusted on first use and kept in
-//! `DATA/identities.json`, written whole (synced, then renamed) before an enrolment is
-//! acknowledged. `probe collect forget i-...` edits the same file under the same lock; a
-//! running collector reads the change within a second. A forgotten instance keeps the
-//! `pendingTime` it last enrolled with, so an old document cannot enrol it again.
+//! The collector's enrolled keys: one per instance, trusted on first use and kept in the
+//! store's database ([`super::db::keys`]), committed before an enrolment is acknowledged.
+//! Collectors sharing a database share the enrolments: each reads what changed every second,
+//! and checks a report's key from memory. `probe collect forget i-...` changes the same
+//! rows. A forgotten instance keeps the `pendingTime` it last enrolled with, so an old
+//! document cannot enrol it again.
+//!
+//! A collector of an older probe kept them in `DATA/identities.json`: imported once, then
+//! kept as `identities.json.imported`.
 
+use super::db::keys::Keys;
+pub use super::db::keys::Record;
+use super::db::{Database, DbError};
 use crate::identity::Document;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-/// The file's name in the data directory.
+/// The older collectors' file in the data directory.
 pub const FILE: &str = "identities.json";
-const LOCK: &str = "identities.lock";
-/// How often a running collector looks for `forget`'s changes.
-const REREAD: Duration = Duration::from_secs(1);
+/// How often a running collector reads the enrolments changed elsewhere (`forget`, or
+/// another collector on the same database).
+pub const REREAD: Duration = Duration::from_secs(1);
 
-/// One instance's enrolment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// The key, base64 (raw ed25519); `None` once forgotten.
-    pub key: Option<String>,
-    /// Its id.
-    pub key_id: Option<String>,
-    /// From the signed document.
-    pub account_id: String,
-    /// From the signed document.
-    pub region: String,
-    /// The latest `pendingTime` enrolled with.
-    pub pending_time: String,
-    /// When it was enrolled, Unix seconds.
-    pub enrolled_at: u64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The older collectors' file.
+#[derive(Debug, Default, Deserialize)]
 struct Saved {
     instances: BTreeMap<String, Record>,
 }
@@ -66,72 +57,128 @@ pub enum Conflict {
     },
 }
 
-/// The registry: the file, and what it said when last read.
+/// A registry that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The database.
+    #[error("the enrolled keys in {what}: {source}")]
+    Db {
+        /// Which database.
+        what: String,
+        /// Why.
+        source: DbError,
+    },
+    /// An older collector's file, to import.
+    #[error("{}: {why}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, with the fix.
+        why: String,
+    },
+}
+
+/// The registry: a connection to the database, and the enrolments as last read.
 pub struct Registry {
-    path: PathBuf,
-    lock: PathBuf,
+    database: Database,
+    db: Mutex<Box<dyn Keys>>,
+    secret: Vec<u8>,
     state: Mutex<State>,
 }
 
+#[derive(Default)]
 struct State {
-    saved: Saved,
+    instances: BTreeMap<String, Record>,
     /// Key id -> instance id.
     by_key: BTreeMap<String, String>,
-    modified: Option<Stamp>,
-    checked: Instant,
+    /// The number of the last change read.
+    version: i64,
 }
 
-/// What tells one version of the file from the next: every write renames a new file into
-/// place (a new inode), and two writes can share a coarse mtime.
-type Stamp = (u64, SystemTime);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.ino(), meta.modified().ok()?))
-}
-
-/// A registry that cannot be read or written.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {why}", path.display())]
-pub struct RegistryError {
-    /// The file.
-    pub path: PathBuf,
-    /// What went wrong, with the fix.
-    pub why: String,
+impl State {
+    fn apply(&mut self, version: i64, instance: String, record: Record) {
+        if let Some(old) = self.instances.get(&instance).and_then(|r| r.key_id.clone()) {
+            if self.by_key.get(&old) == Some(&instance) {
+                self.by_key.remove(&old);
+            }
+        }
+        if let Some(id) = &record.key_id {
+            self.by_key.insert(id.clone(), instance.clone());
+        }
+        self.instances.insert(instance, record);
+        self.version = self.version.max(version);
+    }
 }
 
 impl Registry {
-    /// Opens (or starts) the registry in `data`. Blocking: call it before serving, or on a
-    /// blocking thread.
+    /// Opens the registry in `database` (brought to this probe's version already), imports
+    /// the file an older collector left in `data`, and reads every enrolment. Blocking: call
+    /// it before serving, or on a blocking thread.
     ///
     /// # Errors
-    /// A file that cannot be read or parsed.
-    pub fn open(data: &Path) -> Result<Self, RegistryError> {
-        let path = data.join(FILE);
-        let (saved, modified) = read(&path)?;
-        let by_key = index(&saved);
-        Ok(Self {
-            lock: data.join(LOCK),
-            path,
-            state: Mutex::new(State {
-                saved,
-                by_key,
-                modified,
-                checked: Instant::now(),
-            }),
-        })
+    /// A database that cannot be reached or read, or an older file that cannot be read.
+    pub fn open(database: &Database, data: &Path) -> Result<Self, RegistryError> {
+        use base64::Engine as _;
+        let failed = |source| RegistryError::Db {
+            what: database.to_string(),
+            source,
+        };
+        let mut db = database.keys().map_err(failed)?;
+        let mut fresh = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh).map_err(
+            |_| {
+                failed(DbError::Query(
+                    "the system has no randomness to give".into(),
+                ))
+            },
+        )?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let secret = db.secret(&b64.encode(fresh)).map_err(failed)?;
+        let secret = b64.decode(secret).map_err(|_| {
+            failed(DbError::Query(
+                "the stored nonce secret is not base64: delete the row of secrets named 'nonce'"
+                    .into(),
+            ))
+        })?;
+        let registry = Self {
+            database: database.clone(),
+            db: Mutex::new(db),
+            secret,
+            state: Mutex::default(),
+        };
+        registry.import(&data.join(FILE))?;
+        registry.refresh()?;
+        Ok(registry)
     }
 
-    /// The instance and key (raw bytes) a key id stands for. Blocking at most once a second
-    /// (a stat, and a read when `forget` changed the file).
+    /// The secret this registry's collectors make their nonces with.
+    #[must_use]
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// Reads the enrolments changed since the last reading. Blocking.
+    ///
+    /// # Errors
+    /// When the database cannot be read: the enrolments read before stay.
+    pub fn refresh(&self) -> Result<(), RegistryError> {
+        let after = self.state().version;
+        let mut changed = Vec::new();
+        self.with(|db| db.changed(after, &mut |v, i, r| changed.push((v, i, r))))?;
+        let mut state = self.state();
+        for (version, instance, record) in changed {
+            state.apply(version, instance, record);
+        }
+        Ok(())
+    }
+
+    /// The instance and key (raw bytes) a key id stands for, as last read: never blocks.
     #[must_use]
     pub fn lookup(&self, key_id: &str) -> Option<(String, Vec<u8>, Record)> {
         use base64::Engine as _;
-        self.reread_if_due();
         let state = self.state();
         let instance = state.by_key.get(key_id)?;
-        let record = state.saved.instances.get(instance)?;
+        let record = state.instances.get(instance)?;
         let key = base64::engine::general_purpose::STANDARD
             .decode(record.key.as_deref()?)
             .ok()?;
@@ -140,50 +187,52 @@ impl Registry {
 
     /// Enrols `key` (base64) for the document's instance, by the rules: a new instance, or the
     /// same key again, or any key after `forget`; never a document older than the last
-    /// enrolment. Written and synced before it returns. Blocking.
+    /// enrolment. Committed before it returns. Blocking.
     ///
     /// # Errors
-    /// [`Conflict`] by the rules; [`RegistryError`] when the file cannot be written.
+    /// [`Conflict`] by the rules; [`RegistryError`] when the database cannot be written.
     pub fn enrol(
         &self,
         doc: &Document,
         key: &str,
         key_id: &str,
     ) -> Result<Result<(), Conflict>, RegistryError> {
-        let _lock = self.lock_file()?;
-        // Under the lock, from the file: a `forget` made a moment ago counts.
-        let (mut saved, _) = read(&self.path)?;
         let started = doc.started().ok();
-        if let Some(r) = saved.instances.get(&doc.instance_id) {
-            let recorded = Document::started_at(&r.pending_time);
-            if started < recorded {
-                return Ok(Err(Conflict::Older {
-                    instance: doc.instance_id.clone(),
-                    recorded: r.pending_time.clone(),
-                    given: doc.pending_time.clone(),
-                }));
-            }
-            if let (Some(k), Some(id)) = (&r.key, &r.key_id) {
-                if k != key {
-                    return Ok(Err(Conflict::SecondKey {
+        let mut conflict = None;
+        let mut decide = |stored: Option<&Record>| {
+            if let Some(r) = stored {
+                if started < Document::started_at(&r.pending_time) {
+                    conflict = Some(Conflict::Older {
                         instance: doc.instance_id.clone(),
-                        key_id: id.clone(),
-                    }));
+                        recorded: r.pending_time.clone(),
+                        given: doc.pending_time.clone(),
+                    });
+                    return None;
+                }
+                if let (Some(k), Some(id)) = (&r.key, &r.key_id) {
+                    if k != key {
+                        conflict = Some(Conflict::SecondKey {
+                            instance: doc.instance_id.clone(),
+                            key_id: id.clone(),
+                        });
+                        return None;
+                    }
                 }
             }
-        }
-        saved.instances.insert(
-            doc.instance_id.clone(),
-            Record {
+            Some(Record {
                 key: Some(key.to_string()),
                 key_id: Some(key_id.to_string()),
                 account_id: doc.account_id.clone(),
                 region: doc.region.clone(),
                 pending_time: doc.pending_time.clone(),
                 enrolled_at: crate::auth::now(),
-            },
-        );
-        self.write(saved)?;
+            })
+        };
+        self.with(|db| db.change(&doc.instance_id, &mut decide))?;
+        if let Some(conflict) = conflict {
+            return Ok(Err(conflict));
+        }
+        self.refresh()?;
         Ok(Ok(()))
     }
 
@@ -191,23 +240,35 @@ impl Registry {
     /// Blocking.
     ///
     /// # Errors
-    /// When the file cannot be read or written.
+    /// When the database cannot be read or written.
     pub fn forget(&self, instance: &str) -> Result<bool, RegistryError> {
-        let _lock = self.lock_file()?;
-        let (mut saved, _) = read(&self.path)?;
-        let Some(record) = saved.instances.get_mut(instance) else {
-            return Ok(false);
+        let mut decide = |stored: Option<&Record>| {
+            let r = stored.filter(|r| r.key.is_some())?;
+            Some(Record {
+                key: None,
+                key_id: None,
+                ..r.clone()
+            })
         };
-        let had = record.key.take().is_some();
-        record.key_id = None;
-        self.write(saved)?;
-        Ok(had)
+        let changed = self.with(|db| db.change(instance, &mut decide))?;
+        self.refresh()?;
+        Ok(changed.is_some())
+    }
+
+    /// Spends an enrolment's nonce, good until `expires_ms`: true the first time, on any
+    /// collector sharing the database. Blocking.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn spend(&self, nonce: &str, expires_ms: i64) -> Result<bool, RegistryError> {
+        let now = super::db::millis_of(std::time::SystemTime::now());
+        self.with(|db| db.spend(nonce, expires_ms, now))
     }
 
     /// Every enrolment, for `forget` to list.
     #[must_use]
     pub fn instances(&self) -> BTreeMap<String, Record> {
-        self.state().saved.instances.clone()
+        self.state().instances.clone()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -216,95 +277,70 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self, saved: Saved) -> Result<(), RegistryError> {
-        let err = |e: std::io::Error| RegistryError {
-            path: self.path.clone(),
-            why: format!(
-                "cannot write it ({e}); free space or fix the data directory's permissions"
-            ),
+    /// Runs `f` on the connection, a new one when the old one was lost.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Keys) -> Result<T, DbError>,
+    ) -> Result<T, RegistryError> {
+        let failed = |source| RegistryError::Db {
+            what: self.database.to_string(),
+            source,
         };
-        let text = serde_json::to_vec_pretty(&saved).map_err(|e| err(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(err)?;
-        std::io::Write::write_all(&mut file, &text).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
+        let mut db = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if db.broken() {
+            *db = self.database.keys().map_err(failed)?;
         }
-        let modified = stamp(&self.path);
-        let mut state = self.state();
-        state.by_key = index(&saved);
-        state.saved = saved;
-        state.modified = modified;
+        f(db.as_mut()).map_err(failed)
+    }
+
+    /// Imports an older collector's file: each instance unless the database has it enrolled
+    /// with the same or a later document. Then sets the file aside.
+    fn import(&self, path: &Path) -> Result<(), RegistryError> {
+        let file = |why: String| RegistryError::File {
+            path: path.to_path_buf(),
+            why,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(file(format!("cannot read it ({e})"))),
+        };
+        let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| {
+            file(format!("not the enrolments probe writes ({e}); restore it from a backup, or move it away to enrol every instance anew"))
+        })?;
+        for (instance, record) in &saved.instances {
+            let mut decide = |stored: Option<&Record>| {
+                let newer = stored.is_none_or(|r| {
+                    Document::started_at(&r.pending_time)
+                        < Document::started_at(&record.pending_time)
+                });
+                newer.then(|| record.clone())
+            };
+            self.with(|db| db.change(instance, &mut decide))?;
+        }
+        let kept = path.with_extension("json.imported");
+        std::fs::rename(path, &kept)
+            .and_then(|()| match path.parent() {
+                Some(dir) => std::fs::File::open(dir).and_then(|d| d.sync_all()),
+                None => Ok(()),
+            })
+            .map_err(|e| {
+                file(format!(
+                    "imported, but cannot set it aside as {} ({e}); fix the data directory's permissions",
+                    kept.display()
+                ))
+            })?;
+        eprintln!(
+            "probe collect: imported {} enrolled keys from {} (kept as {})",
+            saved.instances.len(),
+            path.display(),
+            kept.display()
+        );
         Ok(())
     }
-
-    fn reread_if_due(&self) {
-        {
-            let mut state = self.state();
-            if state.checked.elapsed() < REREAD {
-                return;
-            }
-            state.checked = Instant::now();
-        }
-        let modified = stamp(&self.path);
-        if modified == self.state().modified {
-            return;
-        }
-        match read(&self.path) {
-            Ok((saved, modified)) => {
-                let mut state = self.state();
-                state.by_key = index(&saved);
-                state.saved = saved;
-                state.modified = modified;
-            }
-            Err(e) => tracing::warn!("{e}: keeping the enrolments read before"),
-        }
-    }
-
-    fn lock_file(&self) -> Result<std::fs::File, RegistryError> {
-        let err = |e: std::io::Error| RegistryError {
-            path: self.lock.clone(),
-            why: format!("cannot lock it ({e})"),
-        };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock)
-            .map_err(err)?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| err(e.into()))?;
-        Ok(file)
-    }
-}
-
-fn read(path: &Path) -> Result<(Saved, Option<Stamp>), RegistryError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let saved = serde_json::from_slice(&bytes).map_err(|e| RegistryError {
-                path: path.to_path_buf(),
-                why: format!("not the enrolments probe writes ({e}); restore it from a backup, or move it away to enrol every instance anew"),
-            })?;
-            Ok((saved, stamp(path)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Saved::default(), None)),
-        Err(e) => Err(RegistryError {
-            path: path.to_path_buf(),
-            why: format!("cannot read it ({e})"),
-        }),
-    }
-}
-
-fn index(saved: &Saved) -> BTreeMap<String, String> {
-    saved
-        .instances
-        .iter()
-        .filter_map(|(i, r)| Some((r.key_id.clone()?, i.clone())))
-        .collect()
 }
 
 #[cfg(test)]
@@ -325,10 +361,17 @@ mod tests {
         }
     }
 
+    /// A registry on the SQLite database in `dir`, migrated as the store would.
+    fn open(dir: &Path) -> Registry {
+        let database = Database::choose(dir, None).unwrap();
+        drop(database.connect().unwrap());
+        Registry::open(&database, dir).unwrap()
+    }
+
     #[test]
     fn one_key_per_instance_and_never_an_older_document() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
+        let reg = open(dir.path());
         let t1 = doc("i-1", "2026-12-01T09:00:00Z");
         let t2 = doc("i-1", "2026-12-02T09:00:00Z");
         assert_eq!(reg.enrol(&t1, A, "a").unwrap(), Ok(()));
@@ -348,22 +391,25 @@ mod tests {
         ));
         assert!(reg.lookup("a").is_some());
         assert!(reg.lookup("b").is_none());
-        // Kept across a restart.
-        let again = Registry::open(dir.path()).unwrap();
+        // Kept across a restart, with the same secret for the nonces.
+        let again = open(dir.path());
         assert_eq!(again.lookup("a").unwrap().0, "i-1");
+        assert_eq!(again.secret(), reg.secret());
     }
 
     #[test]
     fn forget_frees_the_instance_for_a_new_key_but_not_for_an_old_document() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
+        let reg = open(dir.path());
         let t2 = doc("i-1", "2026-12-02T09:00:00Z");
         reg.enrol(&t2, A, "a").unwrap().unwrap();
-        // `probe collect forget` is another process: another Registry on the same file.
-        let cli = Registry::open(dir.path()).unwrap();
+        // `probe collect forget` is another process: another Registry on the same database.
+        let cli = open(dir.path());
         assert!(cli.forget("i-1").unwrap());
+        assert!(!cli.forget("i-1").unwrap(), "forgotten already");
         assert!(!cli.forget("i-2").unwrap());
-        std::thread::sleep(REREAD + Duration::from_millis(50));
+        assert!(reg.lookup("a").is_some(), "not read yet");
+        reg.refresh().unwrap();
         assert!(
             reg.lookup("a").is_none(),
             "the running collector read the change"
@@ -375,5 +421,58 @@ mod tests {
         ));
         assert_eq!(reg.enrol(&t2, B, "b").unwrap(), Ok(()));
         assert_eq!(reg.lookup("b").unwrap().0, "i-1");
+        cli.refresh().unwrap();
+        assert_eq!(cli.lookup("b").unwrap().0, "i-1", "and the other way");
+    }
+
+    #[test]
+    fn a_nonce_is_spent_once_by_any_registry_on_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, other) = (open(dir.path()), open(dir.path()));
+        let later = super::super::db::millis_of(std::time::SystemTime::now()) + 60_000;
+        assert!(one.spend("n1", later).unwrap());
+        assert!(!other.spend("n1", later).unwrap());
+        assert!(other.spend("n2", later).unwrap());
+        // An expired one is dropped at the next spend: the table does not grow for ever.
+        assert!(one.spend("old", 1).unwrap());
+        assert!(one.spend("n3", later).unwrap());
+        assert!(one.spend("old", 1).unwrap(), "dropped, so new again");
+    }
+
+    #[test]
+    fn an_older_collectors_file_is_imported_once_and_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE);
+        let record = |key: &str, pending: &str| Record {
+            key: Some(key.into()),
+            key_id: Some(key.to_lowercase()),
+            account_id: "123456789012".into(),
+            region: "ap-northeast-2".into(),
+            pending_time: pending.into(),
+            enrolled_at: 1,
+        };
+        let text = serde_json::json!({"instances": {
+            "i-1": record(A, "2026-12-01T09:00:00Z"),
+            "i-2": record(B, "2026-12-01T09:00:00Z"),
+        }});
+        std::fs::write(&file, text.to_string()).unwrap();
+        let reg = open(dir.path());
+        assert_eq!(reg.instances().len(), 2);
+        assert_eq!(reg.lookup(&A.to_lowercase()).unwrap().0, "i-1");
+        assert!(!file.exists());
+        assert!(dir.path().join("identities.json.imported").exists());
+        // A newer enrolment in the database is not undone by a second file's older record.
+        reg.enrol(&doc("i-2", "2026-12-03T09:00:00Z"), B, "c")
+            .unwrap()
+            .unwrap();
+        std::fs::write(&file, text.to_string()).unwrap();
+        let again = open(dir.path());
+        assert_eq!(again.lookup("c").unwrap().0, "i-2");
+        assert!(again.lookup(&B.to_lowercase()).is_none());
+
+        std::fs::write(&file, "{not json").unwrap();
+        let database = Database::choose(dir.path(), None).unwrap();
+        let e = Registry::open(&database, dir.path()).err().unwrap();
+        assert!(e.to_string().contains("move it away"), "{e}");
     }
 }

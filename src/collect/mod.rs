@@ -15,6 +15,7 @@ pub mod identities;
 pub mod limit;
 pub mod listen;
 pub mod metrics;
+pub mod nonce;
 pub mod relay;
 pub mod retention;
 pub mod server;
@@ -63,25 +64,51 @@ pub enum Action {
     Forget {
         /// The instance, as i-0123456789abcdef0.
         instance: String,
-        /// The collector's data directory.
-        #[arg(long, value_name = "DIR", default_value = "probe-data")]
-        data: PathBuf,
+        /// Where the enrolled keys are.
+        #[command(flatten)]
+        store: Stored,
     },
     /// Write every stored report to standard output, one JSON document a line, in the order
     /// they were stored (a backup, or a way out of the database).
     Export {
-        /// The collector's data directory (its SQLite database).
-        #[arg(long, value_name = "DIR", default_value = "probe-data")]
-        data: PathBuf,
-        /// The collector's PostgreSQL database instead.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "PROBE_DATABASE",
-            hide_env_values = true
-        )]
-        database: Option<String>,
+        /// Where the reports are.
+        #[command(flatten)]
+        store: Stored,
     },
+}
+
+/// Where a collector's store is, for the subcommands that read or change it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Stored {
+    /// The collector's data directory (its SQLite database).
+    #[arg(long, value_name = "DIR", default_value = "probe-data")]
+    pub data: PathBuf,
+    /// The collector's PostgreSQL database instead.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PROBE_DATABASE",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+}
+
+impl Stored {
+    /// The database, which must exist already unless `or` (a file of an older collector to
+    /// import) does.
+    fn existing(&self, or: Option<&str>) -> Result<db::Database, Error> {
+        let database = db::Database::choose(&self.data, self.database.as_deref())
+            .map_err(|e| Error::usage(e.to_string()))?;
+        if let db::Database::Sqlite(file) = &database {
+            if !file.exists() && !or.is_some_and(|name| self.data.join(name).exists()) {
+                return Err(Error::usage(format!(
+                    "{}: no database there; is --data right?",
+                    file.display()
+                )));
+            }
+        }
+        Ok(database)
+    }
 }
 
 /// Arguments of `probe collect`.
@@ -218,16 +245,12 @@ pub struct Args {
 /// # Errors
 /// Usage errors (address, token) and environment errors (data directory, port in use).
 pub async fn execute(args: &Args) -> Result<u8, Error> {
-    match &args.action {
-        Some(Action::Forget { instance, data }) => return forget(instance, data),
-        Some(Action::Export { data, database }) => {
-            // The database clients block: off the async threads.
-            let (data, database) = (data.clone(), database.clone());
-            return tokio::task::spawn_blocking(move || export(&data, database.as_deref()))
-                .await
-                .map_err(Error::environment)?;
-        }
-        None => {}
+    if let Some(action) = &args.action {
+        // The database clients block: off the async threads.
+        let action = action.clone();
+        return tokio::task::spawn_blocking(move || act(&action))
+            .await
+            .map_err(Error::environment)?;
     }
     // Before anything is said to be listening: a stop asked from then on is a clean one.
     let stop = crate::stop::requested();
@@ -262,6 +285,10 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
             .await
             .map_err(Error::environment)?
             .map_err(Error::environment)?
+    };
+    let identities = match identities {
+        Some((trust, policy)) => Some(open_identities(trust, policy, &store, &args.data).await?),
+        None => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -325,6 +352,9 @@ async fn serve_until_stopped(
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(relay) = relay {
         tasks.spawn(relay.run());
+    }
+    if let Some(ids) = &app.identities {
+        tasks.spawn(ids.clone().watch());
     }
     if let Some(alerts) = &app.alerts {
         alerts.spawn(&mut tasks);
@@ -397,18 +427,34 @@ fn proofs(args: &Args, addr: SocketAddr, token: bool, identities: bool) -> Resul
     Ok(())
 }
 
-/// `probe collect export`.
-fn export(data: &std::path::Path, database: Option<&str>) -> Result<u8, Error> {
-    use std::io::Write;
-    let database = db::Database::choose(data, database).map_err(|e| Error::usage(e.to_string()))?;
-    if let db::Database::Sqlite(file) = &database {
-        if !file.exists() {
-            return Err(Error::usage(format!(
-                "{}: no database there; is --data right?",
-                file.display()
-            )));
-        }
+/// `probe collect forget` or `probe collect export`. Blocking.
+fn act(action: &Action) -> Result<u8, Error> {
+    match action {
+        Action::Forget { instance, store } => forget(instance, store),
+        Action::Export { store } => export(store),
     }
+}
+
+/// The identities' registry, in the store's database.
+async fn open_identities(
+    trust: crate::identity::Trust,
+    policy: enrol::Policy,
+    store: &store::Store,
+    data: &std::path::Path,
+) -> Result<Arc<enrol::Identities>, Error> {
+    let (database, data) = (store.database().clone(), data.to_path_buf());
+    let registry =
+        tokio::task::spawn_blocking(move || identities::Registry::open(&database, &data))
+            .await
+            .map_err(Error::environment)?
+            .map_err(Error::environment)?;
+    Ok(Arc::new(enrol::Identities::new(trust, policy, registry)))
+}
+
+/// `probe collect export`.
+fn export(stored: &Stored) -> Result<u8, Error> {
+    use std::io::Write;
+    let database = stored.existing(None)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = None;
     store::each(&database, &mut |entry| {
@@ -429,8 +475,18 @@ fn export(data: &std::path::Path, database: Option<&str>) -> Result<u8, Error> {
 }
 
 /// `probe collect forget`.
-fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
-    let registry = identities::Registry::open(data).map_err(Error::environment)?;
+fn forget(instance: &str, stored: &Stored) -> Result<u8, Error> {
+    let database = stored.existing(Some(identities::FILE))?;
+    // Brought to this probe's version first, as the collector's start would.
+    let migrated = database.connect().map_err(|source| {
+        Error::environment(identities::RegistryError::Db {
+            what: database.to_string(),
+            source,
+        })
+    })?;
+    drop(migrated);
+    let registry =
+        identities::Registry::open(&database, &stored.data).map_err(Error::environment)?;
     if registry.forget(instance).map_err(Error::environment)? {
         eprintln!(
             "probe collect: forgot the key of {instance}; its agent enrols a new one on its next report"
@@ -439,9 +495,8 @@ fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
     }
     let known: Vec<String> = registry.instances().into_keys().collect();
     Err(Error::usage(format!(
-        "{}: no key enrolled for it in {}{}",
+        "{}: no key enrolled for it in {database}{}",
         crate::terminal::safe(instance),
-        data.display(),
         if known.is_empty() {
             String::from(" (no instance is enrolled there: is --data right?)")
         } else {
@@ -450,9 +505,10 @@ fn forget(instance: &str, data: &std::path::Path) -> Result<u8, Error> {
     )))
 }
 
-/// Instance identities, when accepted: a collector's (`--allow-account`), or a relay's, which
-/// passes enrolments on and keeps what its collector accepted.
-fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
+/// Instance identities' trust and policy, when accepted: a collector's (`--allow-account`),
+/// or a relay's, which passes enrolments on and keeps what its collector accepted. Their
+/// registry is opened in the store's database once the store is.
+fn identities(args: &Args) -> Result<Option<(crate::identity::Trust, enrol::Policy)>, Error> {
     if args.allow_accounts.is_empty() && args.forward.is_none() {
         if !(args.allow_regions.is_empty()
             && args.allow_vpcs.is_empty()
@@ -489,22 +545,12 @@ fn identities(args: &Args) -> Result<Option<Arc<enrol::Identities>>, Error> {
     }
     let trust =
         crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.into()))?;
-    std::fs::create_dir_all(&args.data).map_err(|e| {
-        Error::io(
-            format!("--data {}: cannot create it", args.data.display()),
-            e,
-            Some("give a directory this user may write"),
-        )
-    })?;
-    let registry = identities::Registry::open(&args.data).map_err(Error::environment)?;
     let policy = enrol::Policy {
         accounts: args.allow_accounts.clone(),
         regions: args.allow_regions.clone(),
         vpcs: args.allow_vpcs.clone(),
     };
-    Ok(Some(Arc::new(enrol::Identities::new(
-        trust, policy, registry,
-    ))))
+    Ok(Some((trust, policy)))
 }
 
 /// Starts the alerts' cells where they stood at the stop, and writes what was due then.

@@ -18,7 +18,7 @@ pub const NONCE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// The collector's answer to GET /v1/enrol.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Challenge {
-    /// Fresh, single use, base64 of 32 random bytes.
+    /// Fresh and single use; opaque to the agent (base64url, at most 128 characters).
     pub nonce: String,
     /// Seconds it stays valid.
     pub expires_in: u64,

@@ -2,8 +2,9 @@
 //! transaction with its row in `schema_migrations`. A migration is never edited once
 //! released; a change to the schema is a new entry, written for both engines.
 
-/// The migrations (1: the reports and cells; 2: the alerts' verdicts told and outboxes),
-/// written once for both engines: `{seq}` stands for the type of a column
+/// The migrations (1: the reports and cells; 2: the alerts' verdicts told and outboxes; 3:
+/// the enrolled keys, the nonces spent and the secret nonces are made with), written once
+/// for both engines: `{seq}` stands for the type of a column
 /// that numbers rows in the order they are stored ([`SQLITE_SEQ`], [`POSTGRES_SEQ`]). Both
 /// engines read BIGINT as a 64-bit integer.
 pub const ALL: &[&str] = &[
@@ -44,6 +45,23 @@ CREATE TABLE alert_outbox (
     lease_ms BIGINT NOT NULL
 );
 CREATE INDEX alert_outbox_destination ON alert_outbox (destination, seq);
+",
+    "
+CREATE TABLE identities (
+    instance TEXT PRIMARY KEY,
+    key TEXT,
+    key_id TEXT,
+    account_id TEXT NOT NULL,
+    region TEXT NOT NULL,
+    pending_time TEXT NOT NULL,
+    enrolled_at BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX identities_version ON identities (version);
+CREATE TABLE enrol_spent (nonce TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);
+CREATE INDEX enrol_spent_expires ON enrol_spent (expires_ms);
+CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO counters (name, value) VALUES ('identities', 0);
 ",
 ];
 

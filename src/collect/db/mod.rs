@@ -6,9 +6,11 @@
 //! Every report is a row keyed by its id, so a resent report is stored once whichever
 //! collector it reaches; `cells` holds the newest report of each instance and target, which
 //! retention keeps and the dashboard starts from. The alerts keep what each cell was told and
-//! their outboxes in the same database ([`outbox`]).
+//! their outboxes in the same database ([`outbox`]), and the instance identities their keys
+//! and nonces ([`keys`]).
 
 pub mod import;
+pub mod keys;
 pub mod migrations;
 pub mod outbox;
 mod postgres;
@@ -231,6 +233,19 @@ impl Database {
         self.open(
             false,
             |s| Box::new(s) as Box<dyn outbox::Outbox>,
+            |p| Box::new(p),
+        )
+    }
+
+    /// Opens a further connection for the instance identities ([`keys`]), as
+    /// [`Database::attach`].
+    ///
+    /// # Errors
+    /// When the database cannot be reached or opened.
+    pub fn keys(&self) -> Result<Box<dyn keys::Keys>, DbError> {
+        self.open(
+            false,
+            |s| Box::new(s) as Box<dyn keys::Keys>,
             |p| Box::new(p),
         )
     }
