@@ -5,6 +5,9 @@
 use crate::model::{Report, SCHEMA};
 use serde_json::Value;
 
+/// A document's top-level fields, each as its text, in order.
+type Fields = indexmap::IndexMap<String, Box<serde_json::value::RawValue>>;
+
 /// A validated report and its document.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -32,7 +35,7 @@ impl Entry {
         let text = std::str::from_utf8(bytes.trim_ascii()).map_err(Invalid::Utf8)?;
         // JSON strings cannot hold a raw line break, so one is whitespace between tokens:
         // only a pretty-printed document needs rewriting to fit on one line.
-        let doc = if text.contains(['\n', '\r']) {
+        let doc = if text.bytes().any(|b| b == b'\n' || b == b'\r') {
             let value: Value = serde_json::from_str(text).map_err(Invalid::Json)?;
             value.to_string()
         } else {
@@ -67,14 +70,16 @@ impl Entry {
     /// Records how the collector authenticated the report, replacing whatever the agent's
     /// document said there.
     pub fn set_authenticated(&mut self, how: crate::model::Authenticated) {
-        // Only this field changes: one pass over the document (every report takes it, so
-        // it counts in the collector's throughput), not a full overlay.
-        let typed = serde_json::to_value(&how);
+        // Only this field changes, and every report takes it (it counts in the collector's
+        // throughput): the top-level fields are read as their text, not parsed into a tree,
+        // and written back as they came, in their order.
+        let typed = serde_json::value::to_raw_value(&how);
         self.report.authenticated = Some(how);
-        if let (Ok(mut doc), Ok(typed)) = (serde_json::from_str::<Value>(&self.doc), typed) {
-            if let Some(map) = doc.as_object_mut() {
-                map.insert("authenticated".into(), typed);
-                self.doc = doc.to_string();
+        let fields = serde_json::from_str::<Fields>(&self.doc);
+        if let (Ok(mut fields), Ok(typed)) = (fields, typed) {
+            fields.insert("authenticated".into(), typed);
+            if let Ok(doc) = serde_json::to_string(&fields) {
+                self.doc = doc;
             }
         }
     }
@@ -248,6 +253,39 @@ mod tests {
         assert_eq!(back["targets"][0]["addresses"][0]["future_stage"], "ok");
         assert_eq!(back["targets"][0]["verdict"]["reason"], "relabelled");
         assert_eq!(back["id"], doc["id"]);
+    }
+
+    #[test]
+    fn the_collectors_authentication_replaces_the_agents_and_keeps_the_rest_as_sent() {
+        let mut doc: Value = serde_json::from_str(REPORT).unwrap();
+        doc["authenticated"] =
+            serde_json::json!({"method": "aws-identity", "instance_id": "i-forged"});
+        // A field as a newer agent might write it: its text kept, not parsed and rewritten.
+        let future = r#""from_the_future":{"b":[1,2.50,"\u00e9\"}"],"a":null}"#;
+        let sent = format!("{{{future},{}", &doc.to_string()[1..]);
+        let mut entry = Entry::parse(sent.as_bytes()).unwrap();
+        entry.set_authenticated(crate::model::Authenticated {
+            method: crate::model::AuthMethod::Token,
+            instance_id: None,
+            account_id: None,
+            key_id: None,
+        });
+        let back: Value = serde_json::from_str(entry.doc()).unwrap();
+        assert_eq!(back["authenticated"]["method"], "token");
+        assert!(back["authenticated"]["instance_id"].is_null());
+        assert_eq!(entry.doc().matches("\"authenticated\"").count(), 1);
+        let sent: Value = serde_json::from_str(&sent).unwrap();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&back), keys(&sent), "every field, in its place");
+        assert!(
+            entry.doc().starts_with(&format!("{{{future},")),
+            "{}",
+            entry.doc()
+        );
+        assert_eq!(
+            entry.report.authenticated.as_ref().map(|a| a.method),
+            Some(crate::model::AuthMethod::Token)
+        );
     }
 
     #[test]

@@ -2,12 +2,18 @@
 //! is on disk when it returns.
 
 use super::migrations::{
-    self, AFTER, CELL, COUNT, COUNTED, DOC, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SEQS, SIZE,
-    TAIL,
+    self, AFTER, CELL, COUNT, COUNTED, DOC, HISTORY, NEWEST, OLDER, OLDEST, SEQS, SIZE, TAIL,
 };
 use super::{DbError, Engine, Row};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::path::Path;
+
+/// [`migrations::REPORT`] without its `RETURNING`, whose rows SQLite makes as a trigger's:
+/// with it, every insert of a transaction of many kept a statement journal (a copy of each
+/// page it changed, in memory, allocated and freed each time). The new row's number is the
+/// connection's last rowid.
+const REPORT: &str = "INSERT INTO reports (id, instance, at_ms, bytes, doc)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
 
 /// One connection to the file.
 pub struct Sqlite {
@@ -97,12 +103,9 @@ impl Engine for Sqlite {
             let mut report = tx.prepare_cached(REPORT)?;
             for row in rows {
                 let bytes = i64::try_from(row.doc.len()).unwrap_or(i64::MAX);
-                let seq: Option<i64> = report
-                    .query_row(
-                        params![row.id, row.instance, row.at_ms, bytes, row.doc],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let new =
+                    report.execute(params![row.id, row.instance, row.at_ms, bytes, row.doc])? == 1;
+                let seq = new.then(|| tx.last_insert_rowid());
                 if let Some(seq) = seq {
                     cells.extend(
                         row.targets
