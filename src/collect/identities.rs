@@ -78,6 +78,17 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// `database` failed, as `source` says.
+    #[must_use]
+    pub fn db(database: &Database, source: DbError) -> Self {
+        Self::Db {
+            what: database.to_string(),
+            source,
+        }
+    }
+}
+
 /// The registry: a connection to the database, and the enrolments as last read.
 pub struct Registry {
     database: Database,
@@ -119,10 +130,7 @@ impl Registry {
     /// A database that cannot be reached or read, or an older file that cannot be read.
     pub fn open(database: &Database, data: &Path) -> Result<Self, RegistryError> {
         use base64::Engine as _;
-        let failed = |source| RegistryError::Db {
-            what: database.to_string(),
-            source,
-        };
+        let failed = |source| RegistryError::db(database, source);
         let mut db = database.keys().map_err(failed)?;
         let mut fresh = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh).map_err(
@@ -282,10 +290,7 @@ impl Registry {
         &self,
         f: impl FnOnce(&mut dyn Keys) -> Result<T, DbError>,
     ) -> Result<T, RegistryError> {
-        let failed = |source| RegistryError::Db {
-            what: self.database.to_string(),
-            source,
-        };
+        let failed = |source| RegistryError::db(&self.database, source);
         let mut db = self
             .db
             .lock()

@@ -149,14 +149,14 @@ pub struct Args {
     #[arg(long, value_name = "WHICH", value_enum, default_value_t = Require::Either)]
     pub require: Require,
 
-    /// Directory of the collector's files: its SQLite database (unless --database), its
-    /// enrolled keys and a relay's queue.
+    /// Directory of the collector's files: its SQLite database (unless --database) and a
+    /// relay's queue.
     #[arg(long, value_name = "DIR", default_value = "probe-data")]
     pub data: PathBuf,
 
-    /// Keep reports in this PostgreSQL database, which several collectors may share
-    /// (postgres://USER:PASSWORD@HOST:PORT/NAME; best given in PROBE_DATABASE, which `ps`
-    /// does not show) [default: SQLite in --data].
+    /// Keep reports and enrolled keys in this PostgreSQL database, which several collectors
+    /// may share (postgres://USER:PASSWORD@HOST:PORT/NAME; best given in PROBE_DATABASE,
+    /// which `ps` does not show) [default: SQLite in --data].
     #[arg(
         long,
         value_name = "URL",
@@ -478,12 +478,9 @@ fn export(stored: &Stored) -> Result<u8, Error> {
 fn forget(instance: &str, stored: &Stored) -> Result<u8, Error> {
     let database = stored.existing(Some(identities::FILE))?;
     // Brought to this probe's version first, as the collector's start would.
-    let migrated = database.connect().map_err(|source| {
-        Error::environment(identities::RegistryError::Db {
-            what: database.to_string(),
-            source,
-        })
-    })?;
+    let migrated = database
+        .connect()
+        .map_err(|source| Error::environment(identities::RegistryError::db(&database, source)))?;
     drop(migrated);
     let registry =
         identities::Registry::open(&database, &stored.data).map_err(Error::environment)?;
