@@ -175,14 +175,112 @@ fn postgres_keeps_the_contract() {
     assert!(matches!(err, DbError::Newer { found: 99, .. }), "{err}");
 }
 
+/// How many of the server's sessions named `probe collect` run over TLS, and how many not.
+fn sessions(admin: &mut postgres::Client) -> (i64, i64) {
+    let row = admin
+        .query_one(
+            "SELECT COUNT(*) FILTER (WHERE s.ssl), COUNT(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'probe collect'",
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[test]
+fn postgres_over_tls_checks_what_the_url_asks() {
+    if !Postgres::available("postgres-tls") {
+        return;
+    }
+    let pki = support::servers::Pki::new();
+    let leaf = pki.leaf(&["127.0.0.1"]);
+    let pg = Postgres::start_tls(&leaf.pem.0, &leaf.pem.1);
+    let base = pg.database("tls");
+    let mut admin = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let ca = pki.ca_file.display().to_string();
+    let open = |query: &str| {
+        let url = format!("{base}?{query}");
+        Database::choose(Path::new("unused"), Some(&url))
+            .unwrap()
+            .connect()
+    };
+
+    // The CA and the host name checked: the contract holds, over TLS.
+    let url = format!("{base}?sslmode=verify-full&sslrootcert={ca}");
+    let database = Database::choose(Path::new("unused"), Some(&url)).unwrap();
+    contract(&database);
+    let held = database.connect().unwrap();
+    assert_eq!(sessions(&mut admin), (1, 0), "verify-full");
+    drop(held);
+
+    // Each mode, by what the server sees.
+    for (query, want) in [
+        ("sslmode=disable", (0, 1)),
+        ("", (1, 0)),
+        ("sslmode=require", (1, 0)),
+        (
+            &format!("sslmode=verify-ca&sslrootcert={ca}") as &str,
+            (1, 0),
+        ),
+    ] {
+        let held = open(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        assert_eq!(sessions(&mut admin), want, "{query}");
+        drop(held);
+    }
+
+    // A certificate no trusted CA signed: refused where the URL asks for a check, with the
+    // fix; accepted where libpq accepts it too (require without a CA file).
+    let other = support::servers::Pki::new();
+    let stranger = other.ca_file.display().to_string();
+    for query in [
+        format!("sslmode=verify-ca&sslrootcert={stranger}"),
+        format!("sslmode=require&sslrootcert={stranger}"),
+        "sslmode=verify-full".to_string(),
+    ] {
+        let e = open(&query)
+            .err()
+            .unwrap_or_else(|| panic!("{query} accepted"))
+            .to_string();
+        assert!(
+            e.contains("invalid peer certificate") && e.contains("sslrootcert=FILE"),
+            "{query}: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    // The CA right, the name not: verify-full refuses, verify-ca does not look.
+    let by_name = base.replace("127.0.0.1", "localhost");
+    let e = Database::choose(
+        Path::new("unused"),
+        Some(&format!("{by_name}?sslmode=verify-full&sslrootcert={ca}")),
+    )
+    .unwrap()
+    .connect()
+    .err()
+    .expect("a certificate for 127.0.0.1 reached as localhost");
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+    Database::choose(
+        Path::new("unused"),
+        Some(&format!("{by_name}?sslmode=verify-ca&sslrootcert={ca}")),
+    )
+    .unwrap()
+    .connect()
+    .unwrap();
+}
+
 #[test]
 fn a_bad_database_url_is_one_line_without_its_password() {
     let dir = tempfile::tempdir().unwrap();
     for (url, want) in [
         ("mysql://probe:s3cret@db/probe", "not a PostgreSQL URL"),
         (
-            "postgres://probe:s3cret@db/probe?sslmode=require",
-            "without TLS",
+            "postgres://probe:s3cret@db/probe?sslmode=allow",
+            "sslmode=allow: give disable, prefer, require, verify-ca or verify-full",
+        ),
+        (
+            "postgres://probe:s3cret@db/probe?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            "cannot read CA file /nonexistent/ca.pem",
         ),
         (
             "postgres://probe:s3cret@127.0.0.1:1/probe",
@@ -439,11 +537,15 @@ fn a_collector_outlives_a_postgres_restart() {
 
 /// A PostgreSQL server of the test's own, and collectors sharing a database on it.
 struct Shared {
+    /// The database, for the test's own client (without TLS).
     url: String,
+    /// The database as the collectors reach it: over TLS, the certificate checked.
+    tls_url: String,
     dir: tempfile::TempDir,
     token: std::path::PathBuf,
     // Last: stopped once the collectors are.
     _pg: Postgres,
+    _pki: support::servers::Pki,
 }
 
 impl Shared {
@@ -452,13 +554,21 @@ impl Shared {
         if !Postgres::available(test) {
             return None;
         }
-        let pg = Postgres::start();
+        let pki = support::servers::Pki::new();
+        let leaf = pki.leaf(&["127.0.0.1"]);
+        let pg = Postgres::start_tls(&leaf.pem.0, &leaf.pem.1);
         let dir = tempfile::tempdir().unwrap();
+        let url = pg.database("shared");
         Some(Self {
-            url: pg.database("shared"),
+            tls_url: format!(
+                "{url}?sslmode=verify-full&sslrootcert={}",
+                pki.ca_file.display()
+            ),
+            url,
             token: token_file(dir.path()),
             dir,
             _pg: pg,
+            _pki: pki,
         })
     }
 
@@ -468,20 +578,21 @@ impl Shared {
             &self.dir.path().join(name),
             &self.token,
             "127.0.0.1:0",
-            &["--database", &self.url, "--rate-limit", "0"],
+            &["--database", &self.tls_url, "--rate-limit", "0"],
         )
     }
 }
 
-/// Several collectors behind a load balancer share one PostgreSQL store: a report posted to
-/// one shows on the other, a resend to the other is stored once, and neither holds reports
-/// of its own (a third, started later, shows them all).
+/// Several collectors behind a load balancer share one PostgreSQL store, reached over TLS
+/// with the server's certificate checked: a report posted to one shows on the other, a
+/// resend to the other is stored once, and neither holds reports of its own (a third, started
+/// later, shows them all; `export` reads them).
 #[test]
 fn collectors_sharing_postgres_show_every_report_and_store_each_once() {
     let Some(shared) = Shared::new("postgres-shared") else {
         return;
     };
-    let (url, dir) = (&shared.url, shared.dir.path());
+    let (url, dir) = (&shared.tls_url, shared.dir.path());
     let start = |name: &str| shared.start(name);
     let (a, b) = (start("a"), start("b"));
     let (status, _) = post_signed(&a.url, &sample_report("shared-1"));

@@ -31,10 +31,25 @@ impl Trust {
     /// # Errors
     /// A one-line message naming the file that cannot be read or holds no certificate.
     pub fn new(extra: &[PathBuf]) -> Result<Self, TrustError> {
+        Self::from_files(true, extra, "--ca-file or SSL_CERT_FILE")
+    }
+
+    /// The standard web roots when `web`, and every PEM file in `files`, which the
+    /// setting `given` names (for the error that says which to mend).
+    ///
+    /// # Errors
+    /// As [`Trust::new`].
+    pub fn from_files(
+        web: bool,
+        files: &[PathBuf],
+        given: &'static str,
+    ) -> Result<Self, TrustError> {
         let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for path in extra {
-            add_pem(&mut roots, path)?;
+        if web {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        for path in files {
+            add_pem(&mut roots, path, given)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
@@ -46,6 +61,18 @@ impl Trust {
 }
 
 impl Trust {
+    /// The certificate verifier of these roots.
+    #[must_use]
+    pub fn verifier(&self) -> Arc<WebPkiServerVerifier> {
+        self.verifier.clone()
+    }
+
+    /// The cryptography every handshake uses.
+    #[must_use]
+    pub fn provider(&self) -> Arc<CryptoProvider> {
+        self.provider.clone()
+    }
+
     /// A client configuration with these roots, for HTTPS clients (the collector's URL).
     #[must_use]
     pub fn client_config(&self) -> ClientConfig {
@@ -69,10 +96,12 @@ impl Trust {
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
     /// The file cannot be read.
-    #[error("cannot read CA file {}: {source}; check the path given to --ca-file or SSL_CERT_FILE", path.display())]
+    #[error("cannot read CA file {}: {source}; check the path given to {given}", path.display())]
     Unreadable {
         /// The CA file.
         path: PathBuf,
+        /// The setting that named it.
+        given: &'static str,
         /// Why.
         source: std::io::Error,
     },
@@ -100,9 +129,10 @@ pub enum TrustError {
     Verifier(String),
 }
 
-fn add_pem(roots: &mut RootCertStore, path: &Path) -> Result<(), TrustError> {
+fn add_pem(roots: &mut RootCertStore, path: &Path, given: &'static str) -> Result<(), TrustError> {
     let data = std::fs::read(path).map_err(|source| TrustError::Unreadable {
         path: path.into(),
+        given,
         source,
     })?;
     let mut added = 0;

@@ -15,6 +15,7 @@ pub mod migrations;
 pub mod outbox;
 mod postgres;
 mod sqlite;
+mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,14 @@ pub enum DbError {
         "--database {0}: not a PostgreSQL URL; give postgres://USER:PASSWORD@HOST:PORT/NAME (or leave it out for SQLite in --data)"
     )]
     Url(String),
+    /// The URL's TLS settings (`sslmode`, `sslrootcert`) cannot be followed.
+    #[error("--database {what}: {detail}")]
+    Tls {
+        /// Which database.
+        what: String,
+        /// What is wrong, and the fix.
+        detail: String,
+    },
     /// A report log to import cannot be read or set aside.
     #[error("cannot import {}: {source}", path.display())]
     Import {
@@ -78,8 +87,8 @@ impl From<::postgres::Error> for DbError {
 pub enum Database {
     /// SQLite: the file.
     Sqlite(PathBuf),
-    /// PostgreSQL: the connection's settings, and how it is shown (without a password).
-    Postgres(Box<::postgres::Config>, String),
+    /// PostgreSQL: the connection's settings.
+    Postgres(Box<postgres::Target>),
 }
 
 /// One report as stored.
@@ -263,9 +272,7 @@ impl Database {
                 &self.to_string(),
                 migrate,
             )?)),
-            Self::Postgres(config, shown) => {
-                Ok(postgres(postgres::Postgres::open(config, shown, migrate)?))
-            }
+            Self::Postgres(target) => Ok(postgres(postgres::Postgres::open(target, migrate)?)),
         }
     }
 
@@ -280,7 +287,7 @@ impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sqlite(path) => write!(f, "{}", path.display()),
-            Self::Postgres(_, shown) => f.write_str(shown),
+            Self::Postgres(target) => write!(f, "{} ({})", target.shown, target.checked),
         }
     }
 }

@@ -5,8 +5,11 @@ use super::migrations::{
     self, AFTER, CELL, COUNT, COUNTED, DOCS, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SEQS, SIZE,
     TAIL,
 };
+use super::tls;
 use super::{Database, DbError, Engine, Row};
 use postgres::{Client, Config, NoTls};
+use rustls::ClientConfig;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Any number the collectors agree on: the lock their migrations take.
@@ -17,24 +20,27 @@ pub struct Postgres {
     pub(super) client: Client,
 }
 
+/// Where a PostgreSQL database is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    config: Config,
+    /// The TLS configuration; none when the URL turns TLS off.
+    tls: Option<Arc<ClientConfig>>,
+    /// How it is shown: `postgres://USER@HOST:PORT/NAME`, without a password.
+    pub shown: String,
+    /// What TLS checks, said beside it.
+    pub checked: &'static str,
+}
+
 /// `url` as connection settings; a password is never shown.
 pub fn config(url: &str) -> Result<Database, DbError> {
     let bad = || DbError::Url(crate::terminal::safe(&redact(url)).into_owned());
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad());
     }
-    let mut config: Config = url.parse().map_err(|_| bad())?;
-    if !matches!(
-        config.get_ssl_mode(),
-        postgres::config::SslMode::Disable | postgres::config::SslMode::Prefer
-    ) {
-        return Err(DbError::Open {
-            what: shown(&config),
-            detail: "the URL's sslmode asks for TLS; this probe speaks to PostgreSQL without TLS"
-                .into(),
-            fix: "reach the database over loopback or a private link with sslmode=disable",
-        });
-    }
+    let (rest, wanted) = tls::split(url, &|| crate::terminal::safe(&redact(url)).into_owned())?;
+    let mut config: Config = rest.parse().map_err(|_| bad())?;
+    config.ssl_mode(wanted.ssl_mode());
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
@@ -42,7 +48,13 @@ pub fn config(url: &str) -> Result<Database, DbError> {
     config.options("-c statement_timeout=30000 -c idle_in_transaction_session_timeout=30000");
     config.application_name("probe collect");
     let shown = shown(&config);
-    Ok(Database::Postgres(Box::new(config), shown))
+    let tls = wanted.client(&shown)?;
+    Ok(Database::Postgres(Box::new(Target {
+        config,
+        tls,
+        shown,
+        checked: wanted.describe(),
+    })))
 }
 
 /// `url` with what stands before an `@` (a user and password) starred out.
@@ -83,15 +95,33 @@ pub fn describe(e: &postgres::Error) -> String {
 
 impl Postgres {
     /// Connects, and brings the tables to this probe's version when `migrate` asks.
-    pub fn open(config: &Config, what: &str, migrate: bool) -> Result<Self, DbError> {
-        let client = config.connect(NoTls).map_err(|e| DbError::Open {
-            what: what.to_string(),
-            detail: describe(&e),
-            fix: "check that the server runs, the URL, and that the user may connect",
+    pub fn open(target: &Target, migrate: bool) -> Result<Self, DbError> {
+        let connected = match &target.tls {
+            None => target.config.connect(NoTls),
+            Some(tls) => target
+                .config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    (**tls).clone(),
+                )),
+        };
+        let client = connected.map_err(|e| {
+            let refusal = tls::refusal(&e);
+            DbError::Open {
+                what: format!("{} ({})", target.shown, target.checked),
+                detail: match refusal {
+                    Some(why) => format!("{}: {why}", describe(&e)),
+                    None => describe(&e),
+                },
+                fix: if refusal.is_some() {
+                    "give the CA that signed the server's certificate as sslrootcert=FILE in the URL (on RDS, its global-bundle.pem), or name the host the certificate names"
+                } else {
+                    "check that the server runs, the URL, and that the user may connect"
+                },
+            }
         })?;
         let mut db = Self { client };
         if migrate {
-            db.migrate(what)?;
+            db.migrate(&target.shown)?;
         }
         Ok(db)
     }
