@@ -29,10 +29,10 @@ impl Error {
         })
     }
 
-    /// A usage error the command line's own checks found (`message` names the fix).
+    /// The usage error `e` (a command's own error type).
     #[must_use]
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self::Usage(crate::Usage::Line(message.into()))
+    pub fn usage(e: impl Into<crate::Usage>) -> Self {
+        Self::Usage(e.into())
     }
 }
 

@@ -36,10 +36,12 @@ use error::Error;
 /// rendered by `main` as one line with exit code 2.
 #[derive(Debug, thiserror::Error)]
 pub enum Usage {
-    /// The command line's own checks (an option's value, options that do not go together,
-    /// a target): the message names the option and the fix.
-    #[error("{0}")]
-    Line(String),
+    /// The metadata service's endpoint in the environment.
+    #[error(transparent)]
+    Endpoint(#[from] context::BadEndpoint),
+    /// `probe check`'s command line.
+    #[error(transparent)]
+    Check(#[from] check::plan::PlanError),
     /// A token file.
     #[error(transparent)]
     Token(#[from] auth::TokenError),
@@ -63,18 +65,21 @@ pub enum Usage {
         /// The flag of the spool (`--spool`, `--data`).
         spool: &'static str,
     },
+    /// `probe collect`'s command line.
+    #[error(transparent)]
+    Collect(#[from] collect::CollectError),
     /// An alert destination (`--alert`).
     #[error(transparent)]
     Alert(#[from] collect::alerts::AlertError),
     /// The collector's certificate and key (`--tls-cert`, `--tls-key`).
     #[error(transparent)]
     Tls(#[from] collect::listen::TlsSetupError),
-    /// UserData that could not be run safely.
+    /// `probe userdata`'s command line and the files it embeds.
     #[error(transparent)]
-    UserData(#[from] userdata::render::Unsafe),
-    /// The check command line a service would run.
+    UserData(#[from] userdata::UserDataError),
+    /// `probe install`'s command line.
     #[error(transparent)]
-    Service(#[from] install::unit::Refusal),
+    Install(#[from] install::InstallError),
 }
 
 /// Why the machine cannot run a command (a file, a port, a program, a service it needs), by

@@ -19,8 +19,79 @@ pub enum TargetError {
         /// The target as given.
         input: String,
         /// What is wrong, with the fix.
-        why: String,
+        why: Flaw,
     },
+}
+
+/// What is wrong with a target, each with the form expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Flaw {
+    /// Several words in one argument.
+    #[error("contains white space; give one host, host:port or URL per argument")]
+    WhiteSpace,
+    /// A service name with no region known.
+    #[error(
+        "is an AWS service name and needs a region: pass --region (as --region ap-northeast-2) or set AWS_REGION"
+    )]
+    NeedsRegion,
+    /// A scheme probe does not speak.
+    #[error("unknown scheme {0:?}; use https://, http://, tls:// or tcp://")]
+    Scheme(String),
+    /// `host/path` without a scheme.
+    #[error("has a path but no scheme; write it as a URL such as https://host/path")]
+    PathWithoutScheme,
+    /// `user@host`.
+    #[error("carries credentials (user@); probe sends none, remove them")]
+    Credentials,
+    /// No host.
+    #[error("has no host")]
+    NoHost,
+    /// `[2001:db8::1` without its `]`.
+    #[error("has an unclosed '[': write an IPv6 address as [2001:db8::1]:443")]
+    UnclosedBracket,
+    /// Text after `]` that is not a port.
+    #[error("has text after ']'")]
+    AfterBracket,
+    /// A port that is no number.
+    #[error("port {0:?} is not a number from 1 to 65535")]
+    PortNotNumber(String),
+    /// Port 0.
+    #[error("port 0 cannot be connected to; use a port from 1 to 65535")]
+    PortZero,
+    /// A port over 65535.
+    #[error("port {0} is over 65535")]
+    PortTooLarge(String),
+    /// A host with a colon that is no IPv6 address.
+    #[error("{0:?} is not a valid IPv6 address")]
+    Ipv6(String),
+    /// A host name over 253 characters.
+    #[error("host name is longer than 253 characters")]
+    HostTooLong,
+    /// Two dots in a row.
+    #[error("host name has an empty label (two dots in a row)")]
+    EmptyLabel,
+    /// A label over 63 characters.
+    #[error("label {0:?} is longer than 63 characters")]
+    LabelTooLong(String),
+    /// A character no host name holds.
+    #[error(
+        "label {label:?} has the character {character:?}; only letters, digits and '-' are allowed"
+    )]
+    LabelCharacter {
+        /// The label.
+        label: String,
+        /// The character.
+        character: char,
+    },
+    /// A label starting or ending with `-`.
+    #[error("label {0:?} starts or ends with '-'")]
+    LabelHyphen(String),
+    /// `tcp://host` without a port.
+    #[error("tcp:// needs a port, as in tcp://host:5432")]
+    TcpNeedsPort,
+    /// A path character HTTP cannot carry as is.
+    #[error("path has the character {0:?}; percent-encode it")]
+    PathCharacter(char),
 }
 
 /// A validated target: everything needed to check it.
@@ -95,26 +166,22 @@ pub fn aws_suffix(region: &str) -> &'static str {
 /// # Errors
 /// A one-line message naming the target, what is wrong and the expected form.
 pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
-    let bad = |why: &str| TargetError::Invalid {
+    let bad = |why: Flaw| TargetError::Invalid {
         input: input.to_string(),
-        why: why.to_string(),
+        why,
     };
     if input.trim().is_empty() {
         return Err(TargetError::Empty);
     }
     if input.chars().any(char::is_whitespace) {
-        return Err(bad(
-            "contains white space; give one host, host:port or URL per argument",
-        ));
+        return Err(bad(Flaw::WhiteSpace));
     }
     if needs(input) == Needs::Region {
         let Some(region) = region else {
-            return Err(bad(
-                "is an AWS service name and needs a region: pass --region (as --region ap-northeast-2) or set AWS_REGION",
-            ));
+            return Err(bad(Flaw::NeedsRegion));
         };
         let name = input.to_ascii_lowercase();
-        validate_label(&name).map_err(|why| bad(&why))?;
+        validate_label(&name).map_err(bad)?;
         return Ok(Target {
             input: input.to_string(),
             host: format!("{name}.{region}.{}", aws_suffix(region)),
@@ -125,11 +192,7 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
     }
     let (scheme, rest) = match input.split_once("://") {
         Some((s, rest)) => {
-            let scheme = Scheme::parse(s).ok_or_else(|| {
-                bad(&format!(
-                    "unknown scheme {s:?}; use https://, http://, tls:// or tcp://"
-                ))
-            })?;
+            let scheme = Scheme::parse(s).ok_or_else(|| bad(Flaw::Scheme(s.to_string())))?;
             (Some(scheme), rest)
         }
         None => (None, input),
@@ -137,17 +200,13 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
     let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(split);
     if scheme.is_none() && !tail.is_empty() {
-        return Err(bad(
-            "has a path but no scheme; write it as a URL such as https://host/path",
-        ));
+        return Err(bad(Flaw::PathWithoutScheme));
     }
     if authority.contains('@') {
-        return Err(bad(
-            "carries credentials (user@); probe sends none, remove them",
-        ));
+        return Err(bad(Flaw::Credentials));
     }
-    let (host, port) = split_host_port(authority).map_err(|why| bad(&why))?;
-    validate_host(&host).map_err(|why| bad(&why))?;
+    let (host, port) = split_host_port(authority).map_err(bad)?;
+    validate_host(&host).map_err(bad)?;
     let scheme = match (scheme, port) {
         (Some(s), _) => s,
         (None, None | Some(443)) => Scheme::Https,
@@ -155,7 +214,7 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
         (None, Some(_)) => Scheme::Tcp,
     };
     let Some(port) = port.or(scheme.default_port()) else {
-        return Err(bad("tcp:// needs a port, as in tcp://host:5432"));
+        return Err(bad(Flaw::TcpNeedsPort));
     };
     let path = match tail.split('#').next().unwrap_or_default() {
         "" => "/".to_string(),
@@ -164,9 +223,7 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
     };
     if scheme.uses_http() {
         if let Some(c) = path.chars().find(|c| c.is_control() || !c.is_ascii()) {
-            return Err(bad(&format!(
-                "path has the character {c:?}; percent-encode it"
-            )));
+            return Err(bad(Flaw::PathCharacter(c)));
         }
     }
     Ok(Target {
@@ -178,19 +235,15 @@ pub fn parse(input: &str, region: Option<&str>) -> Result<Target, TargetError> {
     })
 }
 
-fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), Flaw> {
     if authority.is_empty() {
-        return Err("has no host".into());
+        return Err(Flaw::NoHost);
     }
     if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or("has an unclosed '[': write an IPv6 address as [2001:db8::1]:443")?;
+        let (host, after) = rest.split_once(']').ok_or(Flaw::UnclosedBracket)?;
         let port = match after {
             "" => None,
-            p => Some(parse_port(
-                p.strip_prefix(':').ok_or("has text after ']'")?,
-            )?),
+            p => Some(parse_port(p.strip_prefix(':').ok_or(Flaw::AfterBracket)?)?),
         };
         return Ok((host.to_string(), port));
     }
@@ -204,51 +257,52 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
     }
 }
 
-fn parse_port(p: &str) -> Result<u16, String> {
+fn parse_port(p: &str) -> Result<u16, Flaw> {
     if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("port {p:?} is not a number from 1 to 65535"));
+        return Err(Flaw::PortNotNumber(p.to_string()));
     }
     match p.parse::<u32>() {
-        Ok(0) => Err("port 0 cannot be connected to; use a port from 1 to 65535".into()),
+        Ok(0) => Err(Flaw::PortZero),
         Ok(n) if n <= 65535 => Ok(u16::try_from(n).unwrap_or_default()),
-        _ => Err(format!("port {p} is over 65535")),
+        _ => Err(Flaw::PortTooLarge(p.to_string())),
     }
 }
 
-fn validate_host(host: &str) -> Result<(), String> {
+fn validate_host(host: &str) -> Result<(), Flaw> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     if host.contains(':') {
-        return Err(format!("{host:?} is not a valid IPv6 address"));
+        return Err(Flaw::Ipv6(host.to_string()));
     }
     let name = host.strip_suffix('.').unwrap_or(host);
     if name.is_empty() {
-        return Err("has no host".into());
+        return Err(Flaw::NoHost);
     }
     if name.len() > 253 {
-        return Err("host name is longer than 253 characters".into());
+        return Err(Flaw::HostTooLong);
     }
     name.split('.').try_for_each(validate_label)
 }
 
-fn validate_label(label: &str) -> Result<(), String> {
+fn validate_label(label: &str) -> Result<(), Flaw> {
     if label.is_empty() {
-        return Err("host name has an empty label (two dots in a row)".into());
+        return Err(Flaw::EmptyLabel);
     }
     if label.len() > 63 {
-        return Err(format!("label {label:?} is longer than 63 characters"));
+        return Err(Flaw::LabelTooLong(label.to_string()));
     }
-    if let Some(c) = label
+    if let Some(character) = label
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
     {
-        return Err(format!(
-            "label {label:?} has the character {c:?}; only letters, digits and '-' are allowed"
-        ));
+        return Err(Flaw::LabelCharacter {
+            label: label.to_string(),
+            character,
+        });
     }
     if label.starts_with('-') || label.ends_with('-') {
-        return Err(format!("label {label:?} starts or ends with '-'"));
+        return Err(Flaw::LabelHyphen(label.to_string()));
     }
     Ok(())
 }
@@ -306,6 +360,28 @@ mod tests {
         assert_eq!(
             parse("http://10.0.0.1/", None).unwrap().url(),
             "http://10.0.0.1:80/"
+        );
+    }
+
+    #[test]
+    fn a_bad_target_says_what_is_wrong_as_a_type() {
+        let flaw = |input: &str| match parse(input, Some("ap-northeast-2")) {
+            Err(TargetError::Invalid { why, .. }) => why,
+            other => panic!("{input}: {other:?}"),
+        };
+        assert_eq!(flaw("tcp://db.internal"), Flaw::TcpNeedsPort);
+        assert_eq!(flaw("h.example:0"), Flaw::PortZero);
+        assert_eq!(flaw("[2001:db8::1"), Flaw::UnclosedBracket);
+        assert_eq!(
+            flaw("a_b!.example"),
+            Flaw::LabelCharacter {
+                label: "a_b!".into(),
+                character: '!'
+            }
+        );
+        assert_eq!(
+            parse("s3", None).unwrap_err().to_string(),
+            format!("target \"s3\": {}", Flaw::NeedsRegion)
         );
     }
 

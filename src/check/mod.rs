@@ -6,6 +6,7 @@ mod dns;
 mod engine;
 mod http;
 mod icmp;
+mod invalid;
 pub mod plan;
 mod tcp;
 mod tls;
@@ -36,15 +37,16 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let settings = args.context.settings(&env).map_err(Error::usage)?;
     // The command line and its files first: nothing is sent for a run that cannot happen.
     let draft = plan::build(args, &env, tty, Fallback::Syntax).map_err(Error::usage)?;
-    let trust = Trust::new(&draft.ca_files).map_err(|e| Error::Usage(e.into()))?;
+    let trust = Trust::new(&draft.ca_files).map_err(Error::usage)?;
     let delivery = draft
         .report_to
         .as_ref()
         .map(|r| {
             let identity = if r.identity {
-                let endpoint = settings.imds.clone().ok_or_else(|| {
-                    Error::usage("--identity aws reads the instance identity document from IMDS, which is off here (AWS_EC2_METADATA_DISABLED): turn it on, or give --token-file and --identity off")
-                })?;
+                let endpoint = settings
+                    .imds
+                    .clone()
+                    .ok_or_else(|| Error::usage(plan::PlanError::IdentityImdsOff))?;
                 Some(endpoint)
             } else {
                 None

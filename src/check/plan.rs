@@ -1,6 +1,7 @@
 //! Command-line arguments of `probe check`, validated into a plan with nothing optional
 //! left to decide.
 
+pub use super::invalid::PlanError;
 use crate::model::{Expect, Instance, SourceStatus, region};
 use crate::output::{self, Form};
 use crate::target::{self, Target};
@@ -212,17 +213,15 @@ pub struct Plan {
 /// stdout is a terminal.
 ///
 /// # Errors
-/// One line naming the bad argument and the fix.
+/// What is wrong with the line; its text names the bad argument and the fix.
 pub fn build(
     args: &Args,
     env: &dyn Fn(&str) -> Option<String>,
     tty: bool,
     fallback: Fallback<'_>,
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     if args.targets.is_empty() {
-        return Err(
-            "no target given: name at least one, as in `probe check s3 cloudformation`".into(),
-        );
+        return Err(PlanError::NoTarget);
     }
     let (known, instance) = match fallback {
         // Any well-formed region lets service names through the syntax check.
@@ -231,20 +230,21 @@ pub fn build(
             (instance.and_then(|i| i.region.as_deref()), instance)
         }
     };
-    let region = region::choose(args.region.as_deref(), env, known)
-        .map_err(|e| e.to_string())?
-        .map(|(r, _)| r);
+    let region = region::choose(args.region.as_deref(), env, known)?.map(|(r, _)| r);
     let targets: Vec<Target> = args
         .targets
         .iter()
         .map(|t| {
-            target::parse(t, region.as_deref()).map_err(|e| match fallback {
-                Fallback::Metadata { status, .. }
-                    if region.is_none() && *status != SourceStatus::Off =>
-                {
-                    format!("{e} (instance metadata: {status})")
-                }
-                _ => e.to_string(),
+            target::parse(t, region.as_deref()).map_err(|error| PlanError::Target {
+                error,
+                metadata: match fallback {
+                    Fallback::Metadata { status, .. }
+                        if region.is_none() && *status != SourceStatus::Off =>
+                    {
+                        Some(status.clone())
+                    }
+                    _ => None,
+                },
             })
         })
         .collect::<Result<_, _>>()?;
@@ -256,30 +256,21 @@ pub fn build(
     let timeout = args.timeout;
     let deadline = args.deadline.unwrap_or(timeout * 5);
     if deadline < timeout {
-        return Err(format!(
-            "--deadline {} is shorter than --timeout {}: make it at least as long",
-            humantime::format_duration(deadline),
-            humantime::format_duration(timeout)
-        ));
+        return Err(PlanError::Deadline { deadline, timeout });
     }
     if args.concurrency == Some(0) {
-        return Err("--concurrency 0 would check nothing: give 1 or more".into());
+        return Err(PlanError::NoConcurrency);
     }
     let mut ca_files = args.ca_files.clone();
     for f in &ca_files {
         if !f.is_file() {
-            return Err(format!(
-                "--ca-file {}: no such file; give the path of a PEM CA certificate",
-                f.display()
-            ));
+            return Err(PlanError::CaFile(f.clone()));
         }
     }
     if let Some(f) = env("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
         let path = PathBuf::from(&f);
         if !path.is_file() {
-            return Err(format!(
-                "SSL_CERT_FILE={f}: no such file; fix it or unset it"
-            ));
+            return Err(PlanError::SslCertFile(f));
         }
         ca_files.push(path);
     }
@@ -312,8 +303,8 @@ pub fn build(
 /// are not looked for (they name files on another machine).
 ///
 /// # Errors
-/// One line, as `probe check` would say it.
-pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
+/// What `probe check` would say of it.
+pub fn validate_line(words: &[String], files: bool) -> Result<Plan, PlanError> {
     #[derive(clap::Parser)]
     #[command(name = "probe check")]
     struct Line {
@@ -321,8 +312,7 @@ pub fn validate_line(words: &[String], files: bool) -> Result<Plan, String> {
         args: Args,
     }
     let argv = std::iter::once("probe check".to_string()).chain(words.iter().cloned());
-    let mut line =
-        <Line as clap::Parser>::try_parse_from(argv).map_err(|e| crate::values::one_line(&e))?;
+    let mut line = <Line as clap::Parser>::try_parse_from(argv)?;
     if !files {
         line.args.ca_files.clear();
     }
@@ -342,7 +332,10 @@ fn format(output: Output, tty: bool) -> Format {
     }
 }
 
-fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option<Expect>>, String> {
+fn validate_expects(
+    expects: &[String],
+    targets: &[Target],
+) -> Result<Vec<Option<Expect>>, PlanError> {
     let mut out = vec![None; targets.len()];
     let mut auto = false;
     for e in expects {
@@ -350,27 +343,24 @@ fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option
             auto = true;
             continue;
         }
-        let (name, path) = e.split_once('=').ok_or_else(|| {
-            format!(
-                "--expect {e:?}: write TARGET=PATH, as in --expect s3=gateway-endpoint, or auto"
-            )
+        let (name, path) = e
+            .split_once('=')
+            .ok_or_else(|| PlanError::ExpectForm(e.clone()))?;
+        let expect: Expect = path.parse().map_err(|why| PlanError::ExpectPath {
+            given: e.clone(),
+            why,
         })?;
-        let expect: Expect = path.parse().map_err(|m| format!("--expect {e:?}: {m}"))?;
         let index = targets
             .iter()
             .position(|t| t.input == name)
             .or_else(|| targets.iter().position(|t| t.host == name))
-            .ok_or_else(|| {
-                let names: Vec<&str> = targets.iter().map(|t| t.input.as_str()).collect();
-                format!(
-                    "--expect {e:?}: no target {name:?}; the targets are {}",
-                    names.join(", ")
-                )
+            .ok_or_else(|| PlanError::ExpectTarget {
+                given: e.clone(),
+                name: name.to_string(),
+                targets: targets.iter().map(|t| t.input.clone()).collect(),
             })?;
         if out[index].replace(expect).is_some() {
-            return Err(format!(
-                "--expect names {name:?} twice: keep one expectation per target"
-            ));
+            return Err(PlanError::ExpectTwice(name.to_string()));
         }
     }
     if auto {
@@ -383,20 +373,16 @@ fn validate_expects(expects: &[String], targets: &[Target]) -> Result<Vec<Option
 }
 
 /// `--report-to`'s proofs: the token, the identity (the default without a token), or both.
-fn report_to(args: &Args, url: &str) -> Result<ReportTo, String> {
+fn report_to(args: &Args, url: &str) -> Result<ReportTo, PlanError> {
     let identity = match args.identity {
         Some(mode) => mode == IdentityMode::Aws,
         None => args.token_file.is_none(),
     };
     if !identity && args.token_file.is_none() {
-        return Err(
-            "--report-to needs a proof: --identity aws (on EC2), or --token-file with the collector's token".into(),
-        );
+        return Err(PlanError::NoProof);
     }
     if identity && args.context.no_imds {
-        return Err(
-            "--identity aws reads the instance identity document from IMDS: drop --no-imds, or give --token-file and --identity off".into(),
-        );
+        return Err(PlanError::IdentityWithoutImds);
     }
     Ok(ReportTo {
         url: url.to_string(),
@@ -429,7 +415,7 @@ mod tests {
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect();
         let env = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        build(&cli.args, &env, false, Fallback::Syntax)?;
+        build(&cli.args, &env, false, Fallback::Syntax).map_err(|e| e.to_string())?;
         build(
             &cli.args,
             &env,
@@ -439,6 +425,7 @@ mod tests {
                 status: &SourceStatus::Off,
             },
         )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -502,6 +489,28 @@ mod tests {
                 .1,
             Some(Expect::Unreachable)
         );
+    }
+
+    #[test]
+    fn a_bad_line_is_a_typed_error() {
+        let build_of = |line: &str| {
+            let argv = std::iter::once("check").chain(line.split_whitespace());
+            let cli = Cli::try_parse_from(argv).unwrap();
+            build(&cli.args, &|_| None, false, Fallback::Syntax)
+        };
+        assert!(matches!(build_of(""), Err(PlanError::NoTarget)));
+        assert!(matches!(
+            build_of("s3 --timeout 5s --deadline 1s"),
+            Err(PlanError::Deadline { .. })
+        ));
+        assert!(matches!(
+            build_of("s3 --expect s3=gateway-endpoint --expect s3=public"),
+            Err(PlanError::ExpectTwice(name)) if name == "s3"
+        ));
+        assert!(matches!(
+            validate_line(&["s3".into(), "--bogus".into()], false),
+            Err(PlanError::Words(_))
+        ));
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn status_of(why: &Refusal) -> StatusCode {
 }
 
 /// The upstream's answer as this relay's.
-fn passed(answer: Result<(u16, Vec<u8>), String>) -> Response {
+fn passed(answer: Result<(u16, Vec<u8>), super::relay::Unreachable>) -> Response {
     match answer {
         Ok((status, body)) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -160,6 +160,6 @@ fn passed(answer: Result<(u16, Vec<u8>), String>) -> Response {
             body,
         )
             .into_response(),
-        Err(why) => error(StatusCode::BAD_GATEWAY, why),
+        Err(why) => error(StatusCode::BAD_GATEWAY, why.to_string()),
     }
 }

@@ -12,6 +12,7 @@ mod enrolment;
 pub mod entry;
 pub mod history;
 pub mod identities;
+mod invalid;
 pub mod limit;
 pub mod listen;
 pub mod metrics;
@@ -21,6 +22,8 @@ pub mod retention;
 pub mod server;
 mod signed;
 pub mod store;
+
+pub use invalid::CollectError;
 
 use crate::auth::Token;
 use crate::error::{Error, exit};
@@ -98,13 +101,10 @@ impl Stored {
     /// import) does.
     fn existing(&self, or: Option<&str>) -> Result<db::Database, Error> {
         let database = db::Database::choose(&self.data, self.database.as_deref())
-            .map_err(|e| Error::usage(e.to_string()))?;
+            .map_err(|e| Error::usage(CollectError::Database(e)))?;
         if let db::Database::Sqlite(file) = &database {
             if !file.exists() && !or.is_some_and(|name| self.data.join(name).exists()) {
-                return Err(Error::usage(format!(
-                    "{}: no database there; is --data right?",
-                    file.display()
-                )));
+                return Err(Error::usage(CollectError::NoDatabase(file.clone())));
             }
         }
         Ok(database)
@@ -261,13 +261,11 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         .as_deref()
         .map(Token::load)
         .transpose()
-        .map_err(|e| Error::Usage(e.into()))?;
+        .map_err(Error::usage)?;
     let identities = identities(args)?;
     proofs(args, addr, token.is_some(), identities.is_some())?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(listen::tls(cert, key).map_err(|e| Error::Usage(e.into()))?)
-        }
+        (Some(cert), Some(key)) => Some(listen::tls(cert, key).map_err(Error::usage)?),
         _ => None,
     };
     let relay = relay(args)?;
@@ -279,7 +277,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
         bytes: args.retain_size,
     };
     let database = db::Database::choose(&args.data, args.database.as_deref())
-        .map_err(|e| Error::usage(e.to_string()))?;
+        .map_err(|e| Error::usage(CollectError::Database(e)))?;
     let store = {
         let data = args.data.clone();
         tokio::task::spawn_blocking(move || store::Store::open_with(&data, database, retention))
@@ -416,14 +414,10 @@ async fn serve_until_stopped(
 /// both` needs both.
 fn proofs(args: &Args, addr: SocketAddr, token: bool, identities: bool) -> Result<(), Error> {
     if !token && !identities && !addr.ip().is_loopback() {
-        return Err(Error::usage(format!(
-            "refusing to listen on {addr} without --token-file or --allow-account: anyone could post reports; give one, or listen on 127.0.0.1"
-        )));
+        return Err(Error::usage(CollectError::Unprotected(addr)));
     }
     if args.require == Require::Both && !(token && identities) {
-        return Err(Error::usage(
-            "--require both needs --token-file and an identity (--allow-account, or --forward for a relay)",
-        ));
+        return Err(Error::usage(CollectError::BothNeeded));
     }
     Ok(())
 }
@@ -491,16 +485,11 @@ fn forget(instance: &str, stored: &Stored) -> Result<u8, Error> {
         );
         return Ok(exit::PASS);
     }
-    let known: Vec<String> = registry.instances().into_keys().collect();
-    Err(Error::usage(format!(
-        "{}: no key enrolled for it in {database}{}",
-        crate::terminal::safe(instance),
-        if known.is_empty() {
-            String::from(" (no instance is enrolled there: is --data right?)")
-        } else {
-            format!(" (enrolled: {})", known.join(", "))
-        }
-    )))
+    Err(Error::usage(CollectError::NotEnrolled {
+        instance: instance.to_string(),
+        database: database.to_string(),
+        enrolled: registry.instances().into_keys().collect(),
+    }))
 }
 
 /// Instance identities' trust and policy, when accepted: a collector's (`--allow-account`),
@@ -512,9 +501,7 @@ fn identities(args: &Args) -> Result<Option<(crate::identity::Trust, enrol::Poli
             && args.allow_vpcs.is_empty()
             && args.identity_cas.is_empty())
         {
-            return Err(Error::usage(
-                "--allow-region, --allow-vpc and --identity-ca apply to instance identities: give --allow-account too",
-            ));
+            return Err(Error::usage(CollectError::IdentityAlone));
         }
         return Ok(None);
     }
@@ -523,26 +510,19 @@ fn identities(args: &Args) -> Result<Option<(crate::identity::Trust, enrol::Poli
         .iter()
         .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(Error::usage(format!(
-            "--allow-account {bad:?}: give a 12-digit AWS account id"
-        )));
+        return Err(Error::usage(CollectError::Account(bad.clone())));
     }
     if let Some(bad) = args
         .allow_regions
         .iter()
         .find(|r| !crate::model::region::is_valid(r))
     {
-        return Err(Error::usage(format!(
-            "--allow-region {bad:?}: give a region, as ap-northeast-2"
-        )));
+        return Err(Error::usage(CollectError::Region(bad.clone())));
     }
     if let Some(bad) = args.allow_vpcs.iter().find(|v| !v.starts_with("vpc-")) {
-        return Err(Error::usage(format!(
-            "--allow-vpc {bad:?}: give a VPC id, as vpc-0123456789abcdef0"
-        )));
+        return Err(Error::usage(CollectError::Vpc(bad.clone())));
     }
-    let trust =
-        crate::identity::Trust::new(&args.identity_cas).map_err(|e| Error::Usage(e.into()))?;
+    let trust = crate::identity::Trust::new(&args.identity_cas).map_err(Error::usage)?;
     let policy = enrol::Policy {
         accounts: args.allow_accounts.clone(),
         regions: args.allow_regions.clone(),
@@ -577,9 +557,9 @@ fn alerts_of(args: &Args) -> Result<Option<alerts::Plan>, Error> {
     if args.alert.is_empty() {
         return Ok(None);
     }
-    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.into()))?;
+    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::usage)?;
     let plan = alerts::Plan::new(&args.alert, args.alert_after, trust.client_config())
-        .map_err(|e| Error::Usage(e.into()))?;
+        .map_err(Error::usage)?;
     Ok(Some(plan))
 }
 
@@ -588,7 +568,7 @@ fn relay(args: &Args) -> Result<Option<Arc<relay::Relay>>, Error> {
     let Some(url) = &args.forward else {
         return Ok(None);
     };
-    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(|e| Error::Usage(e.into()))?;
+    let trust = crate::net::tls::Trust::new(&args.ca_files).map_err(Error::usage)?;
     let relay = relay::Relay::new(
         url,
         args.token_file.as_deref(),
@@ -614,8 +594,8 @@ fn reads(file: Option<&std::path::Path>, relay: bool) -> Result<server::Reads, E
             server::Reads::Open
         });
     };
-    let token = crate::auth::read_secret(file)
-        .map_err(|e| Error::usage(format!("--read-token-file: {e}")))?;
+    let token =
+        crate::auth::read_secret(file).map_err(|e| Error::usage(CollectError::ReadToken(e)))?;
     Ok(server::Reads::Token(token))
 }
 
@@ -632,18 +612,12 @@ fn console_sources(
         .iter()
         .find(|id| !id.starts_with("i-") || id.len() > 32 || id.contains(char::is_whitespace))
     {
-        return Err(Error::usage(format!(
-            "--from-console {bad:?}: give instance ids, as i-0123456789abcdef0"
-        )));
+        return Err(Error::usage(CollectError::ConsoleInstance(bad.clone())));
     }
     let region = crate::model::region::choose(args.region.as_deref(), &env, None)
-        .map_err(|e| Error::Usage(e.into()))?
+        .map_err(Error::usage)?
         .map(|(r, _)| r)
-        .ok_or_else(|| {
-            Error::usage(
-                "--from-console/--stack need the instances' region: give --region or set AWS_REGION",
-            )
-        })?;
+        .ok_or_else(|| Error::usage(CollectError::ConsoleRegion))?;
     let every = args.console_every;
     Ok(Some(console::Sources {
         ids: args.from_console.clone(),

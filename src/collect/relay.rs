@@ -75,7 +75,7 @@ impl Relay {
     pub async fn pass_enrolment(
         &self,
         body: Option<bytes::Bytes>,
-    ) -> Result<(u16, Vec<u8>), String> {
+    ) -> Result<(u16, Vec<u8>), Unreachable> {
         let url = format!(
             "{}{}",
             self.delivery.base(),
@@ -89,12 +89,7 @@ impl Relay {
                 .body(b),
             None => client.get(&url),
         };
-        let response = request.send().await.map_err(|e| {
-            format!(
-                "the relay's collector is unreachable: {}",
-                crate::error::innermost(&e)
-            )
-        })?;
+        let response = request.send().await.map_err(Unreachable)?;
         let status = response.status().as_u16();
         Ok((status, crate::deliver::read_limited(response, 4096).await))
     }
@@ -128,3 +123,9 @@ impl Relay {
         }
     }
 }
+
+/// The relay's collector did not answer: the client's innermost cause names why (refused,
+/// reset, a certificate).
+#[derive(Debug, thiserror::Error)]
+#[error("the relay's collector is unreachable: {}", crate::error::innermost(.0))]
+pub struct Unreachable(#[source] reqwest::Error);

@@ -57,7 +57,7 @@ pub async fn execute(args: &Args) -> Result<u8, Error> {
     let metadata = super::metadata(&settings).await;
     let known = metadata.instance.as_ref().and_then(|i| i.region.as_deref());
     let region = region::choose(args.region.as_deref(), &env, known)
-        .map_err(|e| Error::Usage(e.into()))?
+        .map_err(Error::usage)?
         .map(|(r, _)| r);
     let discovery = super::discover(&settings, region.as_deref(), metadata.instance.as_ref()).await;
     if settings.ec2 == super::Ec2Mode::Required && discovery.view.is_none() {

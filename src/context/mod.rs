@@ -50,8 +50,8 @@ impl Options {
     /// Validates the options; `env` reads environment variables.
     ///
     /// # Errors
-    /// One line naming the bad option.
-    pub fn settings(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
+    /// [`BadEndpoint`] when the environment names a metadata service that is no URL.
+    pub fn settings(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, BadEndpoint> {
         let disabled =
             env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let imds = (!self.no_imds && !disabled).then(|| {
@@ -61,9 +61,7 @@ impl Options {
         });
         if let Some(endpoint) = &imds {
             if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-                return Err(format!(
-                    "AWS_EC2_METADATA_SERVICE_ENDPOINT {endpoint:?} is not an http:// URL: fix it or unset it"
-                ));
+                return Err(BadEndpoint(endpoint.clone()));
             }
         }
         Ok(Settings {
@@ -73,6 +71,11 @@ impl Options {
         })
     }
 }
+
+/// An `AWS_EC2_METADATA_SERVICE_ENDPOINT` that is no http(s) URL.
+#[derive(Debug, thiserror::Error)]
+#[error("AWS_EC2_METADATA_SERVICE_ENDPOINT {0:?} is not an http:// URL: fix it or unset it")]
+pub struct BadEndpoint(pub String);
 
 /// What the instance metadata gave, with its status line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,8 +80,22 @@ pub enum TrustError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        why: String,
+        why: NotRsaCertificate,
     },
+}
+
+/// Why a file holds no RSA certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum NotRsaCertificate {
+    /// No PEM block.
+    #[error("not a PEM certificate ({0})")]
+    NotPem(String),
+    /// A PEM block, but no X.509 certificate in it.
+    #[error("not an X.509 certificate ({0})")]
+    NotX509(String),
+    /// A certificate with another kind of key.
+    #[error("its key is not RSA: use the RSA certificate (not DSA) of the region")]
+    NotRsa,
 }
 
 /// Why a document and its signature are refused.
@@ -167,15 +181,15 @@ impl Trust {
 }
 
 /// The RSA public key of the first certificate in `pem`.
-fn rsa_key(pem: &[u8]) -> Result<Vec<u8>, String> {
+fn rsa_key(pem: &[u8]) -> Result<Vec<u8>, NotRsaCertificate> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem)
-        .map_err(|e| format!("not a PEM certificate ({e})"))?;
+        .map_err(|e| NotRsaCertificate::NotPem(e.to_string()))?;
     let cert = block
         .parse_x509()
-        .map_err(|e| format!("not an X.509 certificate ({e})"))?;
+        .map_err(|e| NotRsaCertificate::NotX509(e.to_string()))?;
     let spki = cert.public_key();
     if spki.algorithm.algorithm != x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION {
-        return Err("its key is not RSA: use the RSA certificate (not DSA) of the region".into());
+        return Err(NotRsaCertificate::NotRsa);
     }
     Ok(spki.subject_public_key.data.to_vec())
 }

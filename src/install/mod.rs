@@ -83,21 +83,35 @@ impl Relay {
     ///
     /// # Errors
     /// A bad --relay-listen, or what [`unit::ServiceCommand::relay`] refuses.
-    pub fn unit(&self, command: &unit::ServiceCommand) -> Result<Option<unit::Unit>, String> {
+    pub fn unit(&self, command: &unit::ServiceCommand) -> Result<Option<unit::Unit>, InstallError> {
         let Some(forward) = &self.forward else {
             return Ok(None);
         };
-        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-            format!(
-                "--relay-listen {:?}: give ADDR:PORT, as 0.0.0.0:7878",
-                self.listen
-            )
-        })?;
-        command
-            .relay(forward, &self.listen)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| InstallError::RelayListen(self.listen.clone()))?;
+        Ok(Some(command.relay(forward, &self.listen)?))
     }
+}
+
+/// What is wrong with a `probe install` command line.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The agent's check command line.
+    #[error("the check command line: {0}")]
+    CheckLine(#[source] crate::check::plan::PlanError),
+    /// What the service cannot run.
+    #[error(transparent)]
+    Service(#[from] unit::Refusal),
+    /// A credential file the service reads at start, missing.
+    #[error("{0}: no such file; the service reads it at start (write it first)")]
+    Credential(String),
+    /// A relative `--bin`.
+    #[error("--bin {}: give an absolute path", .0.display())]
+    RelativeBin(PathBuf),
+    /// A `--relay-listen` that is no address.
+    #[error("--relay-listen {0:?}: give ADDR:PORT, as 0.0.0.0:7878")]
+    RelayListen(String),
 }
 
 /// Arguments of `probe uninstall`.
@@ -121,14 +135,13 @@ pub struct UninstallArgs {
 pub fn execute(args: &Args) -> Result<u8, Error> {
     let live = args.root == Path::new("/") && !args.dry_run;
     crate::check::plan::validate_line(&args.check, live)
-        .map_err(|e| Error::usage(format!("the check command line: {e}")))?;
-    let command = unit::service_command(&args.check).map_err(|e| Error::Usage(e.into()))?;
+        .map_err(|e| Error::usage(InstallError::CheckLine(e)))?;
+    let command =
+        unit::service_command(&args.check).map_err(|e| Error::usage(InstallError::from(e)))?;
     if live {
         for (_, file) in &command.credentials {
             if !Path::new(file).is_file() {
-                return Err(Error::usage(format!(
-                    "{file}: no such file; the service reads it at start (write it first)"
-                )));
+                return Err(Error::usage(InstallError::Credential(file.clone())));
             }
         }
     }
@@ -139,10 +152,7 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
             .map_err(|e| Error::io("cannot tell where this probe is", e, Some("give --bin")))?,
     };
     let Some(bin) = bin.to_str().filter(|b| b.starts_with('/')) else {
-        return Err(Error::usage(format!(
-            "--bin {}: give an absolute path",
-            bin.display()
-        )));
+        return Err(Error::usage(InstallError::RelativeBin(bin)));
     };
     let mut units = vec![(UNIT, "probe.service", command.unit())];
     if let Some(relay) = args.relay.unit(&command).map_err(Error::usage)? {

@@ -19,7 +19,7 @@ pub use code::Code;
 pub use console::{ConsoleLine, MARKER as CONSOLE_MARKER};
 pub use failure::{CheckError, Kind, Phase};
 pub use firewall::{AclEntry, NetworkAcl, Ports, PrefixList, Protocol, SecurityGroup, SgRule};
-pub use path::{AddressClass, Expect, Path};
+pub use path::{AddressClass, Expect, Path, UnknownExpectation};
 pub use policy::{Policy, Statement};
 pub use prediction::{Fact, FactKind, Prediction};
 pub use report::*;

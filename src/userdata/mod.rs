@@ -2,7 +2,10 @@
 //! The rendered script is the trust anchor: it pins each architecture's sha256, so what a
 //! source serves (a relay, S3, a release) is checked, never trusted.
 
+mod invalid;
 pub mod render;
+
+pub use invalid::UserDataError;
 
 use crate::error::{Error, exit};
 use render::{CA_PATH, Format, TOKEN_PATH, Values, check_value};
@@ -62,7 +65,8 @@ pub struct Args {
 /// Usage errors: a bad source, sha256, file or check argument, or UserData over 16 KiB.
 pub fn execute(args: &Args) -> Result<u8, Error> {
     let values = values(args).map_err(Error::usage)?;
-    let (text, size) = render::render(&values, args.format).map_err(|e| Error::Usage(e.into()))?;
+    let (text, size) =
+        render::render(&values, args.format).map_err(|e| Error::usage(UserDataError::from(e)))?;
     print!("{text}");
     eprintln!(
         "probe userdata: {size} bytes of the {} EC2 accepts{}",
@@ -77,7 +81,7 @@ pub fn execute(args: &Args) -> Result<u8, Error> {
 }
 
 /// Reads and validates everything the script will hold.
-fn values(args: &Args) -> Result<Values, String> {
+fn values(args: &Args) -> Result<Values, UserDataError> {
     let cfn = args.format == Format::Cloudformation;
     for s in &args.sources {
         validate_source(s, cfn)?;
@@ -90,24 +94,15 @@ fn values(args: &Args) -> Result<Values, String> {
         .transpose()?;
     let ca = args.ca_file.as_deref().map(read_ca).transpose()?;
     for a in &args.check {
-        check_value("the check argument", a, true).map_err(|e| e.to_string())?;
+        check_value("the check argument", a, true)?;
     }
-    for (flag, instead) in [
-        (
-            "--token-file",
-            "give probe userdata --token-file, before --: the token is embedded",
-        ),
-        (
-            "--ca-file",
-            "give probe userdata --ca-file, before --: the certificate is embedded",
-        ),
-    ] {
+    for (flag, what) in [("--token-file", "token"), ("--ca-file", "certificate")] {
         if args
             .check
             .iter()
             .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
         {
-            return Err(format!("{flag} after --: {instead}"));
+            return Err(UserDataError::AfterDashDash { flag, what });
         }
     }
     // What runs by hand runs at boot: the same parser, with the files given here standing in
@@ -125,10 +120,10 @@ fn values(args: &Args) -> Result<Values, String> {
     // CloudFormation references stand where a value will be; the parser sees a stand-in.
     let local: Vec<String> = local.iter().map(|a| without_references(a)).collect();
     crate::check::plan::validate_line(&local, true)?;
-    let service = crate::install::unit::service_command(&instance).map_err(|e| e.to_string())?;
+    let service = crate::install::unit::service_command(&instance)?;
     if let Some(forward) = &args.relay.forward {
-        check_value("--relay", forward, false).map_err(|e| e.to_string())?;
-        check_value("--relay-listen", &args.relay.listen, false).map_err(|e| e.to_string())?;
+        check_value("--relay", forward, false)?;
+        check_value("--relay-listen", &args.relay.listen, false)?;
         // A ${Ref} URL is checked by the template's AllowedPattern.
         let checked = if cfn && forward.contains("${") {
             crate::install::Relay {
@@ -152,38 +147,37 @@ fn values(args: &Args) -> Result<Values, String> {
     })
 }
 
-fn validate_source(url: &str, cfn: bool) -> Result<(), String> {
-    check_value("--source", url, false).map_err(|e| e.to_string())?;
+fn validate_source(url: &str, cfn: bool) -> Result<(), UserDataError> {
+    check_value("--source", url, false)?;
     // A whole reference (${ProbeSource}) is checked by the template's AllowedPattern.
     if cfn && url.starts_with("${") {
         return Ok(());
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("--source {url:?}: give an http:// or https:// URL"));
+        return Err(UserDataError::SourceScheme(url.to_string()));
     }
     if !(url.ends_with("/v1/probe") || url.ends_with('/')) {
-        return Err(format!(
-            "--source {url:?}: give a relay's .../v1/probe, or a prefix ending in / to which probe-ARCH-unknown-linux-musl is appended"
-        ));
+        return Err(UserDataError::SourceForm(url.to_string()));
     }
     if url.contains('$') && !cfn {
-        return Err(format!(
-            "--source {url:?}: ${{...}} is a CloudFormation reference: use --format cloudformation, or write the value"
-        ));
+        return Err(UserDataError::Reference {
+            flag: "--source",
+            value: url.to_string(),
+            fix: "use --format cloudformation, or write the value",
+        });
     }
     Ok(())
 }
 
 /// The pinned sha256 per architecture: --sha256 over --sums; at least one.
-fn pinned(args: &Args) -> Result<(Option<String>, Option<String>), String> {
+fn pinned(args: &Args) -> Result<(Option<String>, Option<String>), UserDataError> {
     let (mut x86, mut arm) = (None, None);
     if let Some(file) = &args.sums {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            format!(
-                "--sums {}: {e}; give the SHA256SUMS file scripts/release.sh wrote",
-                file.display()
-            )
-        })?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| UserDataError::SumsUnreadable {
+                path: file.clone(),
+                source,
+            })?;
         for line in text.lines() {
             let Some((hex, name)) = line.split_once(char::is_whitespace) else {
                 continue;
@@ -197,57 +191,52 @@ fn pinned(args: &Args) -> Result<(Option<String>, Option<String>), String> {
             *slot = Some(validate_hex(&format!("--sums {}", file.display()), hex)?);
         }
         if x86.is_none() && arm.is_none() {
-            return Err(format!(
-                "--sums {}: no line for probe-x86_64-unknown-linux-musl or probe-aarch64-unknown-linux-musl",
-                file.display()
-            ));
+            return Err(UserDataError::SumsEmpty(file.clone()));
         }
     }
     for pair in &args.sha256 {
         let (arch, hex) = pair
             .split_once('=')
-            .ok_or_else(|| format!("--sha256 {pair:?}: write ARCH=HEX, as x86_64=9f86d0..."))?;
+            .ok_or_else(|| UserDataError::Sha256Form(pair.clone()))?;
         let slot = match arch {
             "x86_64" => &mut x86,
             "aarch64" => &mut arm,
             _ => {
-                return Err(format!(
-                    "--sha256 {pair:?}: the architecture is x86_64 or aarch64"
-                ));
+                return Err(UserDataError::Sha256Arch(pair.clone()));
             }
         };
         *slot = Some(if hex.starts_with("${") && hex.ends_with('}') {
             if args.format != Format::Cloudformation {
-                return Err(format!(
-                    "--sha256 {pair:?}: ${{...}} is a CloudFormation reference: use --format cloudformation"
-                ));
+                return Err(UserDataError::Reference {
+                    flag: "--sha256",
+                    value: pair.clone(),
+                    fix: "use --format cloudformation",
+                });
             }
-            check_value("--sha256", hex, false).map_err(|e| e.to_string())?;
+            check_value("--sha256", hex, false)?;
             hex.to_string()
         } else {
             validate_hex("--sha256", hex)?
         });
     }
     if x86.is_none() && arm.is_none() {
-        return Err(
-            "no sha256 pinned: give --sums dist/SHA256SUMS or --sha256 x86_64=HEX (the UserData is what vouches for the binary)"
-                .into(),
-        );
+        return Err(UserDataError::NoPin);
     }
     Ok((x86, arm))
 }
 
-fn validate_hex(what: &str, hex: &str) -> Result<String, String> {
+fn validate_hex(what: &str, hex: &str) -> Result<String, UserDataError> {
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex.to_ascii_lowercase())
     } else {
-        Err(format!(
-            "{what}: {hex:?} is not a sha256 (64 hex digits, as sha256sum prints)"
-        ))
+        Err(UserDataError::NotSha256 {
+            what: what.to_string(),
+            hex: hex.to_string(),
+        })
     }
 }
 
-fn read_token(file: &Path, cfn: bool) -> Result<String, String> {
+fn read_token(file: &Path, cfn: bool) -> Result<String, UserDataError> {
     // A template's parameter reference (`${CollectorToken}`) is not the secret: the stack
     // puts the secret in its place, so the secret's rule cannot apply to it here.
     if cfn {
@@ -261,41 +250,32 @@ fn read_token(file: &Path, cfn: bool) -> Result<String, String> {
             }
         }
     }
-    let token = crate::auth::read_secret(file).map_err(|e| format!("--token-file: {e}"))?;
-    check_value(&format!("the token in {}", file.display()), &token, false)
-        .map_err(|e| e.to_string())?;
+    let token = crate::auth::read_secret(file).map_err(UserDataError::Token)?;
+    check_value(&format!("the token in {}", file.display()), &token, false)?;
     if token.contains("${") && !cfn {
-        return Err(format!(
-            "--token-file {}: ${{...}} is a CloudFormation reference: use --format cloudformation",
-            file.display()
-        ));
+        return Err(UserDataError::Reference {
+            flag: "--token-file",
+            value: file.display().to_string(),
+            fix: "use --format cloudformation",
+        });
     }
     Ok(token)
 }
 
-fn read_ca(file: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        format!(
-            "--ca-file {}: {e}; give a PEM CA certificate",
-            file.display()
-        )
+fn read_ca(file: &Path) -> Result<String, UserDataError> {
+    let text = std::fs::read_to_string(file).map_err(|source| UserDataError::CaUnreadable {
+        path: file.to_path_buf(),
+        source,
     })?;
     let text = text.replace("\r\n", "\n");
     if !text.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "--ca-file {}: no PEM certificate in it (-----BEGIN CERTIFICATE-----)",
-            file.display()
-        ));
+        return Err(UserDataError::CaEmpty(file.to_path_buf()));
     }
     for line in text.lines() {
-        check_value(&format!("--ca-file {}", file.display()), line, true)
-            .map_err(|e| e.to_string())?;
+        check_value(&format!("--ca-file {}", file.display()), line, true)?;
     }
     if text.contains('$') {
-        return Err(format!(
-            "--ca-file {}: a PEM file holds no $: is it a certificate?",
-            file.display()
-        ));
+        return Err(UserDataError::CaDollar(file.to_path_buf()));
     }
     Ok(text)
 }
