@@ -3,8 +3,11 @@
 # durable, committed write) from examples/collect_load.rs, in rounds, on the database named
 # by DATABASE: sqlite (the default, in --data) or postgres (a server of the benchmark's own,
 # bench/postgres.sh). Writes about 1 GB to /tmp. Prints throughput, latency and memory.
+# ALERTS=1 turns the alerts on (a webhook on loopback's discard port: the report's cell never
+# changes, so nothing is due; each commit also reads and writes what the cell was told).
 #   bench/collect.sh                  SQLite
 #   DATABASE=postgres bench/collect.sh
+#   ALERTS=1 bench/collect.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -22,6 +25,8 @@ chmod 755 "$dir"
 trap 'kill "${pid:-}" 2>/dev/null; wait "${pid:-}" 2>/dev/null || true; pg_stop; rm -rf "$dir"' EXIT
 (umask 077; head -c 32 /dev/urandom | base64 >"$dir/token")
 database=()
+alerts=()
+[[ ${ALERTS:-0} == 1 ]] && alerts=(--alert webhook=http://127.0.0.1:9/ --alert-after 3)
 if [[ $engine == postgres ]]; then
   pg_start "$dir/pg"
   database=(--database "$PG_URL")
@@ -29,12 +34,12 @@ fi
 # One load generator is one source: the per-source rate limit is off for the measurement.
 # --ec2 off: no credential lookup (the SDK would ask the metadata address, off this machine).
 "$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" "${database[@]}" \
-  --rate-limit 0 --ec2 off 2>"$dir/err" >/dev/null &
+  "${alerts[@]}" --rate-limit 0 --ec2 off 2>"$dir/err" >/dev/null &
 pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/err" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/err") || { cat "$dir/err" >&2; exit 1; }
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status"; }
-echo "probe collect on $url, $engine, $(nproc) cores; report body $(wc -c <"$root/tests/fixtures/report.json") bytes"
+echo "probe collect on $url, $engine${alerts:+ with --alert}, $(nproc) cores; report body $(wc -c <"$root/tests/fixtures/report.json") bytes"
 "$load" "$url" "$dir/token" 20000 32
 echo "  collector memory after 20000 reports: $(rss)"
 "$load" "$url" "$dir/token" 60000 32

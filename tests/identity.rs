@@ -371,6 +371,17 @@ fn every_bad_enrolment_is_refused_with_its_reason_and_stores_nothing() {
     // A second key for the enrolled instance, with a current document.
     assert_eq!(enrol(url, &later, &signer.sign(&later), &thief).0, 403);
     assert_eq!(refusals(url, "second-key"), 1);
+    // The enrolled key again, for another instance (an image made from this one).
+    let copy = document(
+        "i-0copy0000000000000",
+        ACCOUNT,
+        REGION,
+        "2026-12-03T09:00:00Z",
+    );
+    let (status, answer) = enrol(url, &copy, &signer.sign(&copy), &agent_key);
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "key-in-use", "{answer}");
+    assert_eq!(refusals(url, "key-in-use"), 1);
     // Garbage.
     let (status, _) = post_to(&format!("{url}/v1/enrol"), b"{\"document\":1}", &[]);
     assert_eq!(status, 400);

@@ -88,6 +88,7 @@ impl Refusal {
             Self::Proof => "proof",
             Self::Conflict(Conflict::Older { .. }) => "older-enrolment",
             Self::Conflict(Conflict::SecondKey { .. }) => "second-key",
+            Self::Conflict(Conflict::KeyInUse { .. }) => "key-in-use",
             Self::Ec2(_) => "ec2",
             Self::UnknownKey(_) => "unknown-key",
             Self::Signature(_) => "report-signature",

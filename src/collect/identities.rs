@@ -45,6 +45,19 @@ pub enum Conflict {
         /// The document's.
         given: String,
     },
+    /// The key is enrolled for another instance: a copy of an agent's key (an image made
+    /// from an enrolled instance).
+    #[error(
+        "key {key_id} is enrolled for {holder}, not {instance}: one instance per key (was the image made from {holder}, with its agent's identity.key?); delete identity.key in the spool on {instance} so its agent makes its own, or run `probe collect forget {holder}`"
+    )]
+    KeyInUse {
+        /// The instance enrolling.
+        instance: String,
+        /// The instance the key is enrolled for.
+        holder: String,
+        /// The key.
+        key_id: String,
+    },
     /// Another key is enrolled for the instance.
     #[error(
         "{instance} is enrolled with another key ({key_id}): one key per instance; run `probe collect forget {instance}` if the agent really lost its key"
@@ -207,7 +220,15 @@ impl Registry {
     ) -> Result<Result<(), Conflict>, RegistryError> {
         let started = doc.started().ok();
         let mut conflict = None;
-        let mut decide = |stored: Option<&Record>| {
+        let mut decide = |stored: Option<&Record>, holder: Option<&str>| {
+            if let Some(holder) = holder {
+                conflict = Some(Conflict::KeyInUse {
+                    instance: doc.instance_id.clone(),
+                    holder: holder.to_string(),
+                    key_id: key_id.to_string(),
+                });
+                return None;
+            }
             if let Some(r) = stored {
                 if started < Document::started_at(&r.pending_time) {
                     conflict = Some(Conflict::Older {
@@ -236,7 +257,7 @@ impl Registry {
                 enrolled_at: crate::auth::now(),
             })
         };
-        self.with(|db| db.change(&doc.instance_id, &mut decide))?;
+        self.with(|db| db.change(&doc.instance_id, Some(key_id), &mut decide))?;
         if let Some(conflict) = conflict {
             return Ok(Err(conflict));
         }
@@ -250,7 +271,7 @@ impl Registry {
     /// # Errors
     /// When the database cannot be read or written.
     pub fn forget(&self, instance: &str) -> Result<bool, RegistryError> {
-        let mut decide = |stored: Option<&Record>| {
+        let mut decide = |stored: Option<&Record>, _: Option<&str>| {
             let r = stored.filter(|r| r.key.is_some())?;
             Some(Record {
                 key: None,
@@ -258,7 +279,7 @@ impl Registry {
                 ..r.clone()
             })
         };
-        let changed = self.with(|db| db.change(instance, &mut decide))?;
+        let changed = self.with(|db| db.change(instance, None, &mut decide))?;
         self.refresh()?;
         Ok(changed.is_some())
     }
@@ -317,14 +338,14 @@ impl Registry {
             file(format!("not the enrolments probe writes ({e}); restore it from a backup, or move it away to enrol every instance anew"))
         })?;
         for (instance, record) in &saved.instances {
-            let mut decide = |stored: Option<&Record>| {
+            let mut decide = |stored: Option<&Record>, _: Option<&str>| {
                 let newer = stored.is_none_or(|r| {
                     Document::started_at(&r.pending_time)
                         < Document::started_at(&record.pending_time)
                 });
                 newer.then(|| record.clone())
             };
-            self.with(|db| db.change(instance, &mut decide))?;
+            self.with(|db| db.change(instance, None, &mut decide))?;
         }
         let kept = path.with_extension("json.imported");
         std::fs::rename(path, &kept)
@@ -400,6 +421,43 @@ mod tests {
         let again = open(dir.path());
         assert_eq!(again.lookup("a").unwrap().0, "i-1");
         assert_eq!(again.secret(), reg.secret());
+    }
+
+    #[test]
+    fn one_instance_per_key_until_its_holder_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = open(dir.path());
+        assert_eq!(
+            reg.enrol(&doc("i-1", "2026-12-01T09:00:00Z"), A, "a")
+                .unwrap(),
+            Ok(())
+        );
+        // An instance made from i-1's image, with its agent's key.
+        let copy = doc("i-2", "2026-12-03T09:00:00Z");
+        match reg.enrol(&copy, A, "a").unwrap() {
+            Err(Conflict::KeyInUse {
+                instance,
+                holder,
+                key_id,
+            }) => {
+                assert_eq!(
+                    (instance.as_str(), holder.as_str(), key_id.as_str()),
+                    ("i-2", "i-1", "a")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            reg.lookup("a").unwrap().0,
+            "i-1",
+            "the holder keeps its key"
+        );
+        // Its own key is welcome; so is the copied one once its holder is forgotten.
+        assert_eq!(reg.enrol(&copy, B, "b").unwrap(), Ok(()));
+        assert!(reg.forget("i-1").unwrap());
+        assert!(reg.forget("i-2").unwrap());
+        assert_eq!(reg.enrol(&copy, A, "a").unwrap(), Ok(()));
+        assert_eq!(reg.lookup("a").unwrap().0, "i-2");
     }
 
     #[test]

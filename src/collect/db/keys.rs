@@ -56,16 +56,17 @@ pub trait Keys: Send {
         visit: &mut dyn FnMut(i64, String, Record),
     ) -> Result<(), DbError>;
 
-    /// Changes the enrolment of `instance` to what `decide` makes of the one stored (nothing
-    /// when it gives `None`), in one transaction that no other change interleaves. Gives the
-    /// change's number.
+    /// Changes the enrolment of `instance` to what `decide` makes of the one stored and of
+    /// the other instance that holds `key_id`, if any (nothing when it gives `None`), in one
+    /// transaction that no other change interleaves. Gives the change's number.
     ///
     /// # Errors
     /// When the transaction fails: nothing was changed.
     fn change(
         &mut self,
         instance: &str,
-        decide: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        key_id: Option<&str>,
+        decide: &mut Decide<'_>,
     ) -> Result<Option<i64>, DbError>;
 
     /// The connection is lost (the server restarted, or went away): open a new one.
@@ -73,6 +74,9 @@ pub trait Keys: Send {
         false
     }
 }
+
+/// What a change makes of the enrolment stored and of the other instance that holds the key.
+pub type Decide<'a> = dyn FnMut(Option<&Record>, Option<&str>) -> Option<Record> + 'a;
 
 const SECRET_PUT: &str =
     "INSERT INTO secrets (name, value) VALUES ('nonce', $1) ON CONFLICT (name) DO NOTHING";
@@ -87,6 +91,7 @@ const NEXT: &str =
     "UPDATE counters SET value = value + 1 WHERE name = 'identities' RETURNING value";
 const ONE: &str = "SELECT key, key_id, account_id, region, pending_time, enrolled_at
     FROM identities WHERE instance = $1";
+const HOLDER: &str = "SELECT instance FROM identities WHERE key_id = $1 AND instance <> $2 LIMIT 1";
 const PUT: &str = "INSERT INTO identities
     (instance, key, key_id, account_id, region, pending_time, enrolled_at, version)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -153,11 +158,18 @@ impl Keys for Sqlite {
     fn change(
         &mut self,
         instance: &str,
-        decide: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        key_id: Option<&str>,
+        decide: &mut Decide<'_>,
     ) -> Result<Option<i64>, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let holder: Option<String> = match key_id {
+            Some(id) => tx
+                .query_row(HOLDER, params![id, instance], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
         let stored = tx
             .query_row(ONE, params![instance], |r| {
                 Ok(record(
@@ -168,7 +180,7 @@ impl Keys for Sqlite {
                 ))
             })
             .optional()?;
-        let Some(new) = decide(stored.as_ref()) else {
+        let Some(new) = decide(stored.as_ref(), holder.as_deref()) else {
             return Ok(None);
         };
         let version: i64 = tx.query_row(NEXT, [], |r| r.get(0))?;
@@ -219,7 +231,8 @@ impl Keys for Postgres {
     fn change(
         &mut self,
         instance: &str,
-        decide: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        key_id: Option<&str>,
+        decide: &mut Decide<'_>,
     ) -> Result<Option<i64>, DbError> {
         let mut tx = self.client.transaction()?;
         // The number first: a change waits here for the one before it to commit, then reads
@@ -228,7 +241,11 @@ impl Keys for Postgres {
         let stored = tx
             .query_opt(ONE, &[&instance])?
             .map(|r| record(r.get(0), r.get(1), (r.get(2), r.get(3), r.get(4)), r.get(5)));
-        let Some(new) = decide(stored.as_ref()) else {
+        let holder: Option<String> = match key_id {
+            Some(id) => tx.query_opt(HOLDER, &[&id, &instance])?.map(|r| r.get(0)),
+            None => None,
+        };
+        let Some(new) = decide(stored.as_ref(), holder.as_deref()) else {
             // Rolled back: the number is not taken.
             return Ok(None);
         };

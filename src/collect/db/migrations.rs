@@ -3,7 +3,8 @@
 //! released; a change to the schema is a new entry, written for both engines.
 
 /// The migrations (1: the reports and cells; 2: the alerts' verdicts told and outboxes; 3:
-/// the enrolled keys, the nonces spent and the secret nonces are made with), written once
+/// the enrolled keys, the nonces spent and the secret nonces are made with; 4: the keys
+/// found by their id, so an enrolment finds the instance that holds it), written once
 /// for both engines: `{seq}` stands for the type of a column
 /// that numbers rows in the order they are stored ([`SQLITE_SEQ`], [`POSTGRES_SEQ`]). Both
 /// engines read BIGINT as a 64-bit integer.
@@ -62,6 +63,9 @@ CREATE TABLE enrol_spent (nonce TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);
 CREATE INDEX enrol_spent_expires ON enrol_spent (expires_ms);
 CREATE TABLE secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO counters (name, value) VALUES ('identities', 0);
+",
+    "
+CREATE INDEX identities_key_id ON identities (key_id);
 ",
 ];
 
