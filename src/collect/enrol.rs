@@ -156,7 +156,12 @@ pub struct Identities {
     nonces: Nonces,
     refused: Mutex<BTreeMap<&'static str, u64>>,
     enrolled: AtomicU64,
+    /// When an unknown key last made this collector read the enrolments.
+    caught_up: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often unknown keys may make a collector read the enrolments at once.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Identities {
     /// Identities checked with `trust` and `policy`, enrolled in `registry`.
@@ -169,6 +174,7 @@ impl Identities {
             registry,
             refused: Mutex::default(),
             enrolled: AtomicU64::new(0),
+            caught_up: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -412,6 +418,30 @@ impl Identities {
     #[must_use]
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Whether `key_id` is enrolled, as last read.
+    #[must_use]
+    pub fn knows(&self, key_id: &str) -> bool {
+        self.registry.lookup(key_id).is_some()
+    }
+
+    /// Reads at once the enrolments changed since the last reading, for a report whose key
+    /// is not known here: another collector on the shared database may have enrolled it a
+    /// moment ago. One reading at a time, and none within [`CATCH_UP`] of the last, so keys
+    /// nobody enrolled cost at most ten readings a second. Off the async threads; a reading
+    /// that fails is [`Identities::watch`]'s to report.
+    pub async fn catch_up(self: &std::sync::Arc<Self>) {
+        if !self.registry.shared() {
+            return;
+        }
+        let mut last = self.caught_up.lock().await;
+        if last.is_some_and(|t| t.elapsed() < CATCH_UP) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let ids = self.clone();
+        let _ = tokio::task::spawn_blocking(move || ids.registry.refresh()).await;
     }
 
     /// Reads, every second until dropped, the enrolments changed by `forget` or by another

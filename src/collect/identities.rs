@@ -136,12 +136,12 @@ impl State {
 
 impl Registry {
     /// Opens the registry in `database` (brought to this probe's version already), imports
-    /// the file an older collector left in `data`, and reads every enrolment. Blocking: call
-    /// it before serving, or on a blocking thread.
+    /// the file an older collector left in `data` when given, and reads every enrolment.
+    /// Blocking: call it before serving, or on a blocking thread.
     ///
     /// # Errors
     /// A database that cannot be reached or read, or an older file that cannot be read.
-    pub fn open(database: &Database, data: &Path) -> Result<Self, RegistryError> {
+    pub fn open(database: &Database, data: Option<&Path>) -> Result<Self, RegistryError> {
         use base64::Engine as _;
         let failed = |source| RegistryError::db(database, source);
         let mut db = database.keys().map_err(failed)?;
@@ -167,9 +167,17 @@ impl Registry {
             secret,
             state: Mutex::default(),
         };
-        registry.import(&data.join(FILE))?;
+        if let Some(data) = data {
+            registry.import(&data.join(FILE))?;
+        }
         registry.refresh()?;
         Ok(registry)
+    }
+
+    /// Whether other collectors may enrol keys in the same database.
+    #[must_use]
+    pub fn shared(&self) -> bool {
+        self.database.shared()
     }
 
     /// The secret this registry's collectors make their nonces with.
@@ -391,7 +399,7 @@ mod tests {
     fn open(dir: &Path) -> Registry {
         let database = Database::choose(dir, None).unwrap();
         drop(database.connect().unwrap());
-        Registry::open(&database, dir).unwrap()
+        Registry::open(&database, Some(dir)).unwrap()
     }
 
     #[test]
@@ -535,7 +543,7 @@ mod tests {
 
         std::fs::write(&file, "{not json").unwrap();
         let database = Database::choose(dir.path(), None).unwrap();
-        let e = Registry::open(&database, dir.path()).err().unwrap();
+        let e = Registry::open(&database, Some(dir.path())).err().unwrap();
         assert!(e.to_string().contains("move it away"), "{e}");
     }
 }

@@ -439,7 +439,7 @@ async fn open_identities(
 ) -> Result<Arc<enrol::Identities>, Error> {
     let (database, data) = (store.database().clone(), data.to_path_buf());
     let registry =
-        tokio::task::spawn_blocking(move || identities::Registry::open(&database, &data))
+        tokio::task::spawn_blocking(move || identities::Registry::open(&database, Some(&data)))
             .await
             .map_err(Error::environment)?
             .map_err(Error::environment)?;
@@ -477,8 +477,10 @@ fn forget(instance: &str, stored: &Stored) -> Result<u8, Error> {
         .connect()
         .map_err(|source| Error::environment(identities::RegistryError::db(&database, source)))?;
     drop(migrated);
-    let registry =
-        identities::Registry::open(&database, &stored.data).map_err(Error::environment)?;
+    // An older collector's file in --data is imported into its own SQLite database, as that
+    // collector's start would; never into a shared one, which --data has no part in here.
+    let import = (!database.shared()).then_some(stored.data.as_path());
+    let registry = identities::Registry::open(&database, import).map_err(Error::environment)?;
     if registry.forget(instance).map_err(Error::environment)? {
         eprintln!(
             "probe collect: forgot the key of {instance}; its agent enrols a new one on its next report"

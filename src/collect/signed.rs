@@ -77,6 +77,11 @@ pub async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> 
             return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
     }
+    if let (Some(ids), Some(key_id)) = (&app.identities, h(KEY_HEADER)) {
+        if !ids.knows(key_id) {
+            ids.catch_up().await;
+        }
+    }
     let proven = match prove(&app, headers, &bytes, check_token, peer) {
         Ok(p) => p,
         Err(refused) => return *refused,
