@@ -8,7 +8,7 @@ use super::db::{Database, DbError, Engine, Row};
 use super::entry::Entry;
 use super::retention::Retention;
 use crate::model::Report;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::{Duration, Instant};
@@ -23,10 +23,13 @@ const PAGE: i64 = 10_000;
 const TAIL: i64 = 20_000;
 /// How often a shared database is read for what other collectors stored.
 const FOLLOW: Duration = Duration::from_millis(500);
-/// How far back a follow looks again (the sequence numbers only, from the index): a
-/// transaction that took its numbers earlier may commit after later ones, by up to a few
-/// of another collector's batches ([`GROUP`] reports at most each).
-const SLACK: i64 = 16_384;
+/// How long a number not seen below the highest is looked for at least, whatever the
+/// database's horizon says (a transaction may take its number an instant before its id).
+const GAP_FLOOR: Duration = Duration::from_secs(10);
+/// How long without a horizon (the database cannot tell which transactions run).
+const GAP_CEILING: Duration = Duration::from_secs(120);
+/// The most gaps looked for at once; past it, the oldest is given up, and said.
+const GAPS: usize = 65_536;
 
 /// Why the store cannot open, or a report was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -277,31 +280,117 @@ pub fn instance_label(report: &Report) -> String {
     }
 }
 
-/// Sequence numbers already in the views, so that a follow applies each report once.
+/// Sequence numbers already in the views, so that a follow applies each report once, and
+/// the gaps below the highest: numbers another collector's transaction took before later
+/// ones committed, which it may still commit (or it rolled back, or a resend's conflict used
+/// the number up). A gap is looked for until every transaction that ran when it was noticed
+/// has ended ([`Engine::horizon`]), and for [`GAP_FLOOR`] at least.
 #[derive(Default)]
 struct Applied {
     /// The highest applied.
     high: i64,
-    set: HashSet<i64>,
-    order: VecDeque<i64>,
+    /// Whether gaps are tracked: only a store other collectors write to has them.
+    follows: bool,
+    /// Ranges not seen yet, in order.
+    gaps: VecDeque<Gap>,
+    /// The horizon at the end of the last follow.
+    horizon: Option<(i64, i64)>,
+}
+
+/// Numbers `from..=to`, not seen yet.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    from: i64,
+    to: i64,
+    noticed: Instant,
+    /// The next transaction id at the first horizon after it was noticed: the transaction
+    /// holding these numbers, if any, is older.
+    before: Option<i64>,
 }
 
 impl Applied {
-    /// Remembers `seq`: no more than a follow's slack reads again is needed.
-    fn mark(&mut self, seq: i64) {
-        self.high = self.high.max(seq);
-        if self.set.insert(seq) {
-            self.order.push_back(seq);
+    fn new(follows: bool) -> Self {
+        Self {
+            follows,
+            ..Self::default()
         }
-        while self
-            .order
-            .front()
-            .is_some_and(|s| *s <= self.high - 2 * SLACK)
-        {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
+    }
+
+    /// Remembers `seq`: a number past the highest opens a gap below it; one within a gap
+    /// closes that part of it.
+    fn mark(&mut self, seq: i64) {
+        if !self.follows {
+            self.high = self.high.max(seq);
+            return;
+        }
+        if seq > self.high {
+            if seq > self.high + 1 {
+                self.gaps.push_back(Gap {
+                    from: self.high + 1,
+                    to: seq - 1,
+                    noticed: Instant::now(),
+                    before: None,
+                });
+                if self.gaps.len() > GAPS {
+                    if let Some(lost) = self.gaps.pop_front() {
+                        tracing::warn!(
+                            "more than {GAPS} gaps in the reports' numbers: reports {}..={} are no longer looked for (restart to read them)",
+                            lost.from,
+                            lost.to
+                        );
+                    }
+                }
+            }
+            self.high = seq;
+            return;
+        }
+        let i = self.gaps.partition_point(|g| g.to < seq);
+        if self.gaps.get(i).is_none_or(|g| g.from > seq) {
+            return;
+        }
+        let gap = self.gaps[i];
+        match (seq == gap.from, seq == gap.to) {
+            (true, true) => {
+                self.gaps.remove(i);
+            }
+            (true, false) => self.gaps[i].from = seq + 1,
+            (false, true) => self.gaps[i].to = seq - 1,
+            (false, false) => {
+                self.gaps[i].to = seq - 1;
+                self.gaps.insert(
+                    i + 1,
+                    Gap {
+                        from: seq + 1,
+                        ..gap
+                    },
+                );
             }
         }
+    }
+
+    /// The gaps' ranges, to read.
+    fn ranges(&self) -> Vec<(i64, i64)> {
+        self.gaps.iter().map(|g| (g.from, g.to)).collect()
+    }
+
+    /// Gives up the gaps whose transactions have all ended by the last horizon (so what
+    /// they committed was read since), then takes `now` as the horizon.
+    fn settle(&mut self, now: Option<(i64, i64)>) {
+        let oldest_running = self.horizon.map(|(oldest, _)| oldest);
+        self.gaps.retain(|g| {
+            let age = g.noticed.elapsed();
+            let ended = match (g.before, oldest_running) {
+                (Some(before), Some(oldest)) => oldest >= before,
+                _ => age >= GAP_CEILING,
+            };
+            !(ended && age >= GAP_FLOOR)
+        });
+        if let Some((_, next)) = now {
+            for g in self.gaps.iter_mut().filter(|g| g.before.is_none()) {
+                g.before = Some(next);
+            }
+        }
+        self.horizon = now;
     }
 }
 
@@ -360,7 +449,7 @@ impl Store {
             );
         }
         let mut views = Views::default();
-        let mut applied = Applied::default();
+        let mut applied = Applied::new(database.shared());
         load(db.as_mut(), &mut views, &mut applied, TAIL)?;
         let views = Arc::new(RwLock::new(views));
         let (tx, rx) = mpsc::sync_channel::<Pending>(GROUP);
@@ -468,7 +557,11 @@ impl Store {
 /// When the database cannot be reached or read.
 pub fn each(database: &Database, visit: &mut dyn FnMut(Entry)) -> Result<(), StoreError> {
     let mut db = database.connect()?;
-    pages(db.as_mut(), 0, &mut |_, entry| visit(entry))?;
+    pages(db.as_mut(), 0, &mut |_, entry| {
+        if let Some(entry) = entry {
+            visit(entry);
+        }
+    })?;
     Ok(())
 }
 
@@ -479,19 +572,18 @@ fn parsed(doc: &str) -> Option<Entry> {
         .ok()
 }
 
-/// Visits every report stored after `from`, a page at a time, in the order stored.
+/// Visits every report stored after `from`, a page at a time, in the order stored (`None`
+/// for one that no longer parses).
 fn pages(
     db: &mut dyn Engine,
     mut from: i64,
-    visit: &mut dyn FnMut(i64, Entry),
+    visit: &mut dyn FnMut(i64, Option<Entry>),
 ) -> Result<(), DbError> {
     loop {
         let mut last = from;
         db.after(from, PAGE, &mut |seq, doc| {
             last = seq;
-            if let Some(entry) = parsed(doc) {
-                visit(seq, entry);
-            }
+            visit(seq, parsed(doc));
         })?;
         if last == from {
             return Ok(());
@@ -512,7 +604,11 @@ fn load(
     let count = db.count()?;
     let mut first = None;
     db.tail(tail, &mut |seq, doc| {
-        first.get_or_insert(seq);
+        if first.is_none() {
+            // What was stored before the tail is no gap.
+            first = Some(seq);
+            applied.high = applied.high.max(seq - 1);
+        }
         applied.mark(seq);
         if let Some(entry) = parsed(doc) {
             views.apply(entry);
@@ -529,8 +625,8 @@ fn load(
     Ok(())
 }
 
-/// Applies to `views` what is stored and not applied yet; returns those reports when
-/// `keep` asks for them.
+/// Applies to `views` what is stored and not applied yet: the reports that came into the
+/// gaps below the highest applied, then those after it. Returns them when `keep` asks.
 fn follow(
     db: &mut dyn Engine,
     views: &mut Views,
@@ -538,22 +634,29 @@ fn follow(
     keep: bool,
 ) -> Result<Vec<Report>, DbError> {
     let mut followed = Vec::new();
-    let new: Vec<i64> = db
-        .seqs((applied.high - SLACK).max(0))?
-        .into_iter()
-        .filter(|seq| !applied.set.contains(seq))
-        .collect();
-    for page in new.chunks(usize::try_from(PAGE).unwrap_or(usize::MAX)) {
-        db.docs(page, &mut |seq, doc| {
-            applied.mark(seq);
-            if let Some(entry) = parsed(doc) {
-                if keep {
-                    followed.push(entry.report.clone());
-                }
-                views.apply(entry);
+    let mut apply = |applied: &mut Applied, seq: i64, entry: Option<Entry>| {
+        applied.mark(seq);
+        if let Some(entry) = entry {
+            if keep {
+                followed.push(entry.report.clone());
             }
+            views.apply(entry);
+        }
+    };
+    let mut found = Vec::new();
+    if !applied.gaps.is_empty() {
+        db.within(&applied.ranges(), &mut |seq, doc| {
+            found.push((seq, parsed(doc)));
         })?;
     }
+    for (seq, entry) in found {
+        apply(applied, seq, entry);
+    }
+    pages(db, applied.high, &mut |seq, entry| {
+        apply(applied, seq, entry);
+    })?;
+    let now = db.horizon()?;
+    applied.settle(now);
     Ok(followed)
 }
 
@@ -733,6 +836,74 @@ impl Writer {
 mod tests {
     use super::*;
 
+    #[test]
+    fn gaps_open_past_the_highest_and_close_as_their_numbers_come() {
+        let mut a = Applied::new(true);
+        a.mark(3);
+        assert_eq!(
+            a.ranges(),
+            [(1, 2)],
+            "an empty store's first numbers may come late"
+        );
+        a.mark(1);
+        a.mark(2);
+        // load() starts past what was stored before the tail it reads.
+        a.high = 9;
+        a.mark(10);
+        assert!(a.gaps.is_empty());
+        a.mark(11);
+        a.mark(20);
+        a.mark(30);
+        assert_eq!(a.ranges(), [(12, 19), (21, 29)]);
+        a.mark(12);
+        a.mark(19);
+        a.mark(15);
+        assert_eq!(a.ranges(), [(13, 14), (16, 18), (21, 29)]);
+        for seq in [13, 14, 16, 17, 18, 21, 22, 23, 24, 25, 26, 27, 28, 29] {
+            a.mark(seq);
+        }
+        assert!(a.gaps.is_empty());
+        assert_eq!(a.high, 30);
+        // A store of one collector's alone numbers in the order it commits: no gaps.
+        let mut alone = Applied::new(false);
+        alone.mark(1);
+        alone.mark(50);
+        assert!(alone.gaps.is_empty());
+    }
+
+    #[test]
+    fn a_gap_is_given_up_once_every_transaction_of_its_time_has_ended() {
+        let long_ago = Instant::now().checked_sub(GAP_FLOOR * 2).unwrap();
+        let mut a = Applied::new(true);
+        a.mark(1);
+        a.mark(5);
+        assert_eq!(a.ranges(), [(2, 4)]);
+        a.gaps[0].noticed = long_ago;
+        // The first horizon: transactions 100 and later had not begun.
+        a.settle(Some((90, 100)));
+        assert_eq!(a.ranges(), [(2, 4)], "transaction 90 may hold them");
+        a.settle(Some((99, 120)));
+        assert_eq!(a.ranges(), [(2, 4)], "still");
+        // The horizon of the last follow is what the reads since were made after.
+        a.settle(Some((100, 130)));
+        assert_eq!(
+            a.ranges(),
+            [(2, 4)],
+            "the reads after (99, 120) came before 99 ended"
+        );
+        a.settle(Some((131, 140)));
+        assert!(a.gaps.is_empty(), "every transaction of its time has ended");
+        // Never before GAP_FLOOR, and without a horizon only after GAP_CEILING.
+        a.mark(9);
+        a.settle(Some((200, 210)));
+        a.settle(Some((300, 310)));
+        assert_eq!(a.ranges(), [(6, 8)], "too young to give up");
+        a.gaps[0].noticed = Instant::now().checked_sub(GAP_CEILING * 2).unwrap();
+        a.gaps[0].before = None;
+        a.settle(None);
+        assert!(a.gaps.is_empty());
+    }
+
     fn report(id: &str, path: &str) -> Entry {
         report_at(id, path, "2026-11-25T09:19:38.074Z")
     }
@@ -756,10 +927,11 @@ mod tests {
         fn after(&mut self, _: i64, _: i64, _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
             Ok(())
         }
-        fn seqs(&mut self, _: i64) -> Result<Vec<i64>, DbError> {
-            Ok(Vec::new())
-        }
-        fn docs(&mut self, _: &[i64], _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
+        fn within(
+            &mut self,
+            _: &[(i64, i64)],
+            _: &mut dyn FnMut(i64, &str),
+        ) -> Result<(), DbError> {
             Ok(())
         }
         fn newest(&mut self, _: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {

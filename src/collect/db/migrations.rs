@@ -133,14 +133,8 @@ pub const OLDEST: &str = "DELETE FROM reports WHERE seq IN (
 /// Reports stored after `$1`, in order, at most `$2`.
 pub const AFTER: &str = "SELECT seq, doc FROM reports WHERE seq > $1 ORDER BY seq LIMIT $2";
 
-/// The sequence numbers stored after `$1`, in order (read from the index alone).
-pub const SEQS: &str = "SELECT seq FROM reports WHERE seq > $1 ORDER BY seq";
-
-/// One report by its sequence number.
-pub const DOC: &str = "SELECT seq, doc FROM reports WHERE seq = $1";
-
-/// The reports of the sequence numbers `$1` (a PostgreSQL array), in order.
-pub const DOCS: &str = "SELECT seq, doc FROM reports WHERE seq = ANY($1) ORDER BY seq";
+/// The reports numbered from `$1` to `$2`, in order.
+pub const BETWEEN: &str = "SELECT seq, doc FROM reports WHERE seq BETWEEN $1 AND $2 ORDER BY seq";
 
 /// An instance's reports made at `$2` or later, newest first.
 pub const HISTORY: &str = "SELECT seq, doc FROM reports WHERE instance = $1 AND at_ms >= $2

@@ -143,17 +143,28 @@ pub trait Engine: Send {
         visit: &mut dyn FnMut(i64, &str),
     ) -> Result<(), DbError>;
 
-    /// The sequence numbers stored after `seq`, in order.
+    /// Visits the reports numbered within `ranges` (each from and to, both included), in
+    /// order.
     ///
     /// # Errors
     /// When the query fails.
-    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError>;
+    fn within(
+        &mut self,
+        ranges: &[(i64, i64)],
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError>;
 
-    /// Visits the reports of `seqs`, in order.
+    /// The transactions' horizon: the oldest transaction still running, and the next to
+    /// begin (PostgreSQL's snapshot). A number a running transaction took may still commit
+    /// below numbers already seen; once the oldest running is past the next of an earlier
+    /// horizon, every transaction of that time has ended. `None` where one writer numbers
+    /// in the order it commits (SQLite).
     ///
     /// # Errors
     /// When the query fails.
-    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError>;
+    fn horizon(&mut self) -> Result<Option<(i64, i64)>, DbError> {
+        Ok(None)
+    }
 
     /// Visits every cell's newest report, in the order stored.
     ///

@@ -2,8 +2,7 @@
 //! read back. Migrations take an advisory lock, so collectors started together migrate once.
 
 use super::migrations::{
-    self, AFTER, CELL, COUNT, COUNTED, DOCS, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SEQS, SIZE,
-    TAIL,
+    self, AFTER, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SIZE, TAIL,
 };
 use super::tls;
 use super::{Database, DbError, Engine, Row};
@@ -11,6 +10,15 @@ use postgres::{Client, Config, NoTls};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The reports numbered within the ranges from `$1[i]` to `$2[i]`, in order: one index
+/// range scan per range.
+const WITHIN: &str = "SELECT r.seq, r.doc FROM unnest($1::BIGINT[], $2::BIGINT[]) AS g (lo, hi)
+    JOIN reports r ON r.seq BETWEEN g.lo AND g.hi ORDER BY r.seq";
+
+/// The oldest transaction running and the next to begin, as 64-bit ids.
+const HORIZON: &str = "SELECT CAST(CAST(pg_snapshot_xmin(s) AS TEXT) AS BIGINT),
+    CAST(CAST(pg_snapshot_xmax(s) AS TEXT) AS BIGINT) FROM pg_current_snapshot() AS s";
 
 /// Any number the collectors agree on: the lock their migrations take.
 const MIGRATION_LOCK: i64 = 0x7072_6f62_6501;
@@ -230,13 +238,18 @@ impl Engine for Postgres {
         self.each(AFTER, &[&seq, &limit], visit)
     }
 
-    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError> {
-        let rows = self.client.query(SEQS, &[&seq])?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+    fn within(
+        &mut self,
+        ranges: &[(i64, i64)],
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError> {
+        let (from, to): (Vec<i64>, Vec<i64>) = ranges.iter().copied().unzip();
+        self.each(WITHIN, &[&from, &to], visit)
     }
 
-    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
-        self.each(DOCS, &[&seqs], visit)
+    fn horizon(&mut self) -> Result<Option<(i64, i64)>, DbError> {
+        let row = self.client.query_one(HORIZON, &[])?;
+        Ok(Some((row.get(0), row.get(1))))
     }
 
     fn newest(&mut self, visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {

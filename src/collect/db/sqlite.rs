@@ -2,7 +2,7 @@
 //! is on disk when it returns.
 
 use super::migrations::{
-    self, AFTER, CELL, COUNT, COUNTED, DOC, HISTORY, NEWEST, OLDER, OLDEST, SEQS, SIZE, TAIL,
+    self, AFTER, BETWEEN, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, SIZE, TAIL,
 };
 use super::{DbError, Engine, Row};
 use rusqlite::{Connection, params};
@@ -138,15 +138,13 @@ impl Engine for Sqlite {
         self.each(AFTER, params![seq, limit], visit)
     }
 
-    fn seqs(&mut self, seq: i64) -> Result<Vec<i64>, DbError> {
-        let mut q = self.conn.prepare_cached(SEQS)?;
-        let seqs = q.query_map(params![seq], |r| r.get(0))?;
-        Ok(seqs.collect::<Result<_, _>>()?)
-    }
-
-    fn docs(&mut self, seqs: &[i64], visit: &mut dyn FnMut(i64, &str)) -> Result<(), DbError> {
-        for seq in seqs {
-            self.each(DOC, params![seq], visit)?;
+    fn within(
+        &mut self,
+        ranges: &[(i64, i64)],
+        visit: &mut dyn FnMut(i64, &str),
+    ) -> Result<(), DbError> {
+        for (from, to) in ranges {
+            self.each(BETWEEN, params![from, to], visit)?;
         }
         Ok(())
     }
