@@ -269,6 +269,59 @@ fn postgres_over_tls_checks_what_the_url_asks() {
     .unwrap();
 }
 
+/// A server that signs in a user by its client certificate (`cert` authentication): the URL's
+/// `sslcert` and `sslkey` sign it in; without them it is refused.
+#[test]
+fn postgres_signs_in_by_a_client_certificate() {
+    if !Postgres::available("postgres-client-certificate") {
+        return;
+    }
+    let pki = support::servers::Pki::new();
+    let server = pki.leaf(&["127.0.0.1"]);
+    let client = pki.leaf(&["certified"]);
+    let ca_pem = std::fs::read_to_string(&pki.ca_file).unwrap();
+    let pg = Postgres::start_tls_clients(&server.pem.0, &server.pem.1, &ca_pem);
+    pg.execute("CREATE ROLE certified LOGIN");
+    pg.execute("CREATE DATABASE certified OWNER certified");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+    std::fs::write(&cert, &client.pem.0).unwrap();
+    std::fs::write(&key, &client.pem.1).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let base = pg
+        .url
+        .replace("probe@", "certified@")
+        .replace("/postgres", "/certified");
+    let ca = pki.ca_file.display();
+    let url = format!(
+        "{base}?sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}",
+        cert.display(),
+        key.display()
+    );
+    let database = Database::choose(Path::new("unused"), Some(&url)).unwrap();
+    contract(&database);
+    let e = Database::choose(
+        Path::new("unused"),
+        Some(&format!("{base}?sslmode=verify-full&sslrootcert={ca}")),
+    )
+    .unwrap()
+    .connect()
+    .err()
+    .expect("signed in without a certificate");
+    assert!(e.to_string().contains("certificate"), "{e}");
+    // Half of a pair is refused before anything is sent.
+    let e = Database::choose(
+        Path::new("unused"),
+        Some(&format!("{base}?sslcert={}", cert.display())),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        e.to_string().contains("sslcert and sslkey go together"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_bad_database_url_is_one_line_without_its_password() {
     let dir = tempfile::tempdir().unwrap();

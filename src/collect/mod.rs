@@ -157,7 +157,8 @@ pub struct Args {
     /// Keep reports and enrolled keys in this PostgreSQL database, which several collectors
     /// may share (postgres://USER:PASSWORD@HOST:PORT/NAME; best given in PROBE_DATABASE,
     /// which `ps` does not show) [default: SQLite in --data]. TLS as libpq's URLs ask:
-    /// ?sslmode=verify-full&sslrootcert=CA.pem checks the server's certificate.
+    /// ?sslmode=verify-full&sslrootcert=CA.pem checks the server's certificate; sslcert and
+    /// sslkey give a client certificate.
     #[arg(
         long,
         value_name = "URL",

@@ -62,16 +62,22 @@ impl Postgres {
     }
 
     pub fn start() -> Self {
-        Self::start_with(None)
+        Self::start_with(None, None)
     }
 
     /// A server that also speaks TLS, with this certificate (chain) and key, both PEM: a
     /// client chooses (`hostssl` and `host` rules alike trust it).
     pub fn start_tls(cert: &str, key: &str) -> Self {
-        Self::start_with(Some((cert, key)))
+        Self::start_with(Some((cert, key)), None)
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Self {
+    /// As [`Postgres::start_tls`], and the user `certified` signs in only by a client
+    /// certificate (`cert` authentication, its CN the user) that `client_ca` (PEM) signed.
+    pub fn start_tls_clients(cert: &str, key: &str, client_ca: &str) -> Self {
+        Self::start_with(Some((cert, key)), Some(client_ca))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>, client_ca: Option<&str>) -> Self {
         let bin = bin().expect("a PostgreSQL server: apt-get install postgresql");
         let dir = tempfile::Builder::new()
             .prefix("probe-pg")
@@ -109,7 +115,12 @@ impl Postgres {
         );
         if let Some((cert, key)) = tls {
             // The server refuses a key others may read, or one it does not own.
-            for (name, pem, mode) in [("server.crt", cert, 0o644), ("server.key", key, 0o600)] {
+            let ca = client_ca.unwrap_or_default();
+            for (name, pem, mode) in [
+                ("server.crt", cert, 0o644),
+                ("server.key", key, 0o600),
+                ("client-ca.crt", ca, 0o644),
+            ] {
                 let path = data.join(name);
                 std::fs::write(&path, pem).unwrap();
                 std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
@@ -123,6 +134,17 @@ impl Postgres {
             text.push_str(
                 "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
             );
+            if client_ca.is_some() {
+                text.push_str("ssl_ca_file = 'client-ca.crt'\n");
+                // First: the first rule that matches decides.
+                let hba = data.join("pg_hba.conf");
+                let rules = std::fs::read_to_string(&hba).unwrap();
+                std::fs::write(
+                    &hba,
+                    format!("hostssl all certified 127.0.0.1/32 cert\n{rules}"),
+                )
+                .unwrap();
+            }
             std::fs::write(&conf, text).unwrap();
         }
         // A port found free may be taken by another test's server before this one binds

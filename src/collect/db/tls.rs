@@ -1,8 +1,9 @@
 //! TLS to PostgreSQL as libpq's URLs ask for it: `sslmode` (disable, prefer, require,
-//! verify-ca, verify-full) and `sslrootcert` (a PEM file of the CAs to trust, or `system`
-//! for the Mozilla roots). The driver knows only disable, prefer and require, and no
-//! `sslrootcert`: this module takes both out of the URL and makes the rustls configuration
-//! they mean. As in libpq, prefer and require without a CA file encrypt but check no
+//! verify-ca, verify-full), `sslrootcert` (a PEM file of the CAs to trust, or `system` for
+//! the Mozilla roots), and `sslcert` with `sslkey` (a client certificate, for the server's
+//! `cert` authentication). The driver knows only disable, prefer and require, and none of the
+//! files: this module takes them out of the URL and makes the rustls configuration they
+//! mean. As in libpq, prefer and require without a CA file encrypt but check no
 //! certificate, and a CA file makes them check the chain (verify-ca).
 
 use super::DbError;
@@ -11,9 +12,10 @@ use postgres::config::SslMode;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What the URL asks of TLS.
@@ -53,9 +55,12 @@ enum Check {
 pub struct Wanted {
     mode: Mode,
     roots: Roots,
+    /// A client certificate (chain) and its key, PEM files.
+    client: Option<(PathBuf, PathBuf)>,
 }
 
-/// The URL without `sslmode` and `sslrootcert`, and what they asked for; `shown` names the
+/// The URL without `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, and what they asked for;
+/// `shown` names the
 /// database in errors.
 pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), DbError> {
     let bad = |detail: String| DbError::Tls {
@@ -64,7 +69,7 @@ pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), 
     };
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut kept = Vec::new();
-    let (mut mode, mut root) = (None, None);
+    let (mut mode, mut root, mut cert, mut cert_key) = (None, None, None, None);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_encoding::percent_decode_str(value)
@@ -74,6 +79,8 @@ pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), 
         match key {
             "sslmode" => mode = Some(value),
             "sslrootcert" => root = Some(value),
+            "sslcert" => cert = Some(PathBuf::from(value)),
+            "sslkey" => cert_key = Some(PathBuf::from(value)),
             _ => kept.push(pair),
         }
     }
@@ -116,7 +123,29 @@ pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), 
     } else {
         format!("{base}?{}", kept.join("&"))
     };
-    Ok((rest, Wanted { mode, roots }))
+    let client = match (cert, cert_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "sslcert and sslkey go together: give both (the client certificate and its key), or neither"
+                    .into(),
+            ));
+        }
+    };
+    if client.is_some() && mode == Mode::Disable {
+        return Err(bad(
+            "sslcert with sslmode=disable: a client certificate needs TLS; drop one".into(),
+        ));
+    }
+    Ok((
+        rest,
+        Wanted {
+            mode,
+            roots,
+            client,
+        },
+    ))
 }
 
 impl Wanted {
@@ -156,15 +185,24 @@ impl Wanted {
             Check::Chain => Arc::new(AnyName(trust.verifier())),
             Check::Nothing => Arc::new(Unchecked(trust.provider())),
         };
-        let config = ClientConfig::builder_with_provider(trust.provider())
+        let bad = |detail: String| DbError::Tls {
+            what: shown.to_string(),
+            detail,
+        };
+        let builder = ClientConfig::builder_with_provider(trust.provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| DbError::Tls {
-                what: shown.to_string(),
-                detail: e.to_string(),
-            })?
+            .map_err(|e| bad(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(verifier);
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let (chain, key) = client_identity(cert, key).map_err(bad)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad(format!("sslcert and sslkey: {e}")))?
+            }
+        };
         Ok(Some(Arc::new(config)))
     }
 
@@ -177,6 +215,40 @@ impl Wanted {
             (_, Check::Full) => "TLS, certificate checked",
         }
     }
+}
+
+/// The client certificate's chain and its key, read from their PEM files.
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| {
+            format!(
+                "sslcert={}: {e}; give the client certificate, PEM",
+                cert.display()
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(format!(
+            "sslcert={}: no certificate in it (-----BEGIN CERTIFICATE-----)",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        format!(
+            "sslkey={}: {e}; give the client certificate's private key, PEM",
+            key.display()
+        )
+    })?;
+    // As libpq: a key others can read is said (libpq refuses it; the token's rule here).
+    if let Ok(meta) = std::fs::metadata(key) {
+        if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
+            tracing::warn!("sslkey={}: readable by others; chmod 600 it", key.display());
+        }
+    }
+    Ok((chain, private))
 }
 
 /// The refusal of the server's certificate in `e`'s causes, if that is what `e` is.
@@ -337,6 +409,13 @@ mod tests {
         assert!(e.contains("sslmode=allow: give disable, prefer"), "{e}");
         let e = wanted("postgres://u@h/db?sslrootcert=system&sslmode=require").unwrap_err();
         assert!(e.contains("give sslmode=verify-full"), "{e}");
+        let e = wanted("postgres://u@h/db?sslcert=c.pem").unwrap_err();
+        assert!(e.contains("sslcert and sslkey go together"), "{e}");
+        let e = wanted("postgres://u@h/db?sslmode=disable&sslcert=c.pem&sslkey=k.pem").unwrap_err();
+        assert!(e.contains("needs TLS"), "{e}");
+        let (_, w) = wanted("postgres://u@h/db?sslcert=/nonexistent/c.pem&sslkey=k.pem").unwrap();
+        let e = w.client("db").unwrap_err().to_string();
+        assert!(e.contains("sslcert=/nonexistent/c.pem"), "{e}");
         let e = wanted("postgres://u@h/db?sslrootcert=").unwrap_err();
         assert!(e.contains("sslrootcert is empty"), "{e}");
         let (_, w) = wanted("postgres://u@h/db?sslrootcert=/nonexistent/ca.pem").unwrap();
