@@ -197,7 +197,7 @@ impl Wanted {
         let config = match &self.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                let (chain, key) = client_identity(cert, key).map_err(bad)?;
+                let (chain, key) = client_identity(cert, key).map_err(|e| bad(e.to_string()))?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| bad(format!("sslcert and sslkey: {e}")))?
@@ -217,30 +217,43 @@ impl Wanted {
     }
 }
 
+/// A client certificate or key file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum ClientFile {
+    /// The certificate file.
+    #[error("sslcert={}: {source}; give the client certificate, PEM", path.display())]
+    Cert {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    /// No certificate in it.
+    #[error("sslcert={}: no certificate in it (-----BEGIN CERTIFICATE-----)", .0.display())]
+    NoCert(PathBuf),
+    /// The key file.
+    #[error("sslkey={}: {source}; give the client certificate's private key, PEM", path.display())]
+    Key {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+}
+
 /// The client certificate's chain and its key, read from their PEM files.
 fn client_identity(
     cert: &Path,
     key: &Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientFile> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| {
-            format!(
-                "sslcert={}: {e}; give the client certificate, PEM",
-                cert.display()
-            )
+        .map_err(|source| ClientFile::Cert {
+            path: cert.to_path_buf(),
+            source,
         })?;
     if chain.is_empty() {
-        return Err(format!(
-            "sslcert={}: no certificate in it (-----BEGIN CERTIFICATE-----)",
-            cert.display()
-        ));
+        return Err(ClientFile::NoCert(cert.to_path_buf()));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        format!(
-            "sslkey={}: {e}; give the client certificate's private key, PEM",
-            key.display()
-        )
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|source| ClientFile::Key {
+        path: key.to_path_buf(),
+        source,
     })?;
     // As libpq: a key others can read is said (libpq refuses it; the token's rule here).
     if let Ok(meta) = std::fs::metadata(key) {
