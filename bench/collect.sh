@@ -20,7 +20,9 @@ source "$root/bench/postgres.sh"
 # Built for the musl target too, so it reuses the release build of probe's dependencies.
 cargo build --release --quiet --example collect_load --target x86_64-unknown-linux-musl --manifest-path "$root/Cargo.toml"
 load=$target/x86_64-unknown-linux-musl/release/examples/collect_load
-dir=$(mktemp -d)
+# shellcheck source=bench/scratch.sh
+source "$root/bench/scratch.sh"
+dir=$(scratch)
 chmod 755 "$dir"
 trap 'kill "${pid:-}" 2>/dev/null; wait "${pid:-}" 2>/dev/null || true; pg_stop; rm -rf "$dir"' EXIT
 (umask 077; head -c 32 /dev/urandom | base64 >"$dir/token")

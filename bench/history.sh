@@ -18,7 +18,9 @@ probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
 command -v curl >/dev/null || { echo "bench: curl is missing: apt-get install curl" >&2; exit 1; }
 hosts=${HOSTS:-50000}
 runs=${RUNS:-1000}
-dir=$(mktemp -d)
+# shellcheck source=bench/scratch.sh
+source "$root/bench/scratch.sh"
+dir=$(scratch)
 trap 'if [[ -n ${pid:-} ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; rm -rf "$dir"' EXIT
 
 start_collector() {

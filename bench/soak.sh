@@ -19,7 +19,9 @@ command -v python3 >/dev/null || { echo "soak: python3 is missing" >&2; exit 1; 
 source "$root/scripts/cross-env.sh"
 cargo build --release --quiet --example collect_load --target x86_64-unknown-linux-musl --manifest-path "$root/Cargo.toml"
 load=$target/x86_64-unknown-linux-musl/release/examples/collect_load
-dir=$(mktemp -d)
+# shellcheck source=bench/scratch.sh
+source "$root/bench/scratch.sh"
+dir=$(scratch)
 (umask 077; head -c 32 /dev/urandom | base64 >"$dir/token")
 "$probe" collect --listen 127.0.0.1:0 --token-file "$dir/token" --data "$dir/data" --rate-limit 0 --ec2 off 2>"$dir/err" >/dev/null &
 pid=$!
