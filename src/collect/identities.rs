@@ -10,7 +10,7 @@
 
 use super::db::keys::Keys;
 pub use super::db::keys::Record;
-use super::db::{Database, DbError};
+use super::db::{Database, DbError, Healing};
 use crate::identity::Document;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -105,7 +105,7 @@ impl RegistryError {
 /// The registry: a connection to the database, and the enrolments as last read.
 pub struct Registry {
     database: Database,
-    db: Mutex<Box<dyn Keys>>,
+    db: Mutex<Healing<dyn Keys>>,
     secret: Vec<u8>,
     state: Mutex<State>,
 }
@@ -163,7 +163,7 @@ impl Registry {
         })?;
         let registry = Self {
             database: database.clone(),
-            db: Mutex::new(db),
+            db: Mutex::new(Healing::new(db, database, Database::keys)),
             secret,
             state: Mutex::default(),
         };
@@ -324,10 +324,7 @@ impl Registry {
             .db
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if db.broken() {
-            *db = self.database.keys().map_err(failed)?;
-        }
-        f(db.as_mut()).map_err(failed)
+        f(db.get().map_err(failed)?).map_err(failed)
     }
 
     /// Imports an older collector's file: each instance unless the database has it enrolled

@@ -4,7 +4,7 @@
 //! verdict per instance and target, a bounded history of changes and the latest reports.
 //! With a shared database, what other collectors store is followed into these views.
 
-use super::db::{Database, DbError, Engine, Row};
+use super::db::{Database, DbError, Engine, Healing, Row};
 use super::entry::Entry;
 use super::retention::Retention;
 use crate::model::Report;
@@ -457,13 +457,12 @@ impl Store {
         let follows = database.shared();
         let followers = Followers::default();
         let to = followers.clone();
-        let reconnect = database.clone();
+        let db = Healing::new(db, &database, Database::attach);
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 let mut w = Writer {
                     db,
-                    database: reconnect,
                     retention,
                     applied,
                     follows,
@@ -662,9 +661,7 @@ fn follow(
 
 /// The thread that owns the writing connection.
 struct Writer {
-    db: Box<dyn Engine>,
-    /// Where a lost connection is opened again.
-    database: Database,
+    db: Healing<dyn Engine>,
     retention: Retention,
     applied: Applied,
     /// Other collectors write to the database too.
@@ -697,7 +694,7 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .is_some();
-                let reports = follow(self.db.as_mut(), &mut v, &mut self.applied, keep);
+                let reports = follow(self.db.conn(), &mut v, &mut self.applied, keep);
                 drop(v);
                 match reports {
                     Ok(reports) => self.pass_on(reports),
@@ -724,17 +721,12 @@ impl Writer {
     /// Opens the connection again when it was lost: a PostgreSQL server restarted (an
     /// upgrade, a failover) costs the reports sent meanwhile a 503 each, not the collector.
     fn heal(&mut self) {
-        if !self.db.broken() {
-            return;
-        }
-        match self.database.attach() {
-            Ok(db) => {
-                tracing::warn!(
-                    "the connection to {} was lost; connected again",
-                    self.database
-                );
-                self.db = db;
-            }
+        match self.db.heal() {
+            Ok(false) => {}
+            Ok(true) => tracing::warn!(
+                "the connection to {} was lost; connected again",
+                self.db.database()
+            ),
             Err(e) => tracing::warn!("the connection to the database was lost: {e}"),
         }
     }
@@ -768,7 +760,7 @@ impl Writer {
             .zip(&keys)
             .map(|(p, k)| Row::of(&p.entry, k))
             .collect();
-        let result = self.db.insert(&rows);
+        let result = self.db.conn().insert(&rows);
         drop(rows);
         let mut views = views
             .write()
@@ -803,7 +795,7 @@ impl Writer {
         if self.retention.bytes.is_none() {
             return 0;
         }
-        self.db.size().unwrap_or_else(|e| {
+        self.db.conn().size().unwrap_or_else(|e| {
             tracing::warn!("retention: {e}");
             0
         })
@@ -822,7 +814,7 @@ impl Writer {
             .age
             .and_then(|a| std::time::SystemTime::now().checked_sub(a))
             .map(super::db::millis_of);
-        match self.db.retain(before, r.bytes) {
+        match self.db.conn().retain(before, r.bytes) {
             Ok(0) => {}
             Ok(dropped) => tracing::info!("retention: {dropped} report(s) deleted"),
             Err(e) => tracing::warn!("retention: {e}"),
@@ -920,6 +912,8 @@ mod tests {
     /// A database whose every transaction fails, as a full disk makes them.
     struct Failing;
 
+    impl crate::collect::db::Connection for Failing {}
+
     impl Engine for Failing {
         fn insert(&mut self, _: &[Row<'_>]) -> Result<Vec<Option<i64>>, DbError> {
             Err(DbError::Query("database or disk is full".into()))
@@ -976,8 +970,11 @@ mod tests {
         let shared = views.clone();
         let writer = std::thread::spawn(move || {
             let mut w = Writer {
-                db: Box::new(Failing),
-                database: Database::Sqlite(PathBuf::from("unused")),
+                db: Healing::new(
+                    Box::new(Failing),
+                    &Database::Sqlite(PathBuf::from("unused")),
+                    Database::attach,
+                ),
                 retention: Retention::default(),
                 applied: Applied::default(),
                 follows: false,

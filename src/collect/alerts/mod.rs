@@ -13,7 +13,7 @@ mod resume;
 pub mod rule;
 
 use super::db::outbox::{Outbox, Tell};
-use super::db::{Database, DbError};
+use super::db::{Database, DbError, Healing};
 use crate::model::Report;
 use rule::{Alert, Event, State, Streaks};
 use std::collections::{BTreeMap, HashMap};
@@ -47,7 +47,7 @@ type Series = (
 
 /// The alerts' connection to the store, used off the async threads, and where it is opened
 /// again when lost.
-type Db = Arc<Mutex<(Box<dyn Outbox>, Database)>>;
+type Db = Arc<Mutex<Healing<dyn Outbox>>>;
 
 /// The form a destination takes its messages in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ impl Plan {
         let alerts = Alerts {
             streaks: Mutex::new(streaks),
             order: tokio::sync::Mutex::new(()),
-            db: Arc::new(Mutex::new((db, database.clone()))),
+            db: Arc::new(Mutex::new(Healing::new(db, database, Database::outbox))),
             destinations: self.destinations.into_iter().map(Arc::new).collect(),
             client: self.client,
         };
@@ -254,11 +254,7 @@ async fn blocking<T: Send + 'static>(
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
         let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (db, database) = &mut *db;
-        if db.broken() {
-            *db = database.outbox()?;
-        }
-        f(db.as_mut())
+        f(db.get()?)
     })
     .await
     .map_err(|e| AlertError::Stopped(e.to_string()))?

@@ -31,7 +31,7 @@ pub struct Record {
 }
 
 /// What the identities keep in the database; one connection.
-pub trait Keys: Send {
+pub trait Keys: super::Connection {
     /// The secret nonces are made with: the one stored, else `fresh`, stored first.
     ///
     /// # Errors
@@ -68,11 +68,6 @@ pub trait Keys: Send {
         key_id: Option<&str>,
         decide: &mut Decide<'_>,
     ) -> Result<Option<i64>, DbError>;
-
-    /// The connection is lost (the server restarted, or went away): open a new one.
-    fn broken(&self) -> bool {
-        false
-    }
 }
 
 /// What a change makes of the enrolment stored and of the other instance that holds the key.
@@ -264,9 +259,5 @@ impl Keys for Postgres {
         )?;
         tx.commit()?;
         Ok(Some(version))
-    }
-
-    fn broken(&self) -> bool {
-        self.client.is_closed()
     }
 }

@@ -121,8 +121,73 @@ impl<'a> Row<'a> {
     }
 }
 
+/// A connection that can tell it was lost; every seam's ([`Engine`], [`outbox::Outbox`],
+/// [`keys::Keys`]).
+pub trait Connection: Send {
+    /// The connection is lost (the server restarted, or went away): open a new one.
+    fn broken(&self) -> bool {
+        false
+    }
+}
+
+/// One connection through a seam, opened again before it is used once it was lost: a
+/// PostgreSQL server that restarts (an upgrade, a failover) costs what was being done at
+/// that moment an error, not the collector.
+pub struct Healing<T: ?Sized> {
+    conn: Box<T>,
+    database: Database,
+    open: fn(&Database) -> Result<Box<T>, DbError>,
+}
+
+impl<T: ?Sized + Connection> Healing<T> {
+    /// `conn`, opened on `database` by `open`, which opens it again.
+    pub fn new(
+        conn: Box<T>,
+        database: &Database,
+        open: fn(&Database) -> Result<Box<T>, DbError>,
+    ) -> Self {
+        Self {
+            conn,
+            database: database.clone(),
+            open,
+        }
+    }
+
+    /// Opens the connection again if it was lost; says whether it did.
+    ///
+    /// # Errors
+    /// When it was lost and cannot be opened again (it is tried again next time).
+    pub fn heal(&mut self) -> Result<bool, DbError> {
+        if !self.conn.broken() {
+            return Ok(false);
+        }
+        self.conn = (self.open)(&self.database)?;
+        Ok(true)
+    }
+
+    /// The connection, opened again first if it was lost.
+    ///
+    /// # Errors
+    /// As [`Healing::heal`].
+    pub fn get(&mut self) -> Result<&mut T, DbError> {
+        self.heal()?;
+        Ok(self.conn.as_mut())
+    }
+
+    /// The connection as it is, lost or not.
+    pub fn conn(&mut self) -> &mut T {
+        self.conn.as_mut()
+    }
+
+    /// Where it goes.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+}
+
 /// What a database does for the collector; one connection.
-pub trait Engine: Send {
+pub trait Engine: Connection {
     /// Stores the rows in one transaction, committed durably before it returns, each unless
     /// its id is stored already (a second copy in `rows` included); moves each cell's newest
     /// report. Gives each new row's sequence number, `None` for a copy. All or none: on an
@@ -208,11 +273,6 @@ pub trait Engine: Send {
     /// # Errors
     /// When the query fails.
     fn size(&mut self) -> Result<u64, DbError>;
-
-    /// The connection is lost (the server restarted, or went away): open a new one.
-    fn broken(&self) -> bool {
-        false
-    }
 }
 
 impl Database {
@@ -320,4 +380,59 @@ pub fn millis_of(t: std::time::SystemTime) -> i64 {
         .ok()
         .and_then(|d| i64::try_from(d.as_millis()).ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection that is lost when told.
+    struct Fake {
+        lost: bool,
+        opened: usize,
+    }
+
+    impl Connection for Fake {
+        fn broken(&self) -> bool {
+            self.lost
+        }
+    }
+
+    #[allow(clippy::unnecessary_wraps)] // the signature Healing opens with
+    fn open(_: &Database) -> Result<Box<Fake>, DbError> {
+        Ok(Box::new(Fake {
+            lost: false,
+            opened: 2,
+        }))
+    }
+
+    fn unreachable(_: &Database) -> Result<Box<Fake>, DbError> {
+        Err(DbError::Query("the server is down".into()))
+    }
+
+    #[test]
+    fn a_lost_connection_is_opened_again_before_it_is_used() {
+        let database = Database::Sqlite(PathBuf::from("unused"));
+        let first = Box::new(Fake {
+            lost: false,
+            opened: 1,
+        });
+        let mut healing = Healing::new(first, &database, open);
+        assert_eq!(healing.get().unwrap().opened, 1);
+        healing.conn().lost = true;
+        assert_eq!(healing.get().unwrap().opened, 2, "opened again");
+        assert!(!healing.heal().unwrap(), "and kept");
+        // A server still down: an error now, and a try again next time.
+        let mut down = Healing::new(
+            Box::new(Fake {
+                lost: true,
+                opened: 1,
+            }),
+            &database,
+            unreachable,
+        );
+        assert!(down.get().is_err());
+        assert!(down.get().is_err());
+        assert!(down.conn().lost);
+    }
 }

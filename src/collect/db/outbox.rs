@@ -41,7 +41,7 @@ pub struct Told {
 pub type Cell<'a> = (&'a str, &'a str, &'a str, bool);
 
 /// What the alerts keep in the database; one connection.
-pub trait Outbox: Send {
+pub trait Outbox: super::Connection {
     /// Visits every cell's verdict told; false when alerts never started on this store.
     ///
     /// # Errors
@@ -102,11 +102,6 @@ pub trait Outbox: Send {
     /// # Errors
     /// When the query fails.
     fn waiting(&mut self, destination: &str) -> Result<u64, DbError>;
-
-    /// The connection is lost (the server restarted, or went away): open a new one.
-    fn broken(&self) -> bool {
-        false
-    }
 }
 
 const TOLD: &str = "SELECT instance, target, path, pass FROM alert_told";
@@ -387,9 +382,5 @@ impl Outbox for Postgres {
     fn waiting(&mut self, destination: &str) -> Result<u64, DbError> {
         let n: i64 = self.client.query_one(WAITING, &[&destination])?.get(0);
         Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    fn broken(&self) -> bool {
-        self.client.is_closed()
     }
 }

@@ -305,7 +305,9 @@ impl Engine for Postgres {
         let size: i64 = self.client.query_one(SIZE, &[])?.get(0);
         Ok(u64::try_from(size).unwrap_or(0))
     }
+}
 
+impl super::Connection for Postgres {
     fn broken(&self) -> bool {
         self.client.is_closed()
     }

@@ -92,6 +92,9 @@ impl Sqlite {
     }
 }
 
+/// A file is not lost as a server's connection is.
+impl super::Connection for Sqlite {}
+
 impl Engine for Sqlite {
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<Vec<Option<i64>>, DbError> {
         let tx = self
