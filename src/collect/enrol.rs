@@ -292,7 +292,7 @@ impl Identities {
         signature: &str,
         body: &[u8],
     ) -> Result<(String, String, String), Refusal> {
-        let shown = if key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let shown = if well_formed(key_id) {
             key_id.to_string()
         } else {
             return Err(Refusal::UnknownKey("(malformed)".into()));
@@ -420,10 +420,11 @@ impl Identities {
         &self.registry
     }
 
-    /// Whether `key_id` is enrolled, as last read.
+    /// Whether `key_id` could be enrolled and is not, as last read: a key another collector
+    /// may have enrolled a moment ago.
     #[must_use]
-    pub fn knows(&self, key_id: &str) -> bool {
-        self.registry.lookup(key_id).is_some()
+    pub fn may_know(&self, key_id: &str) -> bool {
+        well_formed(key_id) && self.registry.lookup(key_id).is_none()
     }
 
     /// Reads at once the enrolments changed since the last reading, for a report whose key
@@ -471,6 +472,11 @@ impl Identities {
             }
         }
     }
+}
+
+/// A key id as agents make them: 32 hex digits.
+fn well_formed(key_id: &str) -> bool {
+    key_id.len() == 32 && key_id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn now_ms() -> i64 {

@@ -78,7 +78,7 @@ pub async fn gate(State(app): State<Arc<App>>, request: Request, next: Next) -> 
         }
     }
     if let (Some(ids), Some(key_id)) = (&app.identities, h(KEY_HEADER)) {
-        if !ids.knows(key_id) {
+        if ids.may_know(key_id) {
             ids.catch_up().await;
         }
     }

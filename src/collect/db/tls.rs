@@ -60,8 +60,7 @@ pub struct Wanted {
 }
 
 /// The URL without `sslmode`, `sslrootcert`, `sslcert` and `sslkey`, and what they asked for;
-/// `shown` names the
-/// database in errors.
+/// `shown` names the database in errors.
 pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), DbError> {
     let bad = |detail: String| DbError::Tls {
         what: shown(),
@@ -74,7 +73,12 @@ pub fn split(url: &str, shown: &dyn Fn() -> String) -> Result<(String, Wanted), 
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_encoding::percent_decode_str(value)
             .decode_utf8()
-            .map_err(|_| bad(format!("{key}: not UTF-8 once decoded")))?
+            .map_err(|_| {
+                bad(format!(
+                    "{}: not UTF-8 once decoded",
+                    crate::terminal::safe(key)
+                ))
+            })?
             .into_owned();
         match key {
             "sslmode" => mode = Some(value),
@@ -166,7 +170,8 @@ impl Wanted {
         }
     }
 
-    /// The rustls configuration of these settings: none when TLS is off. Reads the CA file.
+    /// The rustls configuration of these settings: none when TLS is off. Reads the CA file
+    /// and the client certificate's.
     pub fn client(&self, shown: &str) -> Result<Option<Arc<ClientConfig>>, DbError> {
         if self.mode == Mode::Disable {
             return Ok(None);
