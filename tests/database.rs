@@ -165,6 +165,18 @@ fn postgres_keeps_the_contract() {
     let database = Database::choose(Path::new("unused"), Some(&url)).unwrap();
     contract(&database);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    // The transactions' horizon, and the query a server before 13 answers instead, which
+    // this one still knows: the same ids.
+    let (oldest, next) = database.connect().unwrap().horizon().unwrap().unwrap();
+    assert!(0 < oldest && oldest <= next, "{oldest} {next}");
+    let row = client
+        .query_one(probe::collect::db::HORIZON_BEFORE_13, &[])
+        .unwrap();
+    let (old_oldest, old_next): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        old_oldest >= oldest && old_next >= next && old_next - next < 100,
+        "{old_oldest} {old_next} after {oldest} {next}"
+    );
     client
         .execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')",

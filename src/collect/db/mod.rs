@@ -17,6 +17,8 @@ mod postgres;
 mod sqlite;
 mod tls;
 
+pub use postgres::HORIZON_BEFORE_13;
+
 use std::path::{Path, PathBuf};
 
 /// Why the database cannot be used.

@@ -20,6 +20,10 @@ const WITHIN: &str = "SELECT r.seq, r.doc FROM unnest($1::BIGINT[], $2::BIGINT[]
 const HORIZON: &str = "SELECT CAST(CAST(pg_snapshot_xmin(s) AS TEXT) AS BIGINT),
     CAST(CAST(pg_snapshot_xmax(s) AS TEXT) AS BIGINT) FROM pg_current_snapshot() AS s";
 
+/// The same before PostgreSQL 13, which names it otherwise (the same 64-bit ids).
+pub const HORIZON_BEFORE_13: &str =
+    "SELECT txid_snapshot_xmin(s), txid_snapshot_xmax(s) FROM txid_current_snapshot() AS s";
+
 /// Any number the collectors agree on: the lock their migrations take.
 const MIGRATION_LOCK: i64 = 0x7072_6f62_6501;
 
@@ -248,7 +252,12 @@ impl Engine for Postgres {
     }
 
     fn horizon(&mut self) -> Result<Option<(i64, i64)>, DbError> {
-        let row = self.client.query_one(HORIZON, &[])?;
+        let row = match self.client.query_one(HORIZON, &[]) {
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_FUNCTION) => {
+                self.client.query_one(HORIZON_BEFORE_13, &[])?
+            }
+            other => other?,
+        };
         Ok(Some((row.get(0), row.get(1))))
     }
 
