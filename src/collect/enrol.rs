@@ -424,7 +424,7 @@ impl Identities {
     /// may have enrolled a moment ago.
     #[must_use]
     pub fn may_know(&self, key_id: &str) -> bool {
-        well_formed(key_id) && self.registry.lookup(key_id).is_none()
+        well_formed(key_id) && !self.registry.knows(key_id)
     }
 
     /// Reads at once the enrolments changed since the last reading, for a report whose key

@@ -201,6 +201,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a key id is enrolled, as last read: never blocks, and copies nothing.
+    #[must_use]
+    pub fn knows(&self, key_id: &str) -> bool {
+        self.state().by_key.contains_key(key_id)
+    }
+
     /// The instance and key (raw bytes) a key id stands for, as last read: never blocks.
     #[must_use]
     pub fn lookup(&self, key_id: &str) -> Option<(String, Vec<u8>, Record)> {

@@ -153,14 +153,38 @@ fn add_pem(roots: &mut RootCertStore, path: &Path, given: &'static str) -> Resul
     Ok(())
 }
 
-/// Delegates to webpki, but first keeps the end-entity certificate it was shown.
-#[derive(Debug)]
-struct Capturing {
+/// webpki's verdict on the server's certificate, given to `check`, which keeps it or makes
+/// its own of it; the handshake's signatures are webpki's to check, whatever `check` says.
+pub struct Verifier<F> {
     inner: Arc<WebPkiServerVerifier>,
-    seen: Arc<Mutex<Option<CertificateDer<'static>>>>,
+    check: F,
 }
 
-impl ServerCertVerifier for Capturing {
+/// What a [`Verifier`] makes of webpki's verdict on a certificate (the end entity's).
+pub type Verdict = Result<ServerCertVerified, rustls::Error>;
+
+impl<F> Verifier<F>
+where
+    F: Fn(Verdict, &CertificateDer<'_>) -> Verdict + Send + Sync,
+{
+    /// `inner`'s checks, its verdict on the certificate passed through `check`.
+    pub fn new(inner: Arc<WebPkiServerVerifier>, check: F) -> Self {
+        Self { inner, check }
+    }
+}
+
+impl<F> std::fmt::Debug for Verifier<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> ServerCertVerifier for Verifier<F>
+where
+    F: Fn(Verdict, &CertificateDer<'_>) -> Verdict + Send + Sync,
+{
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -168,12 +192,11 @@ impl ServerCertVerifier for Capturing {
         server_name: &ServerName<'_>,
         ocsp: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(end_entity.clone().into_owned());
-        }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    ) -> Verdict {
+        let verdict =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+        (self.check)(verdict, end_entity)
     }
 
     fn verify_tls12_signature(
@@ -230,10 +253,18 @@ pub struct Handshake {
 /// Runs a TLS handshake over `tcp` with SNI `host`, offering HTTP/1.1 by ALPN when `http`.
 pub async fn handshake(trust: &Trust, host: &str, tcp: TcpStream, http: bool) -> Handshake {
     let seen = Arc::new(Mutex::new(None));
-    let verifier = Arc::new(Capturing {
-        inner: trust.verifier.clone(),
-        seen: seen.clone(),
-    });
+    // webpki's verdict kept, and the certificate it was given, so the report can say what
+    // the server presented even when it is refused.
+    let kept = seen.clone();
+    let verifier = Arc::new(Verifier::new(
+        trust.verifier.clone(),
+        move |verdict, cert| {
+            if let Ok(mut seen) = kept.lock() {
+                *seen = Some(cert.clone().into_owned());
+            }
+            verdict
+        },
+    ));
     let config = ClientConfig::builder_with_provider(trust.provider.clone())
         .with_safe_default_protocol_versions()
         .map(|b| {

@@ -7,14 +7,12 @@
 //! certificate, and a CA file makes them check the chain (verify-ca).
 
 use super::DbError;
-use crate::net::tls::Trust;
+use crate::net::tls::{Trust, Verifier};
 use postgres::config::SslMode;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{CertificateError, ClientConfig};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -180,19 +178,30 @@ impl Wanted {
             Roots::File(path) => vec![path.clone()],
             Roots::Default | Roots::System => Vec::new(),
         };
-        let trust = Trust::from_files(files.is_empty(), &files, "sslrootcert in --database")
-            .map_err(|e| DbError::Tls {
-                what: shown.to_string(),
-                detail: e.to_string(),
-            })?;
-        let verifier: Arc<dyn ServerCertVerifier> = match self.check() {
-            Check::Full => trust.verifier(),
-            Check::Chain => Arc::new(AnyName(trust.verifier())),
-            Check::Nothing => Arc::new(Unchecked(trust.provider())),
-        };
         let bad = |detail: String| DbError::Tls {
             what: shown.to_string(),
             detail,
+        };
+        let trust = Trust::from_files(files.is_empty(), &files, "sslrootcert in --database")
+            .map_err(|e| bad(e.to_string()))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match self.check() {
+            Check::Full => trust.verifier(),
+            // webpki checks the chain before the name: a wrong name means the chain held.
+            Check::Chain => Arc::new(Verifier::new(
+                trust.verifier(),
+                |verdict, _| match verdict {
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. },
+                    )) => Ok(ServerCertVerified::assertion()),
+                    other => other,
+                },
+            )),
+            // As libpq without a CA file: encrypted to whoever holds the key (the handshake's
+            // signatures are still checked).
+            Check::Nothing => Arc::new(Verifier::new(trust.verifier(), |_, _| {
+                Ok(ServerCertVerified::assertion())
+            })),
         };
         let builder = ClientConfig::builder_with_provider(trust.provider())
             .with_safe_default_protocol_versions()
@@ -281,104 +290,6 @@ pub fn refusal<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
             .downcast_ref::<rustls::Error>()
             .filter(|e| matches!(e, rustls::Error::InvalidCertificate(_)))
     })
-}
-
-/// The chain checked, the host name not (verify-ca).
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the chain before the name: a wrong name means the chain held.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// No certificate checked (prefer and require without a CA file, as libpq): the handshake's
-/// signatures still are, so the session is encrypted to whoever holds the key.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]
