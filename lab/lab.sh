@@ -45,6 +45,9 @@
 # router; the hosts that drop traffic to their own addresses look up the local table after
 # those rules (at LOCAL), not before them.
 set -euo pipefail
+# The project's Python is its own .venv (scripts/python-env.sh): a caller's PYTHONPATH or
+# PYTHONHOME (other versions of moto or cfn-lint, say) would be read before it.
+unset PYTHONPATH PYTHONHOME
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=names.env

@@ -9,6 +9,9 @@
 # otherwise than the tutorial says. Needs root (network namespaces): from a user account it
 # asks sudo. PROBE=path runs that binary instead of building one (the tests do).
 set -euo pipefail
+# The project's Python is its own .venv (scripts/python-env.sh): a caller's PYTHONPATH or
+# PYTHONHOME (other versions of moto or cfn-lint, say) would be read before it.
+unset PYTHONPATH PYTHONHOME
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "tutorial.sh: $*" >&2; exit 1; }
 if [[ $(id -u) != 0 ]]; then

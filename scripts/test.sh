@@ -5,6 +5,9 @@
 # outside the clone) and the Python tools (pinned, in .venv), then runs `cargo test`.
 # .ci/run installs the packages first and then calls this.
 set -euo pipefail
+# The project's Python is its own .venv (scripts/python-env.sh): a caller's PYTHONPATH or
+# PYTHONHOME (other versions of moto or cfn-lint, say) would be read before it.
+unset PYTHONPATH PYTHONHOME
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "test.sh: $*" >&2; exit 1; }
 if [[ $(id -u) != 0 ]]; then
