@@ -156,6 +156,47 @@ fn messages_in_the_outbox_are_sent_after_a_crash_and_a_restart_compares_with_the
 }
 
 #[test]
+fn a_message_cut_off_by_a_crash_is_sent_again_with_the_same_id_to_drop_the_repeat_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let data = dir.path().join("data");
+    let hanging = receiver(Mode::Hang);
+    let args = ["--alert".to_string(), format!("webhook={}", hanging.url)];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    post(&collector, 0, true);
+    post(&collector, 1, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hanging.keys.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the message was never tried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The receiver may have acted on it without answering: the collector cannot know.
+    collector.kill();
+    *hanging.mode.lock().unwrap() = Mode::Answer(200);
+    let _collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let got = hanging.wait_for(1);
+    let keys = hanging.keys.lock().unwrap().clone();
+    let (first_key, first) = &keys[0];
+    let (last_key, last) = keys.last().unwrap();
+    let id = first["id"].as_str().expect("a webhook's message has an id");
+    assert_eq!(id.len(), 32, "{first}");
+    assert_eq!(
+        first_key.as_deref(),
+        Some(id),
+        "the header is the body's id"
+    );
+    assert_eq!(
+        last_key.as_deref(),
+        Some(id),
+        "sent again with the same key"
+    );
+    assert_eq!(last, first, "the same message, byte for byte as JSON");
+    assert_eq!(got[0]["id"], first["id"]);
+    assert_eq!(got[0]["event"], "failing");
+}
+
+#[test]
 fn a_bad_alert_is_one_line_naming_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     for (spec, want) in [

@@ -17,12 +17,17 @@ pub enum Mode {
     Hang,
 }
 
-/// A loopback HTTP receiver; `got` holds the messages it acknowledged, `tries` counts all.
+/// Each try's `Idempotency-Key` header, if any, and its message.
+pub type Tries = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A loopback HTTP receiver; `got` holds the messages it acknowledged, `tries` counts all,
+/// `keys` holds every try's `Idempotency-Key` with its message, acknowledged or not.
 pub struct Receiver {
     pub url: String,
     pub mode: Arc<Mutex<Mode>>,
     pub got: Arc<Mutex<Vec<Value>>>,
     pub tries: Arc<Mutex<usize>>,
+    pub keys: Tries,
 }
 
 pub fn receiver(mode: Mode) -> Receiver {
@@ -31,21 +36,34 @@ pub fn receiver(mode: Mode) -> Receiver {
     let mode = Arc::new(Mutex::new(mode));
     let got = Arc::new(Mutex::new(Vec::new()));
     let tries = Arc::new(Mutex::new(0usize));
-    let (modes, acked, counted) = (mode.clone(), got.clone(), tries.clone());
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let (modes, acked, counted, keyed) = (mode.clone(), got.clone(), tries.clone(), keys.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
-            let (modes, acked, counted) = (modes.clone(), acked.clone(), counted.clone());
+            let (modes, acked, counted, keyed) =
+                (modes.clone(), acked.clone(), counted.clone(), keyed.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
-                let Some(body) = super::servers::read_request(&mut reader) else {
+                let Some((headers, body)) = super::servers::read_message(&mut reader) else {
                     return;
                 };
+                let key = headers
+                    .into_iter()
+                    .find(|(name, _)| name == "idempotency-key")
+                    .map(|(_, v)| v);
+                keyed
+                    .lock()
+                    .unwrap()
+                    .push((key, serde_json::from_slice(&body).unwrap_or(Value::Null)));
                 let nth = {
                     let mut tries = counted.lock().unwrap();
                     *tries += 1;
                     *tries
                 };
-                let status = match *modes.lock().unwrap() {
+                // Copied out: a guard kept through the match would hold the mode while
+                // hanging, and the test could not change it.
+                let mode = *modes.lock().unwrap();
+                let status = match mode {
                     Mode::Answer(status) => status,
                     Mode::FailFirst(first) if nth <= first => 500,
                     Mode::FailFirst(_) => 200,
@@ -72,6 +90,7 @@ pub fn receiver(mode: Mode) -> Receiver {
         mode,
         got,
         tries,
+        keys,
     }
 }
 

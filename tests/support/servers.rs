@@ -246,17 +246,30 @@ impl<T: Read + Write> ReadWrite for T {}
 /// Reads one HTTP/1.1 request's head and its body (by its content-length) from `reader`;
 /// `None` when the peer closed before the body was whole.
 pub fn read_request(reader: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
-    let mut length = 0;
+    read_message(reader).map(|(_, body)| body)
+}
+
+/// A request's headers: names in lower case, values trimmed.
+pub type Headers = Vec<(String, String)>;
+
+/// Reads one HTTP request: its headers and its body.
+pub fn read_message(reader: &mut impl std::io::BufRead) -> Option<(Headers, Vec<u8>)> {
+    let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
             break;
         }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
         }
     }
+    let length = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
-    Some(body)
+    Some((headers, body))
 }

@@ -511,21 +511,31 @@ enum Undelivered {
     Status(u16),
 }
 
-/// Sends one message; any 2xx is taken.
+/// A webhook's message: the alert, led by its [`Alert::id`].
+#[derive(serde::Serialize)]
+struct Sent<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    alert: &'a Alert,
+}
+
+/// Sends one message, its id in the `Idempotency-Key` header too; any 2xx is taken.
 async fn deliver(
     d: &Destination,
     client: &reqwest::Client,
     alert: &Alert,
 ) -> Result<(), Undelivered> {
+    let id = alert.id();
     // Serialising an alert or a JSON value cannot fail.
     let body = match d.kind {
-        Kind::Webhook => serde_json::to_vec(alert),
+        Kind::Webhook => serde_json::to_vec(&Sent { id: &id, alert }),
         Kind::Slack => serde_json::to_vec(&serde_json::json!({ "text": slack_text(alert) })),
     }
     .unwrap_or_default();
     let response = client
         .post(&d.url)
         .header("content-type", "application/json")
+        .header("idempotency-key", &id)
         .body(body)
         .send()
         .await

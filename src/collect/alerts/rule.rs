@@ -50,6 +50,29 @@ pub struct Alert {
     pub reports: u32,
 }
 
+impl Alert {
+    /// The same for every send of this message, from any collector, to any destination: a
+    /// receiver drops a repeat by it (a collector that dies while sending sends again).
+    #[must_use]
+    pub fn id(&self) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [
+            self.instance_key.as_str(),
+            &self.target,
+            &self.at,
+            self.from.path.as_str(),
+            if self.from.pass { "pass" } else { "fail" },
+            self.to.path.as_str(),
+            if self.to.pass { "pass" } else { "fail" },
+        ] {
+            // Each part's length first, so no two cells' parts run into the same bytes.
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        crate::auth::hex(&ctx.finish().as_ref()[..16])
+    }
+}
+
 /// What a move from `from` to `to` is.
 #[must_use]
 pub fn event(from: State, to: State) -> Event {
@@ -241,6 +264,38 @@ pub(super) mod tests {
             }
         }
         assert_eq!(told, vec![(4, Event::Failing, 2), (7, Event::Recovered, 2)]);
+    }
+
+    #[test]
+    fn an_alerts_id_is_its_cell_time_and_move_alone() {
+        let mut s = Streaks::new(1);
+        s.observe(&report(1, true));
+        let told = s.observe(&report(2, false)).remove(0);
+        let mut again = told.clone();
+        again.instance = "renamed".into();
+        again.reason = "another reason".into();
+        again.reports = 7;
+        assert_eq!(told.id(), again.id(), "what is shown is not what it is");
+        assert_eq!(told.id().len(), 32);
+        for other in [
+            Alert {
+                at: "2026-12-04T10:03:00Z".into(),
+                ..told.clone()
+            },
+            Alert {
+                target: format!("{}x", told.target),
+                ..told.clone()
+            },
+            Alert {
+                to: State {
+                    pass: true,
+                    ..told.to
+                },
+                ..told.clone()
+            },
+        ] {
+            assert_ne!(told.id(), other.id(), "{other:?}");
+        }
     }
 
     #[test]
