@@ -1,6 +1,7 @@
 //! The collector's database on both engines: SQLite in `--data` (the default) and a real
 //! PostgreSQL server started by the test (`support::postgres`). The same contract for both;
-//! kill -9 under load on both; a full disk on SQLite; several collectors sharing PostgreSQL.
+//! kill -9 under load on both; a full disk on both, and a full write-ahead log on PostgreSQL;
+//! several collectors sharing PostgreSQL.
 
 mod support;
 
@@ -477,7 +478,12 @@ impl Drop for Tmpfs {
 /// Posts reports until the full `disk` under the store refuses one, then makes room: the
 /// collector answers 503 (naming the full disk) and acknowledges nothing it did not store;
 /// with room again, the refused report is stored.
-fn a_full_disk_loses_nothing(data: &Path, database: Option<&str>, disk: &Tmpfs, full: &str) {
+fn a_full_disk_loses_nothing(
+    data: &Path,
+    database: Option<&str>,
+    make_room: impl FnOnce(),
+    full: &str,
+) {
     let token_path = token_file(data.parent().unwrap());
     let mut args = vec!["--rate-limit", "0"];
     if let Some(url) = database {
@@ -501,9 +507,14 @@ fn a_full_disk_loses_nothing(data: &Path, database: Option<&str>, disk: &Tmpfs, 
         }
         let (id, answer) = refused.expect("the disk filled up");
         assert!(answer["error"].as_str().unwrap().contains(full), "{answer}");
-        disk.resize("16m");
+        make_room();
         let (status, answer) = post_signed(&collector.url, &sample_report(&id));
-        assert_eq!(status, 201, "with room again: {answer}");
+        assert_eq!(
+            status,
+            201,
+            "with room again: {answer}; the collector said {:#?}",
+            collector.lines()
+        );
         acknowledged.push(id.clone());
         id
     };
@@ -524,8 +535,18 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let disk = Tmpfs::mount(&data, "1m");
-    a_full_disk_loses_nothing(&data, None, &disk, "full");
+    a_full_disk_loses_nothing(&data, None, || disk.resize("16m"), "full");
     drop(disk);
+}
+
+/// A tmpfs of `size` at `dir`/`name` for the PostgreSQL server's user, who reaches it
+/// through `dir`.
+fn server_tmpfs(dir: &Path, name: &str, size: &str) -> (std::path::PathBuf, Tmpfs) {
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = dir.join(name);
+    let disk = Tmpfs::mount(&path, size);
+    Postgres::give(&path);
+    (path, disk)
 }
 
 /// The tables of the collector's PostgreSQL database on a tablespace of their own, on a
@@ -539,15 +560,7 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged_on_postgres() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    // The server's user reaches the tablespace through the test's folder.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let space = dir.path().join("space");
-    let disk = Tmpfs::mount(&space, "384k");
-    Postgres::give(&space);
+    let (space, disk) = server_tmpfs(dir.path(), "space", "384k");
     // Started after the mount, so dropped (stopped) before it is unmounted, even when the
     // test fails.
     let pg = Postgres::start();
@@ -557,7 +570,44 @@ fn a_full_disk_is_503_and_loses_nothing_acknowledged_on_postgres() {
         space.display()
     ));
     pg.execute("ALTER DATABASE filled SET default_tablespace = small");
-    a_full_disk_loses_nothing(&dir.path().join("data"), Some(&url), &disk, "No space left");
+    a_full_disk_loses_nothing(
+        &dir.path().join("data"),
+        Some(&url),
+        || disk.resize("16m"),
+        "No space left",
+    );
+    drop(pg);
+    drop(disk);
+}
+
+/// The server's write-ahead log on a small tmpfs, kept from recycling by a replication slot
+/// (as a standby that fell behind keeps it): when it fills, the server PANICs and ends
+/// every connection. Every report acknowledged before is stored once; the refused one is a
+/// 503; with room again and the server started, the collector connects again and stores
+/// it at the first try.
+#[test]
+fn a_full_write_ahead_log_is_503_and_loses_nothing_acknowledged() {
+    if !support::can_run("postgres-wal-full", &["mount", "umount"])
+        || !Postgres::available("postgres-wal-full")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, disk) = server_tmpfs(dir.path(), "wal", "6m");
+    let mut pg = Postgres::start_wal_in(&wal);
+    let url = pg.database("logged");
+    pg.execute("SELECT pg_create_physical_replication_slot('standby', true)");
+    a_full_disk_loses_nothing(
+        &dir.path().join("data"),
+        Some(&url),
+        || {
+            let log = rustix::fs::statvfs(&wal).unwrap();
+            assert_eq!(log.f_bavail, 0, "the refusal came from a full log");
+            disk.resize("64m");
+            pg.restart();
+        },
+        "cannot store the report: PostgreSQL",
+    );
     drop(pg);
     drop(disk);
 }

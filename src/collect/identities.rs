@@ -330,7 +330,7 @@ impl Registry {
             .db
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(db.get().map_err(failed)?).map_err(failed)
+        db.with(|c| f(c)).map_err(failed)
     }
 
     /// Imports an older collector's file: each instance unless the database has it enrolled

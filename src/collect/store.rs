@@ -694,7 +694,8 @@ impl Writer {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .is_some();
-                let reports = follow(self.db.conn(), &mut v, &mut self.applied, keep);
+                let applied = &mut self.applied;
+                let reports = self.db.watch(|c| follow(c, &mut v, applied, keep));
                 drop(v);
                 match reports {
                     Ok(reports) => self.pass_on(reports),
@@ -751,6 +752,8 @@ impl Writer {
 
     /// Stores one batch and answers it; returns the bytes stored.
     fn store(&mut self, batch: Vec<Pending>, views: &RwLock<Views>) -> u64 {
+        // Again here: the server may have come back while this thread waited for the batch.
+        self.heal();
         let keys: Vec<String> = batch
             .iter()
             .map(|p| instance_key(&p.entry.report))
@@ -760,7 +763,7 @@ impl Writer {
             .zip(&keys)
             .map(|(p, k)| Row::of(&p.entry, k))
             .collect();
-        let result = self.db.conn().insert(&rows);
+        let result = self.db.watch(|c| c.insert(&rows));
         drop(rows);
         let mut views = views
             .write()
@@ -795,7 +798,7 @@ impl Writer {
         if self.retention.bytes.is_none() {
             return 0;
         }
-        self.db.conn().size().unwrap_or_else(|e| {
+        self.db.watch(super::db::Engine::size).unwrap_or_else(|e| {
             tracing::warn!("retention: {e}");
             0
         })
@@ -814,7 +817,7 @@ impl Writer {
             .age
             .and_then(|a| std::time::SystemTime::now().checked_sub(a))
             .map(super::db::millis_of);
-        match self.db.conn().retain(before, r.bytes) {
+        match self.db.watch(|c| c.retain(before, r.bytes)) {
             Ok(0) => {}
             Ok(dropped) => tracing::info!("retention: {dropped} report(s) deleted"),
             Err(e) => tracing::warn!("retention: {e}"),

@@ -62,22 +62,32 @@ impl Postgres {
     }
 
     pub fn start() -> Self {
-        Self::start_with(None, None)
+        Self::start_with(None, None, None)
     }
 
     /// A server that also speaks TLS, with this certificate (chain) and key, both PEM: a
     /// client chooses (`hostssl` and `host` rules alike trust it).
     pub fn start_tls(cert: &str, key: &str) -> Self {
-        Self::start_with(Some((cert, key)), None)
+        Self::start_with(Some((cert, key)), None, None)
     }
 
     /// As [`Postgres::start_tls`], and the user `certified` signs in only by a client
     /// certificate (`cert` authentication, its CN the user) that `client_ca` (PEM) signed.
     pub fn start_tls_clients(cert: &str, key: &str, client_ca: &str) -> Self {
-        Self::start_with(Some((cert, key)), Some(client_ca))
+        Self::start_with(Some((cert, key)), Some(client_ca), None)
     }
 
-    fn start_with(tls: Option<(&str, &str)>, client_ca: Option<&str>) -> Self {
+    /// A server whose write-ahead log is in `wal` (an empty folder the server's user owns),
+    /// in segments of 1 MB rather than 16, so a small file system fills up soon.
+    pub fn start_wal_in(wal: &std::path::Path) -> Self {
+        Self::start_with(None, None, Some(wal))
+    }
+
+    fn start_with(
+        tls: Option<(&str, &str)>,
+        client_ca: Option<&str>,
+        wal: Option<&std::path::Path>,
+    ) -> Self {
         let bin = bin().expect("a PostgreSQL server: apt-get install postgresql");
         let dir = tempfile::Builder::new()
             .prefix("probe-pg")
@@ -106,6 +116,9 @@ impl Postgres {
         ])
         .arg(&data)
         .stdout(Stdio::null());
+        if let Some(wal) = wal {
+            init.arg("-X").arg(wal).arg("--wal-segsize=1");
+        }
         as_owner(&mut init);
         let out = init.output().unwrap();
         assert!(
@@ -171,8 +184,9 @@ impl Postgres {
         panic!("PostgreSQL did not start");
     }
 
-    /// Stops the server (a fast shutdown, which ends every connection) and starts it again
-    /// on the same files and port, as an upgrade or a failover would.
+    /// Stops the server (a fast shutdown, which ends every connection), unless it stopped on
+    /// its own, and starts it again on the same files and port, as an upgrade or a failover
+    /// would.
     pub fn restart(&mut self) {
         self.stop();
         self.child = serve(&self.bin, self.dir.path(), self.port);
@@ -261,8 +275,12 @@ fn up(child: &mut Child, url: &str, data: &std::path::Path) -> bool {
     false
 }
 
-/// A fast shutdown (the server ends its own backends), by its PID.
+/// A fast shutdown (the server ends its own backends), by its PID; none for a server that
+/// has exited (its PID may be another process's by now).
 fn stop(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
     super::signal(child.id(), rustix::process::Signal::INT);
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {

@@ -254,7 +254,7 @@ async fn blocking<T: Send + 'static>(
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
         let mut db = db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(db.get()?)
+        db.with(|c| f(c))
     })
     .await
     .map_err(|e| AlertError::Stopped(e.to_string()))?

@@ -126,9 +126,16 @@ impl<'a> Row<'a> {
 /// A connection that can tell it was lost; every seam's ([`Engine`], [`outbox::Outbox`],
 /// [`keys::Keys`]).
 pub trait Connection: Send {
-    /// The connection is lost (the server restarted, or went away): open a new one.
+    /// The connection is known to be lost (the server restarted, or went away): open a new
+    /// one.
     fn broken(&self) -> bool {
         false
+    }
+
+    /// Asks the server whether the connection still works (a round trip): after an error,
+    /// the client may not have read yet that the server closed it.
+    fn answers(&mut self) -> bool {
+        true
     }
 }
 
@@ -139,6 +146,8 @@ pub struct Healing<T: ?Sized> {
     conn: Box<T>,
     database: Database,
     open: fn(&Database) -> Result<Box<T>, DbError>,
+    /// The last use failed: the next heal asks the server.
+    doubt: bool,
 }
 
 impl<T: ?Sized + Connection> Healing<T> {
@@ -152,33 +161,44 @@ impl<T: ?Sized + Connection> Healing<T> {
             conn,
             database: database.clone(),
             open,
+            doubt: false,
         }
     }
 
-    /// Opens the connection again if it was lost; says whether it did.
+    /// Opens the connection again if it was lost, or if it failed last and the server no
+    /// longer answers on it; says whether it did.
     ///
     /// # Errors
     /// When it was lost and cannot be opened again (it is tried again next time).
     pub fn heal(&mut self) -> Result<bool, DbError> {
-        if !self.conn.broken() {
+        let lost = self.conn.broken() || (self.doubt && !self.conn.answers());
+        if !lost {
+            self.doubt = false;
             return Ok(false);
         }
         self.conn = (self.open)(&self.database)?;
+        self.doubt = false;
         Ok(true)
     }
 
-    /// The connection, opened again first if it was lost.
+    /// Runs `f` on the connection, opened again first if it was lost.
     ///
     /// # Errors
-    /// As [`Healing::heal`].
-    pub fn get(&mut self) -> Result<&mut T, DbError> {
+    /// As [`Healing::heal`], and `f`'s.
+    pub fn with<R>(&mut self, f: impl FnOnce(&mut T) -> Result<R, DbError>) -> Result<R, DbError> {
         self.heal()?;
-        Ok(self.conn.as_mut())
+        self.watch(f)
     }
 
-    /// The connection as it is, lost or not.
-    pub fn conn(&mut self) -> &mut T {
-        self.conn.as_mut()
+    /// Runs `f` on the connection as it is, lost or not; when it fails, the next heal asks
+    /// the server whether the connection still works.
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn watch<R>(&mut self, f: impl FnOnce(&mut T) -> Result<R, DbError>) -> Result<R, DbError> {
+        let result = f(self.conn.as_mut());
+        self.doubt |= result.is_err();
+        result
     }
 
     /// Where it goes.
@@ -388,9 +408,10 @@ pub fn millis_of(t: std::time::SystemTime) -> i64 {
 mod tests {
     use super::*;
 
-    /// A connection that is lost when told.
+    /// A connection that is lost when told, or closed by the server without knowing it.
     struct Fake {
         lost: bool,
+        closed: bool,
         opened: usize,
     }
 
@@ -398,43 +419,72 @@ mod tests {
         fn broken(&self) -> bool {
             self.lost
         }
+
+        fn answers(&mut self) -> bool {
+            self.lost |= self.closed;
+            !self.closed
+        }
+    }
+
+    fn fake(opened: usize) -> Fake {
+        Fake {
+            lost: false,
+            closed: false,
+            opened,
+        }
     }
 
     #[allow(clippy::unnecessary_wraps)] // the signature Healing opens with
     fn open(_: &Database) -> Result<Box<Fake>, DbError> {
-        Ok(Box::new(Fake {
-            lost: false,
-            opened: 2,
-        }))
+        Ok(Box::new(fake(2)))
     }
 
     fn unreachable(_: &Database) -> Result<Box<Fake>, DbError> {
         Err(DbError::Query("the server is down".into()))
     }
 
+    fn opened(healing: &mut Healing<Fake>) -> usize {
+        healing.with(|c| Ok(c.opened)).unwrap()
+    }
+
     #[test]
     fn a_lost_connection_is_opened_again_before_it_is_used() {
         let database = Database::Sqlite(PathBuf::from("unused"));
-        let first = Box::new(Fake {
-            lost: false,
-            opened: 1,
-        });
-        let mut healing = Healing::new(first, &database, open);
-        assert_eq!(healing.get().unwrap().opened, 1);
-        healing.conn().lost = true;
-        assert_eq!(healing.get().unwrap().opened, 2, "opened again");
+        let mut healing = Healing::new(Box::new(fake(1)), &database, open);
+        assert_eq!(opened(&mut healing), 1);
+        healing
+            .watch(|c| {
+                c.lost = true;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(opened(&mut healing), 2, "opened again");
         assert!(!healing.heal().unwrap(), "and kept");
         // A server still down: an error now, and a try again next time.
-        let mut down = Healing::new(
-            Box::new(Fake {
-                lost: true,
-                opened: 1,
-            }),
-            &database,
-            unreachable,
-        );
-        assert!(down.get().is_err());
-        assert!(down.get().is_err());
-        assert!(down.conn().lost);
+        let mut down = Healing::new(Box::new(fake(1)), &database, unreachable);
+        down.watch(|c| {
+            c.lost = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(down.with(|_| Ok(())).is_err());
+        assert!(down.with(|_| Ok(())).is_err());
+        assert!(down.watch(|c| Ok(c.lost)).unwrap());
+    }
+
+    #[test]
+    fn a_connection_that_failed_is_asked_whether_it_still_works() {
+        let database = Database::Sqlite(PathBuf::from("unused"));
+        let mut healing = Healing::new(Box::new(fake(1)), &database, open);
+        // The server closed it, and the client has not read that yet.
+        let _ = healing.watch(|c| {
+            c.closed = true;
+            Err::<(), _>(DbError::Query("PANIC: no space left".into()))
+        });
+        assert_eq!(opened(&mut healing), 2, "asked, found closed, opened again");
+        // An error on a connection that still works keeps it.
+        let _ = healing.watch(|_| Err::<(), _>(DbError::Query("a constraint".into())));
+        assert!(!healing.heal().unwrap());
+        assert_eq!(opened(&mut healing), 2);
     }
 }

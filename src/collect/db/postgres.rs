@@ -26,6 +26,8 @@ pub const HORIZON_BEFORE_13: &str =
 
 /// Any number the collectors agree on: the lock their migrations take.
 const MIGRATION_LOCK: i64 = 0x7072_6f62_6501;
+/// How long a connection that failed has to answer before it is taken as lost.
+const ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One connection.
 pub struct Postgres {
@@ -319,5 +321,9 @@ impl Engine for Postgres {
 impl super::Connection for Postgres {
     fn broken(&self) -> bool {
         self.client.is_closed()
+    }
+
+    fn answers(&mut self) -> bool {
+        self.client.is_valid(ANSWER).is_ok()
     }
 }
