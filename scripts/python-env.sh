@@ -4,6 +4,8 @@
 # requirements.txt changes. Prints the environment's python on stdout; the lab, the tests
 # and .ci/run all use that one, never the system's packages.
 set -euo pipefail
+# A caller's PYTHONPATH or PYTHONHOME would let pip take other versions as installed.
+unset PYTHONPATH PYTHONHOME
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${PROBE_VENV:-$root/.venv}
 want=$(sha256sum "$root/requirements.txt" | cut -d' ' -f1)

@@ -13,7 +13,6 @@ mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -156,8 +155,10 @@ fn templates() -> Vec<PathBuf> {
 
 #[test]
 fn cfn_lint_is_clean() {
-    let lint = Path::new(support::python()).with_file_name("cfn-lint");
-    let out = Command::new(lint).args(templates()).output().unwrap();
+    let out = support::python_tool("cfn-lint")
+        .args(templates())
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "cfn-lint:\n{}{}",
@@ -167,7 +168,7 @@ fn cfn_lint_is_clean() {
 }
 
 fn dump(path: &Path) -> Value {
-    let out = Command::new(support::python())
+    let out = support::python_tool("python")
         .arg(Path::new(ROOT).join("tests/fixtures/cfn_moto.py"))
         .arg("dump")
         .arg(path)
@@ -325,7 +326,7 @@ fn lab_1_builds_in_moto_at_every_step_and_its_user_data_is_the_rendered_bootstra
         "CollectorToken": token,
         "CollectorUrl": collector,
     });
-    let out = Command::new(support::python())
+    let out = support::python_tool("python")
         .arg(Path::new(ROOT).join("tests/fixtures/cfn_moto.py"))
         .arg("lab1")
         .arg(Path::new(ROOT).join("userdata/lab1-endpoints.yaml"))

@@ -141,6 +141,14 @@ pub fn python() -> &'static str {
     })
 }
 
+/// Runs `program` from the project's Python environment (`python`, `cfn-lint`) without a
+/// caller's PYTHONPATH or PYTHONHOME, which it would read before its own pinned packages.
+pub fn python_tool(program: &str) -> Command {
+    let mut cmd = Command::new(std::path::Path::new(python()).with_file_name(program));
+    cmd.env_remove("PYTHONPATH").env_remove("PYTHONHOME");
+    cmd
+}
+
 /// A Python helper from lab/ (the IMDS server, the moto fixture) on 127.0.0.1, started by
 /// the test and ended by its PID when dropped.
 pub struct Helper {
@@ -159,7 +167,7 @@ impl Helper {
         } else {
             format!("{root}/lab/{script}")
         };
-        let mut child = Command::new(python())
+        let mut child = python_tool("python")
             .arg(path)
             .args(args)
             .stdout(std::process::Stdio::piped())
@@ -195,7 +203,7 @@ impl Drop for Helper {
 /// state.
 pub fn seeded_moto(dir: &std::path::Path, step: &str) -> (Helper, Value) {
     let moto = Helper::start("ec2_fixture.py", &["serve", "127.0.0.1", "0"]);
-    let seed = Command::new(python())
+    let seed = python_tool("python")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/ec2_fixture.py"))
         .args(["seed", &moto.url(), step, dir.to_str().unwrap()])
         .output()
