@@ -2,14 +2,17 @@
 # Benchmark of the collector over a long history, on SQLite: a database is made by probe (its
 # migrations), then filled straight from Python's sqlite3 with
 #   - HOSTS instances (default 50,000) with one report each, and
-#   - 1,000 of them with a history of RUNS reports each (default 1,000: one per 30 s, 8 h 20
-#     min; RUNS=2880 is a day), the fixture report with its own id and time,
+#   - DEEP of them (default 1,000) with a history of RUNS reports each (default 1,000: one
+#     per 30 s, 8 h 20 min; RUNS=2880 is a day, RUNS=1051200 a year), the fixture report
+#     with its own id and time,
 # and the collector is started on it. Prints the database's size, the collector's start (it
 # reads each cell's newest report and the last 20,000, not the whole history), the
 # dashboard's time, the history queries' (by index, newest first) and the start with
 # --alert. Writes to /tmp.
 #   bench/history.sh
 #   RUNS=2880 bench/history.sh
+#   DEEP=1 RUNS=1051200 bench/history.sh     (one instance with a year)
+# The history queries ask for host-0, one of the instances with a history.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -18,6 +21,8 @@ probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
 command -v curl >/dev/null || { echo "bench: curl is missing: apt-get install curl" >&2; exit 1; }
 hosts=${HOSTS:-50000}
 runs=${RUNS:-1000}
+deep=${DEEP:-1000}
+(( deep >= 1 && deep <= hosts )) || { echo "bench: DEEP=$deep: give 1 to HOSTS ($hosts)" >&2; exit 1; }
 # shellcheck source=bench/scratch.sh
 source "$root/bench/scratch.sh"
 dir=$(scratch)
@@ -34,17 +39,17 @@ stop_collector() { kill "$pid"; wait "$pid" || true; pid=; }
 # The tables, as this probe's migrations make them.
 start_collector
 stop_collector
-python3 - "$root/tests/fixtures/report.json" "$dir/data/probe.db" "$hosts" "$runs" <<'PY'
+python3 - "$root/tests/fixtures/report.json" "$dir/data/probe.db" "$hosts" "$runs" "$deep" <<'PY'
 import json, sqlite3, sys, calendar, time
 base = json.load(open(sys.argv[1]))
 db = sqlite3.connect(sys.argv[2])
-hosts, runs = int(sys.argv[3]), int(sys.argv[4])
+hosts, runs, deep = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 start = calendar.timegm((2026, 1, 1, 0, 0, 0))
 def rows():
     n = 0
-    # The history of 1,000 instances, a report each 30 s, then one report of every instance.
+    # The history of DEEP instances, a report each 30 s, then one report of every instance.
     for run in range(runs):
-        for host in range(min(1000, hosts)):
+        for host in range(deep):
             yield n, host, start + run * 30
             n += 1
     for host in range(hosts):
@@ -65,15 +70,20 @@ db.execute("""INSERT INTO cells (instance, target, at_ms, seq)
 db.execute("UPDATE counters SET value = (SELECT COUNT(*) FROM reports) WHERE name = 'stored'")
 db.commit()
 PY
-n=$(( runs * (hosts < 1000 ? hosts : 1000) + hosts ))
-echo "database: $n reports ($hosts instances, 1,000 of them with $runs each), $(du -ch "$dir"/data/probe.db* | tail -n 1 | cut -f1); $(nproc) cores"
+n=$(( runs * deep + hosts ))
+echo "database: $n reports ($hosts instances, $deep of them with $runs each), $(du -ch "$dir"/data/probe.db* | tail -n 1 | cut -f1); $(nproc) cores"
 t0=$(date +%s.%N)
 start_collector
 echo "collector listening after $(echo "$(date +%s.%N) - $t0" | bc) s"
-for q in "/v1/history?instance=host-7&target=cloudformation&limit=1000" \
-         "/v1/history?instance=host-7&target=cloudformation&limit=100" \
-         "/v1/history?instance=host-7&target=cloudformation&since=2026-01-01T01:00:00Z&limit=10" \
-         "/cell?instance=host-7&target=cloudformation" \
+# The last day of host-0's history (all of it when shorter): 2,880 reports at most.
+first=$(date -u -d 2026-01-01T00:00:00Z +%s)
+since=$(( first + runs * 30 - 86400 ))
+last_day=$(date -u -d "@$(( since > first ? since : first ))" +%Y-%m-%dT%H:%M:%SZ)
+for q in "/v1/history?instance=host-0&target=cloudformation&limit=1000" \
+         "/v1/history?instance=host-0&target=cloudformation&limit=100" \
+         "/v1/history?instance=host-0&target=cloudformation&since=2026-01-01T01:00:00Z&limit=10" \
+         "/v1/history?instance=host-0&target=cloudformation&since=$last_day&limit=10000" \
+         "/cell?instance=host-0&target=cloudformation" \
          "/cell?instance=host-40000&target=cloudformation"; do
   for _ in 1 2 3; do
     curl -s -o /dev/null -w "  %{time_total} s  %{size_download} bytes  $q\n" "$url$q"
