@@ -42,7 +42,8 @@ pub struct Alert {
     pub from: State,
     /// The verdict now.
     pub to: State,
-    /// The newest report's reason for it.
+    /// The reason the report that completed the count gives (the newest, unless an older
+    /// one came late).
     pub reason: String,
     /// When the newest report was made (RFC 3339).
     pub at: String,
@@ -87,7 +88,13 @@ struct Streak {
     told: State,
     seen: State,
     count: u32,
+    /// When the newest report was made.
     at: String,
+    /// When each report of the run counted here was made (none for a run read back at a
+    /// start): a report that comes late is counted once, or splits the run.
+    run: Vec<String>,
+    /// When the newest report before the run was made: older ones come too late to matter.
+    before: String,
 }
 
 /// Every cell's last told verdict and the run of reports that differ from it.
@@ -131,6 +138,8 @@ impl Streaks {
                 seen,
                 count,
                 at: at.to_string(),
+                run: Vec::new(),
+                before: at.to_string(),
             },
         );
     }
@@ -184,31 +193,45 @@ impl Streaks {
                         seen: state,
                         count: 0,
                         at: report.started_at.clone(),
+                        run: Vec::new(),
+                        before: report.started_at.clone(),
                     },
                 );
                 continue;
             };
-            // A report older than the cell's newest (a spool flushed late) changes nothing,
-            // nor one seen twice (read back at the start, then followed from a shared store).
-            if report.started_at == streak.at
-                || crate::collect::store::older(&report.started_at, &streak.at)
-            {
+            let at = &report.started_at;
+            if *at == streak.at {
+                // Seen twice (read back at the start, then followed from a shared store).
                 continue;
             }
-            streak.at.clone_from(&report.started_at);
-            if state == streak.told {
-                streak.seen = state;
-                streak.count = 0;
-                continue;
-            }
-            if state == streak.seen {
-                streak.count += 1;
+            if crate::collect::store::older(at, &streak.at) {
+                // Made before the newest (another collector's report followed from the
+                // store after this one's newer report, a spool flushed late): it counts
+                // where it falls in time, once.
+                if !late(streak, at, state) || streak.count < self.after {
+                    continue;
+                }
             } else {
-                streak.seen = state;
-                streak.count = 1;
-            }
-            if streak.count < self.after {
-                continue;
+                let previous = std::mem::replace(&mut streak.at, at.clone());
+                if state == streak.told {
+                    streak.seen = state;
+                    streak.count = 0;
+                    streak.run.clear();
+                    streak.before.clone_from(at);
+                    continue;
+                }
+                if state == streak.seen {
+                    streak.count += 1;
+                } else {
+                    streak.seen = state;
+                    streak.count = 1;
+                    streak.run.clear();
+                    streak.before = previous;
+                }
+                streak.run.push(at.clone());
+                if streak.count < self.after {
+                    continue;
+                }
             }
             alerts.push(Alert {
                 event: event(streak.told, state),
@@ -218,14 +241,36 @@ impl Streaks {
                 from: streak.told,
                 to: state,
                 reason: t.verdict.reason.clone(),
-                at: report.started_at.clone(),
+                at: streak.at.clone(),
                 reports: streak.count,
             });
             streak.told = state;
             streak.count = 0;
+            streak.run.clear();
+            streak.before.clone_from(&streak.at);
         }
         alerts
     }
+}
+
+/// Places a report made at `at`, before the cell's newest, in `streak`'s run: counted when it
+/// gives the run's verdict and falls after the report before the run; a split of the run
+/// when it gives another and falls within it. Says whether it was counted.
+fn late(streak: &mut Streak, at: &str, state: State) -> bool {
+    use crate::collect::store::older;
+    if !older(&streak.before, at) || streak.run.iter().any(|t| t == at) {
+        return false;
+    }
+    if state == streak.seen && state != streak.told {
+        streak.count += 1;
+        streak.run.push(at.to_string());
+        return true;
+    }
+    // Another verdict: only the run's reports made after it are still in a row.
+    streak.run.retain(|t| older(at, t));
+    streak.count = u32::try_from(streak.run.len()).unwrap_or(u32::MAX);
+    streak.before = at.to_string();
+    false
 }
 
 #[cfg(test)]
@@ -299,7 +344,39 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_late_report_changes_nothing_and_a_restart_starts_from_the_store() {
+    fn a_late_report_counts_where_it_falls_in_time_once() {
+        let mut s = Streaks::new(3);
+        s.observe(&report(0, true));
+        assert!(s.observe(&report(1, false)).is_empty());
+        assert!(s.observe(&report(3, false)).is_empty());
+        assert!(s.observe(&report(1, false)).is_empty(), "seen twice");
+        // Another collector's report of 10:02, followed after this one's of 10:03.
+        let told = s.observe(&report(2, false));
+        assert_eq!(told.len(), 1, "three in a row: 10:01, 10:02, 10:03");
+        assert_eq!(
+            (told[0].reports, told[0].at.as_str()),
+            (3, "2026-12-04T10:03:00Z")
+        );
+
+        // A late pass within a run of failures splits it: only what came after it counts.
+        let mut s = Streaks::new(3);
+        s.observe(&report(0, true));
+        s.observe(&report(1, false));
+        s.observe(&report(3, false));
+        assert!(s.observe(&report(2, true)).is_empty());
+        assert!(
+            s.observe(&report(4, false)).is_empty(),
+            "10:03 and 10:04 only"
+        );
+        let told = s.observe(&report(5, false));
+        assert_eq!((told.len(), told[0].reports), (1, 3));
+        // A run of passes from 10:06: a report from before 10:05 is too late to matter.
+        assert!(s.observe(&report(6, true)).is_empty());
+        assert!(s.observe(&report(1, false)).is_empty());
+    }
+
+    #[test]
+    fn a_report_older_than_the_cells_start_changes_nothing_and_a_restart_starts_from_the_store() {
         let mut s = Streaks::new(1);
         assert!(s.observe(&report(10, true)).is_empty());
         assert!(s.observe(&report(5, false)).is_empty(), "an older report");
