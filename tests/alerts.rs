@@ -1,7 +1,9 @@
 //! Alerts end to end on 127.0.0.1: `probe collect --alert` against receivers the test runs,
 //! one that answers, one that fails before it answers, one that hangs; a collector killed
-//! with messages in its outbox, which sends them after its restart; and two collectors
-//! sharing a PostgreSQL store, which count each other's reports and tell each change once.
+//! with messages in its outbox, or while one is being sent, which sends them after its
+//! restart (the same id each time); a report that comes late, counted where it falls in
+//! time; and two collectors sharing a PostgreSQL store, which count each other's reports
+//! and tell each change once.
 
 mod support;
 
@@ -215,6 +217,39 @@ fn a_bad_alert_is_one_line_naming_the_fix() {
         assert_eq!(said.trim().lines().count(), 1, "{spec}: {said}");
         assert!(said.contains(want), "{spec}: {said}");
     }
+}
+
+#[test]
+fn a_report_that_comes_late_counts_where_it_falls_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(dir.path());
+    let up = receiver(Mode::Answer(200));
+    let args = [
+        "--alert".to_string(),
+        format!("webhook={}", up.url),
+        "--alert-after".into(),
+        "3".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let collector = Collector::start_with(&dir.path().join("data"), &token, "127.0.0.1:0", &args);
+    post(&collector, 0, true);
+    post(&collector, 1, false);
+    post(&collector, 3, false);
+    // Made at 10:02 and sent last (an agent's spool, another collector's report followed
+    // from a shared store): the third failure in a row.
+    post(&collector, 2, false);
+    let got = up.wait_for(1);
+    assert_eq!(got[0]["event"], "failing");
+    assert_eq!(got[0]["reports"], 3);
+    assert_eq!(
+        got[0]["at"], "2026-12-04T10:03:00Z",
+        "the newest report's time"
+    );
+    // Sent again: stored and counted once.
+    let (status, answer) = post_signed(&collector.url, &report(2, false));
+    assert_eq!((status, &answer["stored"]), (200, &Value::Bool(false)));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up.got.lock().unwrap().len(), 1);
 }
 
 #[test]
