@@ -721,14 +721,21 @@ impl Writer {
 
     /// Opens the connection again when it was lost: a PostgreSQL server restarted (an
     /// upgrade, a failover) costs the reports sent meanwhile a 503 each, not the collector.
-    fn heal(&mut self) {
+    /// Says whether it opened a new one.
+    fn heal(&mut self) -> bool {
         match self.db.heal() {
-            Ok(false) => {}
-            Ok(true) => tracing::warn!(
-                "the connection to {} was lost; connected again",
-                self.db.database()
-            ),
-            Err(e) => tracing::warn!("the connection to the database was lost: {e}"),
+            Ok(false) => false,
+            Ok(true) => {
+                tracing::warn!(
+                    "the connection to {} was lost; connected again",
+                    self.db.database()
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!("the connection to the database was lost: {e}");
+                false
+            }
         }
     }
 
@@ -763,7 +770,12 @@ impl Writer {
             .zip(&keys)
             .map(|(p, k)| Row::of(&p.entry, k))
             .collect();
-        let result = self.db.watch(|c| c.insert(&rows));
+        let mut result = self.db.watch(|c| c.insert(&rows));
+        if result.is_err() && self.heal() {
+            // The server closed the connection (it restarted while this one sat idle): once
+            // more on the new one. A row the failed try did commit is found stored.
+            result = self.db.watch(|c| c.insert(&rows));
+        }
         drop(rows);
         let mut views = views
             .write()
