@@ -643,6 +643,47 @@ fn a_collector_outlives_a_postgres_restart() {
     assert_eq!(exported(&data, Some(&url)), ["before", "after"]);
 }
 
+/// A server down for 4 s (read every half second by the collector) is said once, not at
+/// each try; and its return.
+#[test]
+fn an_outage_is_said_once_and_its_end_too() {
+    if !Postgres::available("postgres-outage") {
+        return;
+    }
+    let mut pg = Postgres::start();
+    let url = pg.database("outage");
+    let dir = tempfile::tempdir().unwrap();
+    let token_path = token_file(dir.path());
+    let data = dir.path().join("data");
+    let collector = Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--database", &url]);
+    pg.down_for(Duration::from_secs(4));
+    let (status, answer) = post_signed(&collector.url, &sample_report("after"));
+    assert_eq!(status, 201, "{answer}");
+    let said = |text: &str| {
+        collector
+            .lines()
+            .iter()
+            .filter(|l| l.contains(text))
+            .count()
+    };
+    assert_eq!(
+        said("the connection to the database was lost"),
+        1,
+        "{:#?}",
+        collector.lines()
+    );
+    assert!(
+        said("cannot read what other collectors stored") <= 1,
+        "{:#?}",
+        collector.lines()
+    );
+    assert!(
+        collector
+            .wait_for_line("was lost; connected again", Duration::from_secs(5))
+            .is_some()
+    );
+}
+
 /// A PostgreSQL server of the test's own, and collectors sharing a database on it.
 struct Shared {
     /// The database, for the test's own client (without TLS).

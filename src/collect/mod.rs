@@ -18,6 +18,7 @@ pub mod listen;
 pub mod metrics;
 pub mod nonce;
 pub mod relay;
+mod repeated;
 pub mod retention;
 pub mod server;
 mod signed;

@@ -6,6 +6,7 @@
 
 use super::db::{Database, DbError, Engine, Healing, Row};
 use super::entry::Entry;
+use super::repeated::Repeated;
 use super::retention::Retention;
 use crate::model::Report;
 use std::collections::{BTreeMap, VecDeque};
@@ -467,6 +468,8 @@ impl Store {
                     applied,
                     follows,
                     followers: to,
+                    lost: Repeated::default(),
+                    unread: Repeated::default(),
                 };
                 w.run(&rx, &shared);
             })
@@ -667,6 +670,10 @@ struct Writer {
     /// Other collectors write to the database too.
     follows: bool,
     followers: Followers,
+    /// The connection cannot be opened again.
+    lost: Repeated,
+    /// What other collectors stored cannot be read.
+    unread: Repeated,
 }
 
 impl Writer {
@@ -698,8 +705,15 @@ impl Writer {
                 let reports = self.db.watch(|c| follow(c, &mut v, applied, keep));
                 drop(v);
                 match reports {
-                    Ok(reports) => self.pass_on(reports),
-                    Err(e) => tracing::warn!("cannot read what other collectors stored: {e}"),
+                    Ok(reports) => {
+                        self.unread.clear();
+                        self.pass_on(reports);
+                    }
+                    Err(e) => {
+                        if let Some(more) = self.unread.due(Instant::now()) {
+                            tracing::warn!("cannot read what other collectors stored: {e}{more}");
+                        }
+                    }
                 }
                 followed = Instant::now();
             }
@@ -730,10 +744,14 @@ impl Writer {
                     "the connection to {} was lost; connected again",
                     self.db.database()
                 );
+                self.lost.clear();
+                self.unread.clear();
                 true
             }
             Err(e) => {
-                tracing::warn!("the connection to the database was lost: {e}");
+                if let Some(more) = self.lost.due(Instant::now()) {
+                    tracing::warn!("the connection to the database was lost: {e}{more}");
+                }
                 false
             }
         }
@@ -994,6 +1012,8 @@ mod tests {
                 applied: Applied::default(),
                 follows: false,
                 followers: Followers::default(),
+                lost: Repeated::default(),
+                unread: Repeated::default(),
             };
             w.run(&rx, &shared);
         });

@@ -188,7 +188,13 @@ impl Postgres {
     /// its own, and starts it again on the same files and port, as an upgrade or a failover
     /// would.
     pub fn restart(&mut self) {
+        self.down_for(Duration::ZERO);
+    }
+
+    /// As [`Postgres::restart`], the server down for `pause` in between (an outage).
+    pub fn down_for(&mut self, pause: Duration) {
         self.stop();
+        std::thread::sleep(pause);
         self.child = serve(&self.bin, self.dir.path(), self.port);
         let data = self.dir.path().join("data");
         assert!(
