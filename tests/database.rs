@@ -475,9 +475,9 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Posts reports until the full `disk` under the store refuses one, then makes room: the
-/// collector answers 503 (naming the full disk) and acknowledges nothing it did not store;
-/// with room again, the refused report is stored.
+/// Posts reports until the store's disk fills and one is refused, then calls `make_room`:
+/// the collector answers 503 (its error containing `full`) and acknowledges nothing it did
+/// not store; with room again, the refused report is stored at the first try.
 fn a_full_disk_loses_nothing(
     data: &Path,
     database: Option<&str>,
