@@ -280,7 +280,7 @@ fn a_change_counted_before_a_restart_is_told_after_it() {
 }
 
 #[test]
-fn collectors_sharing_postgres_count_each_others_reports_and_tell_each_change_once() {
+fn collectors_sharing_postgres_count_each_others_reports_in_time_order_and_tell_each_change_once() {
     if !Postgres::available("alerts-shared") {
         return;
     }
@@ -318,4 +318,18 @@ fn collectors_sharing_postgres_count_each_others_reports_and_tell_each_change_on
         .map(|m| (m["event"].as_str().unwrap(), m["reports"].as_u64().unwrap()))
         .collect();
     assert_eq!(events, [("failing", 2), ("recovered", 2)], "{got:#?}");
+
+    // Out of order: A takes the failure of 10:06, which B follows; then B takes the one of
+    // 10:05. Each collector sees the older report after the newer, and counts both.
+    post(&a, 6, false);
+    std::thread::sleep(Duration::from_millis(1_500));
+    post(&b, 5, false);
+    let got = up.wait_for(3);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(up.got.lock().unwrap().len(), 3, "told once: {got:#?}");
+    assert_eq!(
+        (got[2]["event"].as_str(), got[2]["reports"].as_u64()),
+        (Some("failing"), Some(2))
+    );
+    assert_eq!(got[2]["at"], "2026-12-04T10:06:00Z");
 }
