@@ -27,6 +27,22 @@ fn report(n: u32, pass: bool) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
+/// `--alert` to `receiver`'s webhook, after `after` reports in a row.
+fn alerting(receiver: &support::receiver::Receiver, after: u32) -> Vec<String> {
+    vec![
+        "--alert".into(),
+        format!("webhook={}", receiver.url),
+        "--alert-after".into(),
+        after.to_string(),
+    ]
+}
+
+/// A collector on 127.0.0.1 with `args`.
+fn start(data: &std::path::Path, token: &std::path::Path, args: &[String]) -> Collector {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Collector::start_with(data, token, "127.0.0.1:0", &args)
+}
+
 /// Posts report `n`; the answer must come at once, whatever the receivers do.
 fn post(collector: &Collector, n: u32, pass: bool) {
     let started = Instant::now();
@@ -136,9 +152,8 @@ fn messages_in_the_outbox_are_sent_after_a_crash_and_a_restart_compares_with_the
     let token = token_file(dir.path());
     let data = dir.path().join("data");
     let down = receiver(Mode::Answer(503));
-    let args = ["--alert".to_string(), format!("webhook={}", down.url)];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let args = alerting(&down, 1);
+    let mut collector = start(&data, &token, &args);
     post(&collector, 0, true);
     post(&collector, 1, false);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -148,7 +163,7 @@ fn messages_in_the_outbox_are_sent_after_a_crash_and_a_restart_compares_with_the
     }
     collector.kill();
     *down.mode.lock().unwrap() = Mode::Answer(200);
-    let collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let collector = start(&data, &token, &args);
     let got = down.wait_for(1);
     assert_eq!(got[0]["event"], "failing");
     // The cell starts at the store's verdict (failing): a pass is a recovery.
@@ -163,9 +178,8 @@ fn a_message_cut_off_by_a_crash_is_sent_again_with_the_same_id_to_drop_the_repea
     let token = token_file(dir.path());
     let data = dir.path().join("data");
     let hanging = receiver(Mode::Hang);
-    let args = ["--alert".to_string(), format!("webhook={}", hanging.url)];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let args = alerting(&hanging, 1);
+    let mut collector = start(&data, &token, &args);
     post(&collector, 0, true);
     post(&collector, 1, false);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -176,7 +190,7 @@ fn a_message_cut_off_by_a_crash_is_sent_again_with_the_same_id_to_drop_the_repea
     // The receiver may have acted on it without answering: the collector cannot know.
     collector.kill();
     *hanging.mode.lock().unwrap() = Mode::Answer(200);
-    let _collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let _collector = start(&data, &token, &args);
     let got = hanging.wait_for(1);
     let keys = hanging.keys.lock().unwrap().clone();
     let (first_key, first) = &keys[0];
@@ -224,14 +238,8 @@ fn a_report_that_comes_late_counts_where_it_falls_in_time() {
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path());
     let up = receiver(Mode::Answer(200));
-    let args = [
-        "--alert".to_string(),
-        format!("webhook={}", up.url),
-        "--alert-after".into(),
-        "3".into(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let collector = Collector::start_with(&dir.path().join("data"), &token, "127.0.0.1:0", &args);
+    let args = alerting(&up, 3);
+    let collector = start(&dir.path().join("data"), &token, &args);
     post(&collector, 0, true);
     post(&collector, 1, false);
     post(&collector, 3, false);
@@ -258,20 +266,14 @@ fn a_change_counted_before_a_restart_is_told_after_it() {
     let token = token_file(dir.path());
     let data = dir.path().join("data");
     let up = receiver(Mode::Answer(200));
-    let args = [
-        "--alert".to_string(),
-        format!("webhook={}", up.url),
-        "--alert-after".into(),
-        "3".into(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let args = alerting(&up, 3);
+    let mut collector = start(&data, &token, &args);
     post(&collector, 0, true);
     post(&collector, 1, false);
     post(&collector, 2, false);
     // Two of three: nothing told yet, and the store's newest verdict is the failure.
     collector.kill();
-    let collector = Collector::start_with(&data, &token, "127.0.0.1:0", &args);
+    let collector = start(&data, &token, &args);
     post(&collector, 3, false);
     let got = up.wait_for(1);
     assert_eq!(got[0]["event"], "failing", "{got:#?}");
@@ -289,18 +291,12 @@ fn collectors_sharing_postgres_count_each_others_reports_in_time_order_and_tell_
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(dir.path());
     let up = receiver(Mode::Answer(200));
-    let args = [
-        "--database".to_string(),
-        url,
-        "--alert".into(),
-        format!("webhook={}", up.url),
-        "--alert-after".into(),
-        "2".into(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let start =
-        |name: &str| Collector::start_with(&dir.path().join(name), &token, "127.0.0.1:0", &args);
-    let (a, b) = (start("a"), start("b"));
+    let mut args = vec!["--database".to_string(), url];
+    args.extend(alerting(&up, 2));
+    let (a, b) = (
+        start(&dir.path().join("a"), &token, &args),
+        start(&dir.path().join("b"), &token, &args),
+    );
     // Each report to the other collector than the one before: neither takes two failures
     // in a row, so only a count of both collectors' reports reaches --alert-after 2. Each
     // waits for the other collector to follow the one before (every 500 ms).

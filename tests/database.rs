@@ -612,6 +612,20 @@ fn a_full_write_ahead_log_is_503_and_loses_nothing_acknowledged() {
     drop(disk);
 }
 
+/// A collector on a new database `name` of `pg`, its data and token in `dir`; and the
+/// database's URL.
+fn collector_on(pg: &Postgres, name: &str, dir: &Path) -> (Collector, String) {
+    let url = pg.database(name);
+    let token = token_file(dir);
+    let collector = Collector::start_with(
+        &dir.join("data"),
+        &token,
+        "127.0.0.1:0",
+        &["--database", &url],
+    );
+    (collector, url)
+}
+
 /// A PostgreSQL server that restarts (an upgrade, a failover) costs the reports sent while
 /// it is down a 503 each, not the collector: it connects again and stores the next, the
 /// first one after the restart included.
@@ -621,11 +635,8 @@ fn a_collector_outlives_a_postgres_restart() {
         return;
     }
     let mut pg = Postgres::start();
-    let url = pg.database("restart");
     let dir = tempfile::tempdir().unwrap();
-    let token_path = token_file(dir.path());
-    let data = dir.path().join("data");
-    let collector = Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--database", &url]);
+    let (collector, url) = collector_on(&pg, "restart", dir.path());
     let (status, _) = post_signed(&collector.url, &sample_report("before"));
     assert_eq!(status, 201);
     pg.restart();
@@ -640,7 +651,10 @@ fn a_collector_outlives_a_postgres_restart() {
         "{:#?}",
         collector.lines()
     );
-    assert_eq!(exported(&data, Some(&url)), ["before", "after"]);
+    assert_eq!(
+        exported(&dir.path().join("data"), Some(&url)),
+        ["before", "after"]
+    );
 }
 
 /// A server down for 4 s (read every half second by the collector) is said once, not at
@@ -651,11 +665,8 @@ fn an_outage_is_said_once_and_its_end_too() {
         return;
     }
     let mut pg = Postgres::start();
-    let url = pg.database("outage");
     let dir = tempfile::tempdir().unwrap();
-    let token_path = token_file(dir.path());
-    let data = dir.path().join("data");
-    let collector = Collector::start_with(&data, &token_path, "127.0.0.1:0", &["--database", &url]);
+    let (collector, _) = collector_on(&pg, "outage", dir.path());
     pg.down_for(Duration::from_secs(4));
     let (status, answer) = post_signed(&collector.url, &sample_report("after"));
     assert_eq!(status, 201, "{answer}");

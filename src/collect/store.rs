@@ -777,8 +777,6 @@ impl Writer {
 
     /// Stores one batch and answers it; returns the bytes stored.
     fn store(&mut self, batch: Vec<Pending>, views: &RwLock<Views>) -> u64 {
-        // Again here: the server may have come back while this thread waited for the batch.
-        self.heal();
         let keys: Vec<String> = batch
             .iter()
             .map(|p| instance_key(&p.entry.report))
