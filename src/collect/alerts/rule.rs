@@ -93,7 +93,8 @@ struct Streak {
     /// When each report of the run counted here was made (none for a run read back at a
     /// start): a report that comes late is counted once, or splits the run.
     run: Vec<String>,
-    /// When the newest report before the run was made: older ones come too late to matter.
+    /// When the newest report before the run was made, while there is a run (`count` > 0;
+    /// without one, the newest report is that report): older ones come too late to matter.
     before: String,
 }
 
@@ -217,7 +218,6 @@ impl Streaks {
                     streak.seen = state;
                     streak.count = 0;
                     streak.run.clear();
-                    streak.before.clone_from(at);
                     continue;
                 }
                 if state == streak.seen {
@@ -247,7 +247,6 @@ impl Streaks {
             streak.told = state;
             streak.count = 0;
             streak.run.clear();
-            streak.before.clone_from(&streak.at);
         }
         alerts
     }
@@ -258,7 +257,7 @@ impl Streaks {
 /// when it gives another and falls within it. Says whether it was counted.
 fn late(streak: &mut Streak, at: &str, state: State) -> bool {
     use crate::collect::store::older;
-    if !older(&streak.before, at) || streak.run.iter().any(|t| t == at) {
+    if streak.count == 0 || !older(&streak.before, at) || streak.run.iter().any(|t| t == at) {
         return false;
     }
     if state == streak.seen && state != streak.told {
