@@ -5,9 +5,12 @@
 # bench/postgres.sh). Writes about 1 GB to /tmp. Prints throughput, latency and memory.
 # ALERTS=1 turns the alerts on (a webhook on loopback's discard port: the report's cell never
 # changes, so nothing is due; each commit also reads and writes what the cell was told).
+# INSTANCES=N spreads the reports over N host names (default 1): each report of a transaction
+# then moves a cell and an hour of its own.
 #   bench/collect.sh                  SQLite
 #   DATABASE=postgres bench/collect.sh
 #   ALERTS=1 bench/collect.sh
+#   INSTANCES=1000 bench/collect.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -15,6 +18,8 @@ probe=${PROBE:-$target/x86_64-unknown-linux-musl/release/probe}
 engine=${DATABASE:-sqlite}
 [[ -x $probe ]] || { echo "bench: no $probe: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 1; }
 [[ $engine == sqlite || $engine == postgres ]] || { echo "bench: DATABASE=sqlite or DATABASE=postgres" >&2; exit 1; }
+instances=${INSTANCES:-1}
+[[ $instances =~ ^[1-9][0-9]*$ ]] || { echo "bench: INSTANCES=$instances: give a number from 1" >&2; exit 1; }
 # shellcheck source=bench/postgres.sh
 source "$root/bench/postgres.sh"
 # Built for the musl target too, so it reuses the release build of probe's dependencies.
@@ -41,14 +46,14 @@ pid=$!
 for _ in $(seq 100); do grep -q listening "$dir/err" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/err") || { cat "$dir/err" >&2; exit 1; }
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$pid/status"; }
-echo "probe collect on $url, $engine${alerts:+ with --alert}, $(nproc) cores; report body $(wc -c <"$root/tests/fixtures/report.json") bytes"
-"$load" "$url" "$dir/token" 20000 32
+echo "probe collect on $url, $engine${alerts:+ with --alert}, $(nproc) cores; report body $(wc -c <"$root/tests/fixtures/report.json") bytes; $instances instance(s)"
+"$load" "$url" "$dir/token" 20000 32 "$instances"
 echo "  collector memory after 20000 reports: $(rss)"
-"$load" "$url" "$dir/token" 60000 32
+"$load" "$url" "$dir/token" 60000 32 "$instances"
 echo "  collector memory after 80000 reports: $(rss)"
-"$load" "$url" "$dir/token" 220000 32
+"$load" "$url" "$dir/token" 220000 32 "$instances"
 echo "  collector memory after 300000 reports: $(rss)"
-"$load" "$url" "$dir/token" 100000 32
+"$load" "$url" "$dir/token" 100000 32 "$instances"
 echo "  collector memory after 400000 reports: $(rss)"
 stored=$("$probe" collect export --data "$dir/data" "${database[@]}" | wc -l)
 if [[ $engine == sqlite ]]; then

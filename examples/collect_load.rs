@@ -2,7 +2,10 @@
 //! a durable write, not a duplicate), over keep-alive HTTP/1.1 connections. wrk and oha cannot
 //! sign each request, hence this. Prints throughput and latency percentiles.
 //!
-//!   cargo run --release --example collect_load -- URL TOKEN_FILE [REPORTS] [CONNECTIONS]
+//!   cargo run --release --example collect_load -- URL TOKEN_FILE [REPORTS] [CONNECTIONS] [INSTANCES]
+//!
+//! INSTANCES (default 1) spreads the reports over that many host names, so each report of a
+//! transaction moves a cell and an hour of its own, as a fleet's do.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: collect_load URL TOKEN_FILE [REPORTS] [CONNECTIONS]");
+        eprintln!("usage: collect_load URL TOKEN_FILE [REPORTS] [CONNECTIONS] [INSTANCES]");
         std::process::exit(2);
     }
     let url = args[1].trim_end_matches('/').to_string();
@@ -29,6 +32,7 @@ async fn main() {
     );
     let total: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20_000);
     let connections: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(32);
+    let instances: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
     let authority = url.trim_start_matches("http://").to_string();
     let template: serde_json::Value =
         serde_json::from_str(include_str!("../tests/fixtures/report.json")).expect("sample report");
@@ -63,6 +67,9 @@ async fn main() {
                 }
                 let mut report = template.clone();
                 report["id"] = format!("load-{run}-{n}").into();
+                if instances > 1 {
+                    report["agent"]["hostname"] = format!("vm-{}", n % instances).into();
+                }
                 let body = serde_json::to_vec(&report).expect("json");
                 let now = probe::auth::now();
                 let request = Request::post("/v1/reports")

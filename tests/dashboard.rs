@@ -224,6 +224,28 @@ fn artifact(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
+/// The cell page's bars a day over 90 days: the newest day's coloured by its newest report
+/// (unreachable), the days before without one. The reports are from today, or from yesterday
+/// and today when they straddled midnight, or from yesterday when the page came just after.
+fn days_drawn(browser: &Browser) {
+    let days = browser.run(
+        "return Array.from(document.querySelectorAll('#days .bar')).map(b => getComputedStyle(b).backgroundColor);",
+    );
+    let days = days.as_array().unwrap();
+    assert_eq!(days.len(), 90, "{days:?}");
+    let empty = json!("rgb(244, 244, 244)");
+    let reported: Vec<usize> = (0..90).filter(|&i| days[i] != empty).collect();
+    assert!(
+        matches!(reported[..], [89 | 88] | [88, 89]),
+        "only the last day or two: {days:?}"
+    );
+    assert_eq!(
+        days[*reported.last().unwrap()],
+        "rgb(255, 201, 201)",
+        "unreachable is red"
+    );
+}
+
 #[test]
 fn the_dashboard_shows_the_matrix_by_path_and_colour_and_refreshes_itself() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,6 +340,7 @@ fn the_dashboard_shows_the_matrix_by_path_and_colour_and_refreshes_itself() {
         ]),
         "unreachable, the gateway endpoint, unreachable again"
     );
+    days_drawn(&browser);
     let verdict = browser.run("return document.getElementById('verdict').textContent;");
     assert!(
         verdict.as_str().unwrap().starts_with("FAIL unreachable"),

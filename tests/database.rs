@@ -6,6 +6,7 @@
 mod support;
 
 use probe::auth::Token;
+use probe::collect::db::hours::{Hour, Mark};
 use probe::collect::db::{Database, DbError, Engine, Row, millis};
 use std::collections::HashSet;
 use std::path::Path;
@@ -20,7 +21,12 @@ fn row<'a>(id: &'a str, instance: &'a str, at: &str, target: &'a str, doc: &'a s
         id,
         instance,
         at_ms: millis(at),
-        targets: vec![target],
+        targets: vec![Mark {
+            target,
+            pass: true,
+            parted: false,
+            path: "public",
+        }],
         doc,
     }
 }
@@ -30,6 +36,77 @@ fn ids(db: &mut dyn Engine) -> Vec<String> {
     db.after(0, 1_000, &mut |_, doc| out.push(doc.to_string()))
         .unwrap();
     out
+}
+
+/// When the contract's retention runs: hours are kept 400 days, whatever the reports'.
+const NOW: i64 = 1_796_169_600_000; // 2026-12-02T00:00:00Z
+
+/// A cell's hours, newest first: when each starts, and its reports.
+fn hours(db: &mut dyn Engine, instance: &str, target: &str) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    db.hours(instance, target, 0, 100, &mut |h| {
+        out.push((h.hour_ms, h.reports));
+    })
+    .unwrap();
+    out
+}
+
+/// The contract's cell `i-a` x `s3` has three hours of a report each: the copies were not
+/// counted, and the retention of reports leaves them.
+fn counted_once(db: &mut dyn Engine) {
+    assert_eq!(
+        hours(db, "i-a", "s3"),
+        [
+            (millis("2026-11-25T09:00:00Z"), 1),
+            (millis("2026-11-21T10:00:00Z"), 1),
+            (millis("2026-11-20T10:00:00Z"), 1)
+        ],
+        "newest first"
+    );
+}
+
+/// A cell's hours in full, newest first.
+fn hours_in_full(db: &mut dyn Engine, instance: &str, target: &str) -> Vec<Hour> {
+    let mut out = Vec::new();
+    db.hours(instance, target, 0, 100, &mut |h| out.push(h))
+        .unwrap();
+    out
+}
+
+/// An upgrade from a database made before the hours (version 4) counts the reports stored
+/// into them, as they would have been counted when stored. `raw` runs SQL on it.
+fn upgrade(database: &Database, raw: &mut dyn FnMut(&str)) {
+    let mut docs = Vec::new();
+    for (n, (at, pass)) in [
+        ("2026-11-20T10:01:00Z", true),
+        ("2026-11-20T10:02:00Z", false),
+        ("2026-11-20T11:00:00Z", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&sample_report(&format!("u-{n}"))).unwrap();
+        v["started_at"] = at.into();
+        v["targets"][0]["verdict"]["pass"] = pass.into();
+        docs.push(probe::collect::entry::Entry::parse(&serde_json::to_vec(&v).unwrap()).unwrap());
+    }
+    let instance = probe::collect::entry::instance_key(&docs[0].report);
+    let target = docs[0].report.targets[0].target.clone();
+    let rows: Vec<Row<'_>> = docs.iter().map(|e| Row::of(e, &instance)).collect();
+    let mut db = database.connect().unwrap();
+    db.insert(&rows).unwrap();
+    let counted = hours_in_full(db.as_mut(), &instance, &target);
+    assert_eq!(counted.len(), 2, "{counted:?}");
+    assert_eq!(
+        (counted[1].reports, counted[1].passed),
+        (2, 1),
+        "{counted:?}"
+    );
+    drop(db);
+    raw("DROP TABLE hours; DELETE FROM schema_migrations WHERE version = 5");
+    let mut db = database.connect().unwrap();
+    assert_eq!(hours_in_full(db.as_mut(), &instance, &target), counted);
 }
 
 /// What either engine must do. The documents are the ids, which is all an engine reads of
@@ -86,6 +163,9 @@ fn contract(database: &Database) {
     .unwrap();
     assert_eq!(first, ["a-cf"], "no further than asked");
 
+    // Each report stored is counted into its hour once, a copy not.
+    counted_once(db.as_mut());
+
     let mut newest = Vec::new();
     db.newest(&mut |_, d| newest.push(d.to_string())).unwrap();
     assert_eq!(
@@ -106,12 +186,18 @@ fn contract(database: &Database) {
         .unwrap();
     assert_eq!(rest, ["a-new", "a-cf", "a-late"], "pages follow on");
 
+    retention(db.as_mut());
+}
+
+/// The contract's retention, on the database [`contract`] filled.
+fn retention(db: &mut dyn Engine) {
     // By age: the old go, but the newest of every cell stays however old.
     let dropped = db
-        .retain(Some(millis("2026-11-24T10:00:00Z")), None)
+        .retain(Some(millis("2026-11-24T10:00:00Z")), None, NOW)
         .unwrap();
     assert_eq!(dropped, 2);
-    assert_eq!(ids(db.as_mut()), ["b-only", "a-new", "a-cf"]);
+    assert_eq!(ids(db), ["b-only", "a-new", "a-cf"]);
+    counted_once(db);
     // By size: the oldest that is no cell's newest goes first.
     db.insert(&[row(
         "a-newer",
@@ -126,9 +212,24 @@ fn contract(database: &Database) {
         size,
         ["b-only", "a-new", "a-cf", "a-newer"].concat().len() as u64
     );
-    assert_eq!(db.retain(None, Some(1)).unwrap(), 1);
-    assert_eq!(ids(db.as_mut()), ["b-only", "a-cf", "a-newer"]);
-    assert_eq!(db.retain(None, Some(1)).unwrap(), 0, "the newest stay");
+    assert_eq!(db.retain(None, Some(1), NOW).unwrap(), 1);
+    assert_eq!(ids(db), ["b-only", "a-cf", "a-newer"]);
+    assert_eq!(db.retain(None, Some(1), NOW).unwrap(), 0, "the newest stay");
+    // More than 400 days later, the hours go too.
+    db.retain(
+        Some(millis("2027-12-23T00:00:00Z")),
+        None,
+        millis("2027-12-30T00:00:00Z"),
+    )
+    .unwrap();
+    assert_eq!(
+        hours(db, "i-a", "s3"),
+        [
+            (millis("2026-11-25T10:00:00Z"), 1),
+            (millis("2026-11-25T09:00:00Z"), 1)
+        ],
+        "kept from 2026-11-25T00:00:00Z"
+    );
     assert_eq!(
         db.count().unwrap(),
         6,
@@ -157,6 +258,35 @@ fn sqlite_keeps_the_contract() {
 }
 
 #[test]
+fn sqlite_counts_the_reports_stored_before_an_upgrade_into_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::choose(dir.path(), None).unwrap();
+    let path = dir.path().join("probe.db");
+    upgrade(&database, &mut |sql| {
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    });
+}
+
+#[test]
+fn postgres_counts_the_reports_stored_before_an_upgrade_into_hours() {
+    if !Postgres::available("postgres-upgrade") {
+        return;
+    }
+    let pg = Postgres::start();
+    let url = pg.database("upgrade");
+    let database = Database::choose(Path::new("unused"), Some(&url)).unwrap();
+    upgrade(&database, &mut |sql| {
+        postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap();
+    });
+}
+
+#[test]
 fn postgres_keeps_the_contract() {
     if !Postgres::available("postgres-contract") {
         return;
@@ -178,6 +308,21 @@ fn postgres_keeps_the_contract() {
         old_oldest >= oldest && old_next >= next && old_next - next < 100,
         "{old_oldest} {old_next} after {oldest} {next}"
     );
+    // A server before 13 has no pg_current_snapshot(): hidden in this database, the
+    // collector asks the older name.
+    client
+        .batch_execute(
+            "ALTER FUNCTION pg_catalog.pg_current_snapshot() RENAME TO hidden_current_snapshot",
+        )
+        .unwrap();
+    assert!(
+        client
+            .query_one("SELECT pg_current_snapshot()", &[])
+            .is_err(),
+        "still known"
+    );
+    let (before_13, _) = database.connect().unwrap().horizon().unwrap().unwrap();
+    assert!(before_13 >= oldest, "{before_13} after {oldest}");
     client
         .execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')",

@@ -102,6 +102,16 @@ pub fn instance_key(report: &Report) -> String {
         .unwrap_or_else(|| report.agent.hostname.clone())
 }
 
+/// The path the configuration predicted for `t`, when it and the packets parted.
+#[must_use]
+pub fn parted(t: &crate::model::TargetReport) -> Option<crate::model::Path> {
+    t.verdict
+        .predicted
+        .as_ref()
+        .filter(|_| t.verdict.agrees == Some(false))
+        .map(|p| p.path)
+}
+
 /// Deepest nesting of arrays and objects accepted (a report has about 7).
 pub const MAX_DEPTH: usize = 64;
 

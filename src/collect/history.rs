@@ -1,13 +1,17 @@
 //! A cell's history: `GET /v1/history?instance=&target=&since=&limit=` (its verdicts over
-//! time, as JSON) and `GET /cell?instance=&target=` (the page: its timeline as bars, as Gatus
-//! draws uptime, where packets and configuration parted, and the last report's addresses,
-//! stages, the configuration's reasons and the diagnoses). Both query the database (the
-//! instance's reports since a time, by index), from a blocking thread, two at a time at most.
+//! time, as JSON), `GET /v1/uptime?instance=&target=&since=` (its hours, [`super::uptime`])
+//! and `GET /cell?instance=&target=` (the page: its uptime over a year, its timeline as bars,
+//! as Gatus draws uptime, where packets and configuration parted, and the last report's
+//! addresses, stages, the configuration's reasons and the diagnoses). All query the database
+//! (the instance's reports or the cell's hours since a time, by index), from a blocking
+//! thread, two at a time at most.
 
 use super::dashboard::{STYLE, esc, query};
+use super::db::hours::Hour;
 use super::db::{Database, DbError};
 use super::server::{App, error};
 use super::store::{instance_key, instance_label, parted};
+use super::uptime;
 use crate::model::{Report, TargetReport};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -143,8 +147,14 @@ fn since(text: Option<&str>) -> Result<Option<String>, BadSince> {
     Ok(Some(humantime::format_rfc3339_seconds(at).to_string()))
 }
 
-/// Runs the query, for those who may read, on a blocking thread, at most [`SCANS`] at once.
-async fn run(app: &App, headers: &HeaderMap, q: &Cell, limit: usize) -> Result<History, Response> {
+/// Runs `read` (given the database, the instance, the target and the time from which to
+/// read, RFC 3339), for those who may read, on a blocking thread, at most [`SCANS`] at once.
+async fn run<T: Send + 'static>(
+    app: &App,
+    headers: &HeaderMap,
+    q: &Cell,
+    read: impl FnOnce(&Database, &str, &str, Option<&str>) -> Result<T, DbError> + Send + 'static,
+) -> Result<T, Response> {
     if let Some(refusal) = app.reads.refusal(headers) {
         return Err(refusal);
     }
@@ -160,17 +170,15 @@ async fn run(app: &App, headers: &HeaderMap, q: &Cell, limit: usize) -> Result<H
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
     };
     let database = app.store.database().clone();
-    tokio::task::spawn_blocking(move || {
-        read(&database, &instance, &target, since.as_deref(), limit)
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot read the database: {e}"),
-        )
-    })
+    tokio::task::spawn_blocking(move || read(&database, &instance, &target, since.as_deref()))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the database: {e}"),
+            )
+        })
 }
 
 /// `GET /v1/history`.
@@ -180,7 +188,9 @@ pub async fn api(
     Query(q): Query<Cell>,
 ) -> Response {
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_POINTS);
-    match run(&app, &headers, &q, limit).await {
+    let history =
+        move |db: &Database, i: &str, t: &str, since: Option<&str>| read(db, i, t, since, limit);
+    match run(&app, &headers, &q, history).await {
         Ok(h) => axum::Json(serde_json::json!({
             "instance": q.instance,
             "target": q.target,
@@ -192,19 +202,51 @@ pub async fn api(
     }
 }
 
+/// `GET /v1/uptime`: the cell's hours, a year back unless `since=` says otherwise.
+pub async fn uptime(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<Cell>,
+) -> Response {
+    let hours = |db: &Database, i: &str, t: &str, since: Option<&str>| {
+        let since_ms = since.map_or_else(|| now_ms() - uptime::YEAR_MS, super::db::millis);
+        uptime::read(db, i, t, since_ms)
+    };
+    match run(&app, &headers, &q, hours).await {
+        Ok(hours) => axum::Json(uptime::Answer {
+            instance: q.instance.as_deref(),
+            target: q.target.as_deref(),
+            hours: uptime::shown(&hours),
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+fn now_ms() -> i64 {
+    super::db::millis_of(std::time::SystemTime::now())
+}
+
 /// `GET /cell`.
 pub async fn page(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(q): Query<Cell>,
 ) -> Response {
-    match run(&app, &headers, &q, PAGE_POINTS).await {
-        Ok(h) => (
+    let now = now_ms();
+    let both = move |db: &Database, i: &str, t: &str, since: Option<&str>| {
+        let hours = uptime::read(db, i, t, now - uptime::YEAR_MS)?;
+        Ok((read(db, i, t, since, PAGE_POINTS)?, hours))
+    };
+    match run(&app, &headers, &q, both).await {
+        Ok((h, hours)) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             render(
                 q.instance.as_deref().unwrap_or_default(),
                 q.target.as_deref().unwrap_or_default(),
                 &h,
+                &hours,
+                now,
             ),
         )
             .into_response(),
@@ -212,9 +254,10 @@ pub async fn page(
     }
 }
 
-/// The cell's page. Everything from reports is escaped.
+/// The cell's page at `now_ms`: its reports' timeline and the last report (`h`), and its
+/// uptime from `hours`. Everything from reports is escaped.
 #[must_use]
-pub fn render(instance: &str, target: &str, h: &History) -> String {
+pub fn render(instance: &str, target: &str, h: &History, hours: &[Hour], now_ms: i64) -> String {
     let label = if h.label.is_empty() {
         instance
     } else {
@@ -224,16 +267,22 @@ pub fn render(instance: &str, target: &str, h: &History) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"10\"><title>probe: {} to {}</title><style>{STYLE}{}</style></head><body><p><a href=\"/\">the VPC at a glance</a></p><h1>{} &rarr; {}</h1>",
         esc(label),
         esc(target),
-        ".bars{display:flex;gap:1px;height:2.2em;margin:1em 0}.bar{flex:1;min-width:2px;max-width:12px}.bar.parted{border:0;border-bottom:4px solid #c60}",
+        ".bars{display:flex;gap:1px;height:2.2em;margin:1em 0}.bar{flex:1;min-width:2px;max-width:12px}.bar.parted{border:0;border-bottom:4px solid #c60}.bar.none{background:#f4f4f4}",
         esc(label),
         esc(target),
     );
-    if h.points.is_empty() {
+    if h.points.is_empty() && hours.is_empty() {
         html.push_str(
             "<p id=\"none\">No report of this instance names this target.</p></body></html>",
         );
         return html;
     }
+    uptime::render(&mut html, hours, now_ms);
+    if h.points.is_empty() {
+        html.push_str("<p id=\"none\">No report of this instance for this target is kept (retention); its hours are above.</p></body></html>");
+        return html;
+    }
+    html.push_str("<h2>Each report kept</h2>");
     let _ = write!(
         html,
         "<p>{} reports{}, {} to {}; a bar each, coloured by path, outlined where the expectation failed, underlined where the configuration predicted another path.</p><div class=\"bars\" id=\"timeline\">",

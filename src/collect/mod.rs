@@ -23,6 +23,7 @@ pub mod retention;
 pub mod server;
 mod signed;
 pub mod store;
+pub mod uptime;
 
 pub use invalid::CollectError;
 

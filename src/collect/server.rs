@@ -124,6 +124,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(prometheus))
         .route("/v1/history", get(super::history::api))
         .route("/cell", get(super::history::page))
+        .route("/v1/uptime", get(super::history::uptime))
         .route(
             crate::identity::wire::ENROL_PATH,
             get(super::enrolment::challenge).post(super::enrolment::enrol),

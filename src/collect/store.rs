@@ -244,15 +244,7 @@ impl Views {
     }
 }
 
-/// The path the configuration predicted for `t`, when it and the packets parted.
-#[must_use]
-pub fn parted(t: &crate::model::TargetReport) -> Option<crate::model::Path> {
-    t.verdict
-        .predicted
-        .as_ref()
-        .filter(|_| t.verdict.agrees == Some(false))
-        .map(|p| p.path)
-}
+pub use super::entry::parted;
 
 /// `a` is before `b`; times that do not parse are taken as they come.
 #[must_use]
@@ -841,11 +833,13 @@ impl Writer {
         if !over && !due {
             return;
         }
+        let now = std::time::SystemTime::now();
         let before = r
             .age
-            .and_then(|a| std::time::SystemTime::now().checked_sub(a))
+            .and_then(|a| now.checked_sub(a))
             .map(super::db::millis_of);
-        match self.db.watch(|c| c.retain(before, r.bytes)) {
+        let now = super::db::millis_of(now);
+        match self.db.watch(|c| c.retain(before, r.bytes, now)) {
             Ok(0) => {}
             Ok(dropped) => tracing::info!("retention: {dropped} report(s) deleted"),
             Err(e) => tracing::warn!("retention: {e}"),
@@ -976,7 +970,17 @@ mod tests {
         ) -> Result<(), DbError> {
             Ok(())
         }
-        fn retain(&mut self, _: Option<i64>, _: Option<u64>) -> Result<u64, DbError> {
+        fn hours(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: &mut dyn FnMut(super::super::db::hours::Hour),
+        ) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn retain(&mut self, _: Option<i64>, _: Option<u64>, _: i64) -> Result<u64, DbError> {
             Ok(0)
         }
         fn size(&mut self) -> Result<u64, DbError> {

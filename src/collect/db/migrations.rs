@@ -4,7 +4,9 @@
 
 /// The migrations (1: the reports and cells; 2: the alerts' verdicts told and outboxes; 3:
 /// the enrolled keys, the nonces spent and the secret nonces are made with; 4: the keys
-/// found by their id, so an enrolment finds the instance that holds it), written once
+/// found by their id, so an enrolment finds the instance that holds it; 5: the reports
+/// counted by the hour, [`super::hours`], which the engine fills from the reports stored
+/// before, in the same transaction: [`HOURS`]), written once
 /// for both engines: `{seq}` stands for the type of a column
 /// that numbers rows in the order they are stored ([`SQLITE_SEQ`], [`POSTGRES_SEQ`]). Both
 /// engines read BIGINT as a 64-bit integer.
@@ -67,7 +69,24 @@ INSERT INTO counters (name, value) VALUES ('identities', 0);
     "
 CREATE INDEX identities_key_id ON identities (key_id);
 ",
+    "
+CREATE TABLE hours (
+    instance TEXT NOT NULL,
+    target TEXT NOT NULL,
+    hour_ms BIGINT NOT NULL,
+    reports BIGINT NOT NULL,
+    passed BIGINT NOT NULL,
+    parted BIGINT NOT NULL,
+    path TEXT NOT NULL,
+    newest_ms BIGINT NOT NULL,
+    PRIMARY KEY (instance, target, hour_ms)
+);
+CREATE INDEX hours_hour ON hours (hour_ms);
+",
 ];
+
+/// The migration that makes the hours, after which the reports stored before are counted.
+pub const HOURS: i64 = 5;
 
 /// SQLite's numbering column: the rowid, never reused.
 pub const SQLITE_SEQ: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

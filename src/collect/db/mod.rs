@@ -9,6 +9,7 @@
 //! their outboxes in the same database ([`outbox`]), and the instance identities their keys
 //! and nonces ([`keys`]).
 
+pub mod hours;
 pub mod import;
 pub mod keys;
 pub mod migrations;
@@ -102,8 +103,8 @@ pub struct Row<'a> {
     pub instance: &'a str,
     /// When it was made, milliseconds since 1970 (0 when its time does not parse).
     pub at_ms: i64,
-    /// The targets it has a verdict for.
-    pub targets: Vec<&'a str>,
+    /// Its verdict for each target.
+    pub targets: Vec<hours::Mark<'a>>,
     /// The document.
     pub doc: &'a str,
 }
@@ -117,7 +118,7 @@ impl<'a> Row<'a> {
             id: &report.id,
             instance,
             at_ms: millis(&report.started_at),
-            targets: report.targets.iter().map(|t| t.target.as_str()).collect(),
+            targets: report.targets.iter().map(hours::Mark::of).collect(),
             doc: entry.doc(),
         }
     }
@@ -283,12 +284,31 @@ pub trait Engine: Connection {
         visit: &mut dyn FnMut(&str) -> bool,
     ) -> Result<(), DbError>;
 
+    /// Visits a cell's hours from `since_ms` on, the newest `limit`, newest first.
+    ///
+    /// # Errors
+    /// When the query fails.
+    fn hours(
+        &mut self,
+        instance: &str,
+        target: &str,
+        since_ms: i64,
+        limit: i64,
+        visit: &mut dyn FnMut(hours::Hour),
+    ) -> Result<(), DbError>;
+
     /// Deletes the reports made before `before_ms`, then the oldest until the documents
-    /// left fit in `bytes`, never the newest of a cell. Returns how many went.
+    /// left fit in `bytes`, never the newest of a cell; with `before_ms`, the hours before
+    /// [`hours::retained`] of it at `now_ms`. Returns how many reports went.
     ///
     /// # Errors
     /// When a query fails.
-    fn retain(&mut self, before_ms: Option<i64>, bytes: Option<u64>) -> Result<u64, DbError>;
+    fn retain(
+        &mut self,
+        before_ms: Option<i64>,
+        bytes: Option<u64>,
+        now_ms: i64,
+    ) -> Result<u64, DbError>;
 
     /// The bytes of the documents stored.
     ///

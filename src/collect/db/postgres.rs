@@ -1,6 +1,7 @@
 //! PostgreSQL, shared by several collectors: each keeps nothing of its own but what it can
 //! read back. Migrations take an advisory lock, so collectors started together migrate once.
 
+use super::hours::{self, Hour, Tally};
 use super::migrations::{
     self, AFTER, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, REPORT, SIZE, TAIL,
 };
@@ -152,6 +153,9 @@ impl Postgres {
             .get(0);
         for (version, sql) in migrations::pending(migrations::POSTGRES_SEQ, found, what)? {
             tx.batch_execute(&sql)?;
+            if version == migrations::HOURS {
+                count_stored(&mut tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
                 &[&version, &migrations::now()],
@@ -160,6 +164,43 @@ impl Postgres {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Counts the reports stored before the hours were made into them, a portion at a time.
+fn count_stored(tx: &mut postgres::Transaction<'_>) -> Result<(), DbError> {
+    hours::say_counting(tx.query_one(hours::HOW_MANY, &[])?.get(0));
+    let mut tally = Tally::default();
+    let portal = tx.bind(hours::STORED, &[])?;
+    loop {
+        let rows = tx.query_portal(&portal, 500)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            tally.add_doc(r.get(0), r.get(1), r.get(2));
+        }
+        if tally.len() >= hours::FLUSH {
+            add(tx, &mut tally)?;
+        }
+    }
+    add(tx, &mut tally)
+}
+
+/// Adds what `tally` holds to the hours, in its order.
+fn add(tx: &mut postgres::Transaction<'_>, tally: &mut Tally) -> Result<(), DbError> {
+    if tally.is_empty() {
+        return Ok(());
+    }
+    let q = tx.prepare(hours::ADD)?;
+    for (instance, target, h, newest) in tally.drain() {
+        tx.execute(
+            &q,
+            &[
+                &instance, &target, &h.hour_ms, &h.reports, &h.passed, &h.parted, &h.path, &newest,
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 impl Postgres {
@@ -204,6 +245,7 @@ impl Engine for Postgres {
         let report = tx.prepare(REPORT)?;
         let mut stored = Vec::with_capacity(rows.len());
         let mut cells = Vec::new();
+        let mut tally = Tally::default();
         for row in rows {
             let bytes = i64::try_from(row.doc.len()).unwrap_or(i64::MAX);
             let seq: Option<i64> = tx
@@ -213,11 +255,10 @@ impl Engine for Postgres {
                 )?
                 .map(|r| r.get(0));
             if let Some(seq) = seq {
-                cells.extend(
-                    row.targets
-                        .iter()
-                        .map(|t| (row.instance, *t, row.at_ms, seq)),
-                );
+                for mark in &row.targets {
+                    cells.push((row.instance, mark.target, row.at_ms, seq));
+                    tally.add(row.instance, row.at_ms, mark);
+                }
             }
             stored.push(seq);
         }
@@ -227,6 +268,7 @@ impl Engine for Postgres {
         for (instance, target, at_ms, seq) in cells {
             tx.execute(&cell, &[&instance, &target, &at_ms, &seq])?;
         }
+        add(&mut tx, &mut tally)?;
         let new = i64::try_from(stored.iter().flatten().count()).unwrap_or(i64::MAX);
         if new > 0 {
             tx.execute(COUNTED, &[&new])?;
@@ -295,11 +337,40 @@ impl Engine for Postgres {
         )
     }
 
-    fn retain(&mut self, before_ms: Option<i64>, bytes: Option<u64>) -> Result<u64, DbError> {
+    fn hours(
+        &mut self,
+        instance: &str,
+        target: &str,
+        since_ms: i64,
+        limit: i64,
+        visit: &mut dyn FnMut(Hour),
+    ) -> Result<(), DbError> {
+        for r in self
+            .client
+            .query(hours::SINCE, &[&instance, &target, &since_ms, &limit])?
+        {
+            visit(Hour {
+                hour_ms: r.get(0),
+                reports: r.get(1),
+                passed: r.get(2),
+                parted: r.get(3),
+                path: r.get(4),
+            });
+        }
+        Ok(())
+    }
+
+    fn retain(
+        &mut self,
+        before_ms: Option<i64>,
+        bytes: Option<u64>,
+        now_ms: i64,
+    ) -> Result<u64, DbError> {
         let mut tx = self.client.transaction()?;
         let mut dropped = 0;
         if let Some(before) = before_ms {
             dropped += tx.execute(OLDER, &[&before])?;
+            tx.execute(hours::OLDER, &[&hours::retained(before, now_ms)])?;
         }
         if let Some(limit) = bytes {
             let size: i64 = tx.query_one(SIZE, &[])?.get(0);

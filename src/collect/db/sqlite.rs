@@ -1,6 +1,7 @@
 //! SQLite, embedded: one file in `--data`, in WAL mode with `synchronous=FULL`, so a commit
 //! is on disk when it returns.
 
+use super::hours::{self, Hour, Tally};
 use super::migrations::{
     self, AFTER, BETWEEN, CELL, COUNT, COUNTED, HISTORY, NEWEST, OLDER, OLDEST, SIZE, TAIL,
 };
@@ -64,6 +65,9 @@ impl Sqlite {
         )?;
         for (version, sql) in migrations::pending(migrations::SQLITE_SEQ, found, what)? {
             tx.execute_batch(&sql)?;
+            if version == migrations::HOURS {
+                count_stored(&tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
                 params![version, migrations::now()],
@@ -72,6 +76,34 @@ impl Sqlite {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Counts the reports stored before the hours were made into them.
+fn count_stored(tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
+    hours::say_counting(tx.query_row(hours::HOW_MANY, [], |r| r.get(0))?);
+    let mut tally = Tally::default();
+    let mut q = tx.prepare(hours::STORED)?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let instance: String = r.get(0)?;
+        let doc: String = r.get(2)?;
+        tally.add_doc(&instance, r.get(1)?, &doc);
+        if tally.len() >= hours::FLUSH {
+            add(tx, &mut tally)?;
+        }
+    }
+    add(tx, &mut tally)
+}
+
+/// Adds what `tally` holds to the hours.
+fn add(tx: &rusqlite::Transaction<'_>, tally: &mut Tally) -> Result<(), DbError> {
+    let mut q = tx.prepare_cached(hours::ADD)?;
+    for (instance, target, h, newest) in tally.drain() {
+        q.execute(params![
+            instance, target, h.hour_ms, h.reports, h.passed, h.parted, h.path, newest
+        ])?;
+    }
+    Ok(())
 }
 
 impl Sqlite {
@@ -102,6 +134,7 @@ impl Engine for Sqlite {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut stored = Vec::with_capacity(rows.len());
         let mut cells = Vec::new();
+        let mut tally = Tally::default();
         {
             let mut report = tx.prepare_cached(REPORT)?;
             for row in rows {
@@ -110,11 +143,10 @@ impl Engine for Sqlite {
                     report.execute(params![row.id, row.instance, row.at_ms, bytes, row.doc])? == 1;
                 let seq = new.then(|| tx.last_insert_rowid());
                 if let Some(seq) = seq {
-                    cells.extend(
-                        row.targets
-                            .iter()
-                            .map(|t| (row.instance, *t, row.at_ms, seq)),
-                    );
+                    for mark in &row.targets {
+                        cells.push((row.instance, mark.target, row.at_ms, seq));
+                        tally.add(row.instance, row.at_ms, mark);
+                    }
                 }
                 stored.push(seq);
             }
@@ -122,6 +154,7 @@ impl Engine for Sqlite {
             for (instance, target, at_ms, seq) in cells {
                 cell.execute(params![instance, target, at_ms, seq])?;
             }
+            add(&tx, &mut tally)?;
             let new = stored.iter().flatten().count();
             if new > 0 {
                 tx.prepare_cached(COUNTED)?
@@ -182,13 +215,41 @@ impl Engine for Sqlite {
         Ok(())
     }
 
-    fn retain(&mut self, before_ms: Option<i64>, bytes: Option<u64>) -> Result<u64, DbError> {
+    fn hours(
+        &mut self,
+        instance: &str,
+        target: &str,
+        since_ms: i64,
+        limit: i64,
+        visit: &mut dyn FnMut(Hour),
+    ) -> Result<(), DbError> {
+        let mut q = self.conn.prepare_cached(hours::SINCE)?;
+        let mut rows = q.query(params![instance, target, since_ms, limit])?;
+        while let Some(r) = rows.next()? {
+            visit(Hour {
+                hour_ms: r.get(0)?,
+                reports: r.get(1)?,
+                passed: r.get(2)?,
+                parted: r.get(3)?,
+                path: r.get(4)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn retain(
+        &mut self,
+        before_ms: Option<i64>,
+        bytes: Option<u64>,
+        now_ms: i64,
+    ) -> Result<u64, DbError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut dropped = 0;
         if let Some(before) = before_ms {
             dropped += tx.execute(OLDER, params![before])?;
+            tx.execute(hours::OLDER, params![hours::retained(before, now_ms)])?;
         }
         if let Some(limit) = bytes {
             let size: i64 = tx.query_row(SIZE, [], |r| r.get(0))?;
