@@ -258,6 +258,32 @@ fn sqlite_keeps_the_contract() {
 }
 
 #[test]
+fn an_uptime_query_gives_the_newest_hours_and_says_it_cut_older_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Database::choose(dir.path(), None).unwrap();
+    let mut db = database.connect().unwrap();
+    let most = usize::try_from(probe::collect::uptime::MAX_HOURS).unwrap();
+    let hour = 3_600_000;
+    let ids: Vec<String> = (0..=most).map(|n| format!("h-{n}")).collect();
+    let rows: Vec<Row<'_>> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| Row {
+            at_ms: i64::try_from(n).unwrap() * hour,
+            ..row(id, "i-a", "1970-01-01T00:00:00Z", "s3", id)
+        })
+        .collect();
+    db.insert(&rows).unwrap();
+    let (hours, cut) = probe::collect::uptime::read(db.as_mut(), "i-a", "s3", 0).unwrap();
+    assert!(cut);
+    assert_eq!(hours.len(), most);
+    assert_eq!(hours[0].hour_ms, hour, "the oldest left out");
+    let (all, cut) = probe::collect::uptime::read(db.as_mut(), "i-a", "s3", hour).unwrap();
+    assert!(!cut);
+    assert_eq!(all, hours);
+}
+
+#[test]
 fn sqlite_counts_the_reports_stored_before_an_upgrade_into_hours() {
     let dir = tempfile::tempdir().unwrap();
     let database = Database::choose(dir.path(), None).unwrap();

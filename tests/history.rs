@@ -180,6 +180,7 @@ fn uptime_counts_each_report_once_by_the_hour_and_outlives_retention() {
     let v: Value = serde_json::from_str(&body).unwrap();
     let hours = v["hours"].as_array().unwrap();
     assert_eq!(hours.len(), 2, "{body}");
+    assert_eq!(v["cut"], false, "{body}");
     let first = &hours[0];
     assert_eq!(
         first["hour"],

@@ -8,7 +8,7 @@
 
 use super::dashboard::{STYLE, esc, query};
 use super::db::hours::Hour;
-use super::db::{Database, DbError};
+use super::db::{DbError, Engine};
 use super::server::{App, error};
 use super::store::{instance_key, instance_label, parted};
 use super::uptime;
@@ -59,13 +59,13 @@ pub struct History {
     pub last: Option<(String, TargetReport)>,
 }
 
-/// Reads the cell's points from `database`: reports of `instance` (its id or host name)
-/// for `target`, made at `since` or later, the newest `limit`. Blocks.
+/// Reads the cell's points from `db`: reports of `instance` (its id or host name) for
+/// `target`, made at `since` or later, the newest `limit`. Blocks.
 ///
 /// # Errors
-/// When the database cannot be reached or read.
+/// When the database cannot be read.
 pub fn read(
-    database: &Database,
+    db: &mut dyn Engine,
     instance: &str,
     target: &str,
     since: Option<&str>,
@@ -76,7 +76,6 @@ pub fn read(
     // The target is in the document as a JSON string: a cheap test before parsing.
     let quoted = serde_json::to_string(target).unwrap_or_default();
     let since_ms = since.map_or(i64::MIN, super::db::millis);
-    let mut db = database.attach()?;
     // Newest first, and no further than the newest `limit` (and one to know there are more).
     db.history(instance, since_ms, &mut |doc| {
         if !doc.contains(&quoted) {
@@ -147,13 +146,14 @@ fn since(text: Option<&str>) -> Result<Option<String>, BadSince> {
     Ok(Some(humantime::format_rfc3339_seconds(at).to_string()))
 }
 
-/// Runs `read` (given the database, the instance, the target and the time from which to
-/// read, RFC 3339), for those who may read, on a blocking thread, at most [`SCANS`] at once.
+/// Runs `read` (given a connection to the database, the instance, the target and the time
+/// from which to read, RFC 3339), for those who may read, on a blocking thread, at most
+/// [`SCANS`] at once.
 async fn run<T: Send + 'static>(
     app: &App,
     headers: &HeaderMap,
     q: &Cell,
-    read: impl FnOnce(&Database, &str, &str, Option<&str>) -> Result<T, DbError> + Send + 'static,
+    read: impl FnOnce(&mut dyn Engine, &str, &str, Option<&str>) -> Result<T, DbError> + Send + 'static,
 ) -> Result<T, Response> {
     if let Some(refusal) = app.reads.refusal(headers) {
         return Err(refusal);
@@ -170,15 +170,22 @@ async fn run<T: Send + 'static>(
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
     };
     let database = app.store.database().clone();
-    tokio::task::spawn_blocking(move || read(&database, &instance, &target, since.as_deref()))
-        .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot read the database: {e}"),
-            )
-        })
+    tokio::task::spawn_blocking(move || {
+        read(
+            database.attach()?.as_mut(),
+            &instance,
+            &target,
+            since.as_deref(),
+        )
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot read the database: {e}"),
+        )
+    })
 }
 
 /// `GET /v1/history`.
@@ -188,8 +195,9 @@ pub async fn api(
     Query(q): Query<Cell>,
 ) -> Response {
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_POINTS);
-    let history =
-        move |db: &Database, i: &str, t: &str, since: Option<&str>| read(db, i, t, since, limit);
+    let history = move |db: &mut dyn Engine, i: &str, t: &str, since: Option<&str>| {
+        read(db, i, t, since, limit)
+    };
     match run(&app, &headers, &q, history).await {
         Ok(h) => axum::Json(serde_json::json!({
             "instance": q.instance,
@@ -208,15 +216,16 @@ pub async fn uptime(
     headers: HeaderMap,
     Query(q): Query<Cell>,
 ) -> Response {
-    let hours = |db: &Database, i: &str, t: &str, since: Option<&str>| {
+    let hours = |db: &mut dyn Engine, i: &str, t: &str, since: Option<&str>| {
         let since_ms = since.map_or_else(|| now_ms() - uptime::YEAR_MS, super::db::millis);
         uptime::read(db, i, t, since_ms)
     };
     match run(&app, &headers, &q, hours).await {
-        Ok(hours) => axum::Json(uptime::Answer {
+        Ok((hours, cut)) => axum::Json(uptime::Answer {
             instance: q.instance.as_deref(),
             target: q.target.as_deref(),
             hours: uptime::shown(&hours),
+            cut,
         })
         .into_response(),
         Err(r) => r,
@@ -234,8 +243,9 @@ pub async fn page(
     Query(q): Query<Cell>,
 ) -> Response {
     let now = now_ms();
-    let both = move |db: &Database, i: &str, t: &str, since: Option<&str>| {
-        let hours = uptime::read(db, i, t, now - uptime::YEAR_MS)?;
+    let both = move |db: &mut dyn Engine, i: &str, t: &str, since: Option<&str>| {
+        // A year is fewer hours than a query gives: none is cut.
+        let (hours, _) = uptime::read(db, i, t, now - uptime::YEAR_MS)?;
         Ok((read(db, i, t, since, PAGE_POINTS)?, hours))
     };
     match run(&app, &headers, &q, both).await {

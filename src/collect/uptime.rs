@@ -5,7 +5,7 @@
 
 use super::dashboard::esc;
 use super::db::hours::{HOUR_MS, Hour, hour_of};
-use super::db::{Database, DbError};
+use super::db::{DbError, Engine};
 use std::fmt::Write as _;
 
 /// A day, in milliseconds.
@@ -25,24 +25,31 @@ const SHARES: [(&str, i64); 4] = [
 ];
 
 /// The cell's hours from the one `since_ms` falls in on, the newest [`MAX_HOURS`], oldest
-/// first. Blocks.
+/// first, and whether older ones were left out. Blocks.
 ///
 /// # Errors
-/// When the database cannot be reached or read.
+/// When the database cannot be read.
 pub fn read(
-    database: &Database,
+    db: &mut dyn Engine,
     instance: &str,
     target: &str,
     since_ms: i64,
-) -> Result<Vec<Hour>, DbError> {
+) -> Result<(Vec<Hour>, bool), DbError> {
     let mut hours = Vec::new();
-    database
-        .attach()?
-        .hours(instance, target, hour_of(since_ms), MAX_HOURS, &mut |h| {
+    // One more, to know there are more.
+    db.hours(
+        instance,
+        target,
+        hour_of(since_ms),
+        MAX_HOURS + 1,
+        &mut |h| {
             hours.push(h);
-        })?;
+        },
+    )?;
+    let cut = hours.len() > usize::try_from(MAX_HOURS).unwrap_or(usize::MAX);
+    hours.truncate(usize::try_from(MAX_HOURS).unwrap_or(usize::MAX));
     hours.reverse();
-    Ok(hours)
+    Ok((hours, cut))
 }
 
 /// What `GET /v1/uptime` answers.
@@ -54,6 +61,8 @@ pub struct Answer<'a> {
     pub target: Option<&'a str>,
     /// Its hours, oldest first.
     pub hours: Vec<Shown<'a>>,
+    /// Older hours matched than were given.
+    pub cut: bool,
 }
 
 /// An hour as the API gives it.
