@@ -146,6 +146,17 @@ fn bad_tokens_replays_and_bad_bodies_get_a_4xx_and_store_nothing() {
     let wrong_schema = serde_json::to_vec(&wrong_schema).unwrap();
     let (code, _) = post(url, &wrong_schema, &signed(&token, now, &wrong_schema));
     assert_eq!(code, 422);
+    let mut no_time: Value = serde_json::from_slice(&body).unwrap();
+    no_time["started_at"] = "soon".into();
+    let no_time = serde_json::to_vec(&no_time).unwrap();
+    let (code, answer) = post(url, &no_time, &signed(&token, now, &no_time));
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("started_at must be an RFC 3339 time")),
+        "{answer}"
+    );
     let huge = vec![b' '; (1 << 20) + 1];
     let (code, _) = post(url, &huge, &signed(&token, now, &huge));
     assert_eq!(code, 413);

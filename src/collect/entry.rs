@@ -24,6 +24,18 @@ impl Entry {
     /// [`Invalid::Json`] when it is not a probe report at all, [`Invalid::Content`] when it
     /// is one with content no collector should store.
     pub fn parse(bytes: &[u8]) -> Result<Self, Invalid> {
+        let entry = Self::stored(bytes)?;
+        timed(&entry.report)?;
+        Ok(entry)
+    }
+
+    /// Parses a document stored (or logged) by a collector, which took it by the rules of
+    /// its version: [`Entry::parse`] but for the rules added since, so nothing stored is
+    /// skipped by a later version.
+    ///
+    /// # Errors
+    /// As [`Entry::parse`].
+    pub fn stored(bytes: &[u8]) -> Result<Self, Invalid> {
         // serde skips unknown fields without a depth limit, and the document is served as
         // stored: a deeply nested one would break every reader of the API (jq, Python).
         let depth = nesting(bytes);
@@ -50,6 +62,7 @@ impl Entry {
     /// When the report cannot be serialised or is not valid.
     pub fn from_report(report: Report) -> Result<Self, Invalid> {
         validate(&report)?;
+        timed(&report)?;
         let doc = serde_json::to_string(&report).map_err(Invalid::Json)?;
         Ok(Self { report, doc })
     }
@@ -175,6 +188,12 @@ pub enum Refused {
     /// Nothing checked.
     #[error("a report has at least one target")]
     NoTarget,
+    /// A time the store cannot order it by.
+    #[error(
+        "started_at must be an RFC 3339 time after 1970, as 2026-12-04T10:00:00Z, not {:?}",
+        crate::terminal::safe(.0)
+    )]
+    Time(String),
 }
 
 /// Copies `typed` into `doc`: objects key by key, arrays of the same length element by
@@ -216,6 +235,18 @@ fn validate(r: &Report) -> Result<(), Refused> {
     }
     if r.targets.is_empty() {
         return Err(Refused::NoTarget);
+    }
+    Ok(())
+}
+
+/// A new report's time, which its history, its hour and the retention go by (added after
+/// reports were stored without it: see [`Entry::stored`]).
+fn timed(r: &Report) -> Result<(), Refused> {
+    let after_1970 =
+        humantime::parse_rfc3339_weak(&r.started_at).is_ok_and(|t| t > std::time::UNIX_EPOCH);
+    if !after_1970 {
+        let shown: String = r.started_at.chars().take(64).collect();
+        return Err(Refused::Time(shown));
     }
     Ok(())
 }
@@ -313,5 +344,33 @@ mod tests {
             e.to_string(),
             "schema \"probe.report/v9\" is not probe.report/v1"
         );
+    }
+
+    #[test]
+    fn a_time_the_store_cannot_order_by_is_refused() {
+        let mut doc: Value = serde_json::from_str(REPORT).unwrap();
+        for bad in [
+            "",
+            "yesterday",
+            "1969-12-31T23:59:59Z",
+            "2026-13-01T00:00:00Z",
+        ] {
+            doc["started_at"] = bad.into();
+            let e = Entry::parse(doc.to_string().as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, Invalid::Content(Refused::Time(t)) if t == bad),
+                "{bad}: {e:?}"
+            );
+        }
+        doc["started_at"] = "late\u{1b}[2J".into();
+        let e = Entry::parse(doc.to_string().as_bytes()).unwrap_err();
+        assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        for good in ["2026-12-04T10:00:00Z", "2026-12-04T10:00:00.123Z"] {
+            doc["started_at"] = good.into();
+            assert!(Entry::parse(doc.to_string().as_bytes()).is_ok(), "{good}");
+        }
+        // One an earlier collector stored is still read back.
+        doc["started_at"] = "yesterday".into();
+        assert!(Entry::stored(doc.to_string().as_bytes()).is_ok());
     }
 }

@@ -561,7 +561,7 @@ pub fn each(database: &Database, visit: &mut dyn FnMut(Entry)) -> Result<(), Sto
 
 /// A stored document as a report; one that no longer parses is said and skipped.
 fn parsed(doc: &str) -> Option<Entry> {
-    Entry::parse(doc.as_bytes())
+    Entry::stored(doc.as_bytes())
         .inspect_err(|e| tracing::warn!("skipping an unreadable stored report: {e:?}"))
         .ok()
 }

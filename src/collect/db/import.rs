@@ -48,7 +48,7 @@ pub fn log(db: &mut dyn Engine, data: &Path) -> Result<Option<Imported>, DbError
             break;
         }
         // A last line without its end was torn by a crash and never acknowledged.
-        match Entry::parse(&line).ok().filter(|_| line.ends_with(b"\n")) {
+        match Entry::stored(&line).ok().filter(|_| line.ends_with(b"\n")) {
             Some(entry) => batch.push(entry),
             None => out.skipped += 1,
         }
