@@ -98,9 +98,16 @@ fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// The sums of the hours from `from_ms` on: reports, passed, parted, and the newest path.
-fn sum<'a>(hours: impl Iterator<Item = &'a Hour>) -> Option<(i64, i64, i64, &'a str)> {
-    hours.fold(None, |acc, h| {
+/// The hours of `hours` (oldest first) that start from `from_ms` and before `to_ms`.
+fn between(hours: &[Hour], from_ms: i64, to_ms: i64) -> &[Hour] {
+    let first = hours.partition_point(|h| h.hour_ms < from_ms);
+    let end = hours.partition_point(|h| h.hour_ms < to_ms);
+    &hours[first..end.max(first)]
+}
+
+/// The sums of `hours`: reports, passed, parted, and the newest path (none without hours).
+fn sum(hours: &[Hour]) -> Option<(i64, i64, i64, &str)> {
+    hours.iter().fold(None, |acc, h| {
         let (r, p, x, _) = acc.unwrap_or((0, 0, 0, ""));
         Some((r + h.reports, p + h.passed, x + h.parted, h.path.as_str()))
     })
@@ -119,7 +126,8 @@ pub fn render(html: &mut String, hours: &[Hour], now_ms: i64) {
     for (i, (name, back)) in SHARES.iter().enumerate() {
         let from = now_ms - back;
         let sep = if i == 0 { " " } else { "; " };
-        match sum(hours.iter().filter(|h| h.hour_ms + HOUR_MS > from)) {
+        // The hours that end after `from`.
+        match sum(between(hours, from - HOUR_MS + 1, i64::MAX)) {
             Some((reports, passed, _, _)) => {
                 let _ = write!(
                     html,
@@ -141,10 +149,7 @@ pub fn render(html: &mut String, hours: &[Hour], now_ms: i64) {
         let start = today - back * DAY_MS;
         let day = rfc3339(start);
         let day = day.get(..10).unwrap_or(&day);
-        let within = hours
-            .iter()
-            .filter(|h| h.hour_ms >= start && h.hour_ms < start + DAY_MS);
-        match sum(within) {
+        match sum(between(hours, start, start + DAY_MS)) {
             Some((reports, passed, parted, path)) => {
                 let _ = write!(
                     html,
